@@ -1,0 +1,34 @@
+# Thin wrapper around CMake. The README's two commands are `make test` and
+# `make run`; everything else is for developers.
+BUILD  ?= build
+CC     := clang
+JOBS   ?= 2
+FUZZ_SECONDS ?= 300
+
+.PHONY: all deps build test fuzz bench run clean
+
+all: build
+
+deps:
+	@bash scripts/bootstrap.sh
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_C_COMPILER=$(CC) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j$(JOBS)
+
+# Unit, integration (plain and ASan+UBSan) and fuzz smoke tests, one ctest
+# run, ending with ctest's summary line.
+test: build
+	cd $(BUILD) && ctest --output-on-failure --timeout 600
+
+# Longer fuzzing: each target for FUZZ_SECONDS.
+fuzz: build
+	@for f in $(BUILD)/fuzz_*; do bash tests/fuzz/run.sh $$f $(FUZZ_SECONDS) || exit 1; done
+
+bench: build
+	bash bench/run.sh
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,45 @@
+/*
+ * Body inspection: what a Messages API request body prefix says about the
+ * top-level "model" and "stream" keys.
+ */
+#ifndef REALMS_INSPECT_T_H
+#define REALMS_INSPECT_T_H
+
+#include <stddef.h>
+
+#include <realms/limits.h>
+
+/* Result of an inspection, as a whole. */
+enum inspect_status {
+	INSPECT_OK = 0,         /* prefix is a well-formed (possibly truncated) object */
+	INSPECT_EMPTY,          /* zero bytes of body */
+	INSPECT_NOT_OBJECT,     /* root is not a JSON object */
+	INSPECT_INVALID,        /* malformed JSON in the bytes we have */
+	INSPECT_DUPLICATE_KEY,  /* the same top-level key appears twice */
+	INSPECT_TOO_COMPLEX,    /* more than INSPECT_MAX_TOKENS tokens before model */
+};
+
+/* State of one top-level key. */
+enum inspect_key_state {
+	INSPECT_KEY_ABSENT = 0, /* not in the prefix, or its value is cut off */
+	INSPECT_KEY_WRONG_TYPE, /* present with a value of another JSON type */
+	INSPECT_KEY_PRESENT,    /* present with a complete value of the right type */
+};
+
+struct inspect_result {
+	enum inspect_status status;
+	int complete;                    /* the prefix held the whole body */
+
+	enum inspect_key_state model_state;
+	char model[INSPECT_MODEL_MAX + 1]; /* decoded, NUL-terminated (PRESENT) */
+	size_t model_len;                /* decoded length in bytes */
+	size_t model_off;                /* offset of the opening quote in the body */
+	size_t model_tok_len;            /* length of the token, quotes included */
+	int model_too_long;              /* PRESENT in JSON but > INSPECT_MODEL_MAX:
+	                                    model_state is WRONG_TYPE then */
+
+	enum inspect_key_state stream_state;
+	int stream;                      /* the boolean, when PRESENT */
+};
+
+#endif /* REALMS_INSPECT_T_H */

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Realms builds, tests and runs with.
+# Idempotent: asks apt only for what dpkg says is missing, so a machine that
+# already has everything never touches the network.
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake pkg-config
+  libev-dev libhiredis-dev libssl-dev libjsmn-dev libcmocka-dev
+  haproxy redis-server lua5.3
+  clang libclang-rt-14-dev
+  curl wrk ca-certificates
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [ "$st" = "install ok installed" ] || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "bootstrap: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  SUDO=sudo
+fi
+echo "bootstrap: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
