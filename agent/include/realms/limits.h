@@ -49,4 +49,71 @@
  * values are "not a model name" and refused by the verdict. */
 #define INSPECT_MODEL_MAX          256
 
+/* Body inspection: longest metadata.user_id kept (decoded bytes); longer
+ * ones are ignored (no stickiness from the body). */
+#define INSPECT_USER_ID_MAX        512
+
+/* Token cache: entries kept (positive and negative), shared by workers. When
+ * full, the oldest entry of a probe window is replaced. */
+#define TOKCACHE_SLOTS             8192
+#define TOKCACHE_PROBE             8
+
+/* Token cache: a found token is trusted this long without asking Redis. */
+#define TOKCACHE_TTL_MS            30000
+/* Token cache: an unknown token is remembered as unknown this long. */
+#define TOKCACHE_NEG_TTL_MS        5000
+/* Token cache: while Redis cannot answer, a known token is still served
+ * this long past its TTL (a Redis blip must not stop known users). Unknown
+ * tokens get 503 api_error meanwhile, never a pass. */
+#define TOKCACHE_STALE_MS          120000
+
+/* Redis: a command not answered within this long is answered "unavailable"
+ * to its caller (hiredis 0.14 has no async timeouts of its own). */
+#define RDB_CMD_TIMEOUT_S          0.5
+/* Redis: a connection attempt is abandoned after this long. */
+#define RDB_CONNECT_TIMEOUT_S      1.0
+/* Redis: reconnect back-off, doubling from MIN to MAX. */
+#define RDB_RETRY_MIN_S            0.1
+#define RDB_RETRY_MAX_S            2.0
+/* Redis: this many timeouts in a row mean a stalled server: reconnect. */
+#define RDB_MAX_TIMEOUTS           3
+
+/* ---------------------------------------------------------------------- */
+/* Configuration file (config.c) and prices (prices.c). Each limit is      */
+/* reported as an error with the JSON path and line; the file is refused. */
+/* ---------------------------------------------------------------------- */
+
+/* Configuration: largest file read ("file too large"). */
+#define CFG_MAX_FILE_SIZE          (16u * 1024u * 1024u)
+/* Configuration: deepest nesting of objects and arrays ("nested too deeply"). */
+#define CFG_MAX_DEPTH              32
+/* Configuration: longest channel, credential or group name. These names end
+ * up as HAProxy identifiers ("<channel>--<credential>"). */
+#define CFG_NAME_MAX               64
+/* Configuration: model names (public and upstream) are bounded by
+ * INSPECT_MODEL_MAX, so any configured name can be matched and rewritten. */
+/* Configuration: SPOP listeners in agent.listen at most. */
+#define CFG_MAX_LISTEN             8
+/* Configuration: largest secret read from a "file:" credential. */
+#define CFG_SECRET_MAX             8192
+/* Configuration: problems kept for printing; further ones are counted. */
+#define CFG_MAX_PROBLEMS           500
+/* Configuration: agent.body_prefix bounds (bytes). The prefix travels in
+ * one SPOP frame with the other arguments, so it stays 4 KB under the
+ * largest frame. */
+#define CFG_BODY_PREFIX_MIN        1024u
+#define CFG_BODY_PREFIX_MAX        (SPOP_MAX_FRAME_SIZE - 4096u)
+#define CFG_BODY_PREFIX_DEFAULT    65536u
+/* Configuration: channel weight bounds (HAProxy's server weight range);
+ * 0 drains the channel. */
+#define CFG_WEIGHT_MAX             256
+/* Configuration: channel priority bounds (a larger number is preferred). */
+#define CFG_PRIORITY_MIN           (-1000000)
+#define CFG_PRIORITY_MAX           1000000
+/* Configuration: groups at most (each channel keeps a bitmap of them). */
+#define CFG_MAX_GROUPS             4096
+/* Prices: largest price accepted, USD per million tokens (keeps every
+ * nano-USD product of a request far from 64-bit overflow). */
+#define PRICE_MAX_USD_PER_MTOK     100000.0
+
 #endif /* REALMS_LIMITS_H */

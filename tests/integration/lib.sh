@@ -1,0 +1,195 @@
+# Shared helpers for integration tests. Source it; never run it.
+#
+# Every server a test needs is started here on loopback (or a unix socket in
+# the test's own scratch directory), on a port found free at start, and is
+# stopped by PID when the test exits. Every wait is bounded.
+#
+# Environment (set by CTest): REALMS_BIN (build dir), REALMS_SRC (source dir),
+# REALMS_AGENT (agent binary: plain or ASan+UBSan), REALMS_FLAVOUR.
+
+set -uo pipefail
+
+: "${REALMS_SRC:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+: "${REALMS_BIN:=$REALMS_SRC/build}"
+: "${REALMS_AGENT:=$REALMS_BIN/realms-agent}"
+: "${REALMS_FLAVOUR:=plain}"
+FIXTURES="$REALMS_SRC/tests/fixtures/claude-code"
+
+T_DIR=$(mktemp -d "${TMPDIR:-/tmp}/realms-it.XXXXXX")
+T_PIDS=()
+T_PASS=0
+T_FAIL=0
+T_NAME=$(basename "$0" .sh)
+
+# Sanitizer reports of the ASan flavour land in files we check at the end.
+export ASAN_OPTIONS="detect_leaks=1:log_path=$T_DIR/asan:abort_on_error=0"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$T_DIR/ubsan"
+
+t_stop_all() {
+	local pid
+	for pid in "${T_PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null
+	done
+	for pid in "${T_PIDS[@]}"; do
+		# bounded: 50 x 0.1 s, then KILL
+		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	T_PIDS=()
+}
+
+t_cleanup() {
+	t_stop_all
+	if [ -n "${KEEP_TEST_DIR:-}" ]; then echo "kept $T_DIR"; else rm -rf "$T_DIR"; fi
+}
+trap t_cleanup EXIT
+
+log() { echo "[$T_NAME] $*"; }
+
+ok() { T_PASS=$((T_PASS + 1)); echo "ok - $*"; }
+fail() { T_FAIL=$((T_FAIL + 1)); echo "FAIL - $*"; }
+
+# assert_eq ACTUAL EXPECTED WHAT
+assert_eq() {
+	if [ "$1" == "$2" ]; then ok "$3"; else fail "$3: got '$1', want '$2'"; fi
+}
+
+# assert_match ACTUAL REGEX WHAT
+assert_match() {
+	if [[ "$1" =~ $2 ]]; then ok "$3"; else fail "$3: '$1' does not match /$2/"; fi
+}
+
+# assert_no_match ACTUAL REGEX WHAT
+assert_no_match() {
+	if [[ "$1" =~ $2 ]]; then fail "$3: '$1' matches /$2/"; else ok "$3"; fi
+}
+
+# A TCP port on 127.0.0.1 that nothing listens on right now.
+free_port() {
+	local p
+	for _ in $(seq 200); do
+		p=$((20000 + RANDOM % 40000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	echo "no free port found" >&2
+	return 1
+}
+
+# wait_tcp PORT [SECONDS]: until something accepts on 127.0.0.1:PORT.
+wait_tcp() {
+	local n=$(( ${2:-10} * 10 ))
+	for _ in $(seq "$n"); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "nothing listens on port $1" >&2
+	return 1
+}
+
+# wait_file PATH [SECONDS]
+wait_file() {
+	local n=$(( ${2:-10} * 10 ))
+	for _ in $(seq "$n"); do [ -e "$1" ] && return 0; sleep 0.1; done
+	echo "$1 did not appear" >&2
+	return 1
+}
+
+# spawn NAME CMD...: runs CMD in the background, output to $T_DIR/NAME.log,
+# remembers its PID for cleanup and prints it in $SPAWNED.
+spawn() {
+	local name=$1; shift
+	"$@" >"$T_DIR/$name.log" 2>&1 &
+	SPAWNED=$!
+	T_PIDS+=("$SPAWNED")
+}
+
+# stop_pid PID: TERM, bounded wait, then KILL; returns the exit status.
+stop_pid() {
+	local pid=$1 rc
+	kill -TERM "$pid" 2>/dev/null
+	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	rc=$?
+	local keep=()
+	for p in "${T_PIDS[@]}"; do [ "$p" != "$pid" ] && keep+=("$p"); done
+	T_PIDS=("${keep[@]}")
+	return $rc
+}
+
+# start_redis: a private Redis on a free port, no persistence. Sets REDIS_PORT
+# and REDIS_PID.
+start_redis() {
+	REDIS_PORT=${1:-$(free_port)}
+	spawn redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 \
+		--save '' --appendonly no --dir "$T_DIR" --daemonize no
+	REDIS_PID=$SPAWNED
+	wait_tcp "$REDIS_PORT" 10 || return 1
+	for _ in $(seq 50); do
+		[ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
+
+# start_agent ARGS...: the agent in the foreground mode, in the background.
+# Sets AGENT_PID. The caller waits for its listeners.
+start_agent() {
+	spawn agent "$REALMS_AGENT" -f "$@"
+	AGENT_PID=$SPAWNED
+}
+
+# start_haproxy CFG: Debian's HAProxy in the foreground (-db), in the
+# background. Sets HAPROXY_PID. The caller waits for its listeners.
+start_haproxy() {
+	haproxy -c -f "$1" >"$T_DIR/haproxy-check.log" 2>&1 || {
+		cat "$T_DIR/haproxy-check.log"; return 1; }
+	spawn haproxy haproxy -db -f "$1"
+	HAPROXY_PID=$SPAWNED
+}
+
+# fixture_headers FILE: curl -H arguments for the headers of a captured
+# request (request line, Host, Content-Length and Connection left out:
+# curl computes its own).
+fixture_headers() {
+	local line
+	FIXTURE_H=()
+	while IFS= read -r line || [ -n "$line" ]; do
+		line=${line%$'\r'}
+		[ -z "$line" ] && continue
+		case "$line" in
+			POST*|GET*|HEAD*|Host:*|Content-Length:*|Connection:*) continue ;;
+		esac
+		FIXTURE_H+=(-H "$line")
+	done <"$1"
+}
+
+# Fails the test if a sanitizer wrote a report.
+check_sanitizers() {
+	local f found=0
+	for f in "$T_DIR"/asan.* "$T_DIR"/ubsan.*; do
+		[ -e "$f" ] || continue
+		found=1
+		echo "--- sanitizer report $f"; head -60 "$f"
+	done
+	if [ $found -eq 0 ]; then ok "no sanitizer findings"; else fail "sanitizer findings"; fi
+}
+
+# finish: the plain summary line, and the exit status.
+finish() {
+	t_stop_all     # sanitizers report leaks at exit: stop everything first
+	[ "$REALMS_FLAVOUR" = asan ] && check_sanitizers
+	if [ $T_FAIL -ne 0 ]; then
+		echo "--- logs in $T_DIR:"
+		for f in "$T_DIR"/*.log; do [ -e "$f" ] && { echo "== $f"; tail -30 "$f"; }; done
+	fi
+	echo "$T_NAME: $T_PASS passed, $T_FAIL failed"
+	[ $T_FAIL -eq 0 ]
+	exit $?
+}
