@@ -1,0 +1,196 @@
+/*
+ * Configuration types: one JSON file parsed into immutable structs.
+ *
+ * A struct realms_config never changes after config_parse() returns it. A
+ * reload builds a new one and swaps the pointer; requests in flight keep the
+ * one they started with through its reference count. Every string and array
+ * below belongs to the config and lives exactly as long as it.
+ */
+#ifndef REALMS_CONFIG_T_H
+#define REALMS_CONFIG_T_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <realms/netaddr.h>
+#include <realms/prices.h>
+
+/* ---------------------------------------------------------------------- */
+/* Diagnostics                                                            */
+/* ---------------------------------------------------------------------- */
+
+enum cfg_severity {
+	CFG_ERROR = 0,          /* the file is refused */
+	CFG_WARNING,            /* the file loads; something is likely wrong */
+};
+
+/* One problem. Messages never hold a secret value. */
+struct cfg_problem {
+	enum cfg_severity severity;
+	unsigned line;          /* 1-based; 0 when not tied to a place (I/O) */
+	char *origin;           /* file name, or the label given to config_parse */
+	char *path;             /* JSON path ("channels[1].credentials[0].key"),
+	                           "" for the file as a whole */
+	char *msg;
+};
+
+/* Problems collected by config_load/config_parse, in file order per parse.
+ * Zero-initialised (or cfg_diag_init) before use; cfg_diag_free after. */
+struct cfg_diag {
+	struct cfg_problem *items;  /* kept problems, CFG_MAX_PROBLEMS at most */
+	size_t n, cap;
+	int errors;                 /* every problem counts, kept or not */
+	int warnings;
+	size_t dropped;             /* counted but not kept */
+};
+
+/* ---------------------------------------------------------------------- */
+/* Configuration                                                          */
+/* ---------------------------------------------------------------------- */
+
+struct cfg_channel;
+struct cfg_binding;
+
+/* A channel that can serve a model (through an exact or "*" binding). */
+struct cfg_route {
+	const struct cfg_channel *channel;
+	const struct cfg_binding *binding;
+};
+
+/* A model of the catalogue, as clients name it. */
+struct cfg_model {
+	const char *name;
+	size_t name_len;
+	int id;                     /* 0..n_models-1, file order */
+	unsigned line;              /* where it is defined, for messages */
+	bool enabled;
+	bool has_price;             /* price is valid (from the file or defaults) */
+	bool price_from_config;     /* it came from the file's "price" */
+	struct price price;         /* all zero when !has_price */
+	/* Every channel that binds this model, exactly or through "*" (when
+	 * agent.allow_unknown_models is on), in file order, enabled or not:
+	 * callers skip disabled channels, weight 0 and disabled credentials. */
+	const struct cfg_route *routes;
+	size_t n_routes;
+};
+
+/* A channel's name for a model. */
+struct cfg_binding {
+	const char *model;          /* public name; "*" for the wildcard */
+	size_t model_len;
+	const char *upstream;       /* name this channel's upstream uses; NULL
+	                               for the wildcard: send the client's name */
+	size_t upstream_len;
+	const struct cfg_model *m;  /* NULL for the wildcard */
+	const struct cfg_channel *channel;
+	bool rewrite;               /* upstream differs: the body's "model" must
+	                               be rewritten */
+	unsigned line;
+};
+
+/* One upstream key of a channel. */
+struct cfg_cred {
+	const char *name;
+	const char *key;            /* the secret, resolved; never log it */
+	size_t key_len;
+	const char *server;         /* HAProxy server name "<channel>--<name>" */
+	size_t server_len;
+	int id;                     /* 0..n_creds-1 over the whole config, in
+	                               file order: index per-credential arrays */
+	bool enabled;
+	const struct cfg_channel *channel;
+	unsigned line;
+};
+
+/* An upstream provider endpoint with its keys and model names. */
+struct cfg_channel {
+	const char *name;
+	int id;                     /* 0..n_channels-1, file order */
+	unsigned line;
+
+	const char *base_url;       /* normalised: "scheme://authority" */
+	const char *scheme;         /* "https" or "http" */
+	const char *host;           /* lowercase; IPv6 without brackets */
+	const char *authority;      /* Host header / SNI form: host or [v6],
+	                               ":port" only when not the default */
+	int port;                   /* explicit, else 443 (https) or 80 (http) */
+	bool tls;                   /* scheme is https */
+	bool ipv6;                  /* host is an IPv6 literal */
+
+	int priority;               /* a larger number is preferred */
+	int weight;                 /* share within its priority; 0 = drained */
+	bool enabled;
+
+	const int *groups;          /* indexes into realms_config.groups */
+	size_t n_groups;
+	const uint64_t *group_bits; /* bit g set: member of group g */
+
+	struct cfg_cred *creds;
+	size_t n_creds;
+
+	struct cfg_binding *bindings;   /* exact bindings, sorted by model */
+	size_t n_bindings;
+	bool has_wildcard;              /* binds "*" and unknown models are on */
+	const struct cfg_binding *wildcard;  /* that binding, else NULL */
+};
+
+/* The daemon's own settings (the "agent" object). */
+struct cfg_agent {
+	const char **listen;        /* SPOP listeners as written */
+	struct netaddr *listen_addr;
+	size_t n_listen;            /* 0: none in the file */
+	const char *mirror;         /* response mirror listener, or NULL */
+	struct netaddr mirror_addr;
+	const char *check;          /* agent-check responder, or NULL */
+	struct netaddr check_addr;
+	const char *admin;          /* /metrics and /healthz, or NULL */
+	struct netaddr admin_addr;
+	int threads;
+	size_t body_prefix;         /* bytes of body HAProxy sends */
+	bool allow_unknown_models;
+};
+
+struct cfg_arena;
+
+struct realms_config {
+	atomic_uint refs;
+	uint64_t generation;        /* 1, 2, ... per config parsed in the process */
+	const char *origin;         /* file it came from (for logs) */
+
+	const char *redis;
+	struct netaddr redis_addr;
+
+	struct cfg_agent agent;
+
+	const char **groups;        /* file order; index = group id */
+	size_t n_groups;
+
+	struct cfg_model *models;   /* file order */
+	size_t n_models;
+
+	struct cfg_channel *channels;   /* file order */
+	size_t n_channels;
+
+	struct cfg_cred **creds;    /* every credential, creds[i]->id == i */
+	size_t n_creds;
+
+	/* Channels serving unknown models (empty unless allow_unknown_models),
+	 * file order. */
+	const struct cfg_channel **wildcard;
+	size_t n_wildcard;
+
+	/* Private: lookup indexes (sorted by name) and the memory. */
+	struct cfg_model **model_idx;
+	size_t n_model_idx;
+	struct cfg_channel **channel_idx;
+	size_t n_channel_idx;
+	struct cfg_cred **server_idx;
+	size_t n_server_idx;
+	int *group_idx;
+	size_t n_group_idx;
+	struct cfg_arena *arena;
+};
+
+#endif /* REALMS_CONFIG_T_H */
