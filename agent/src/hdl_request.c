@@ -1,0 +1,507 @@
+/*
+ * "realms-request" and "realms-attempt": the gateway's verdicts over SPOP.
+ *
+ * realms-request runs the verdict (verdict.c). The token record comes from
+ * the token cache or, on a miss, from Redis through this worker's async
+ * client; the NOTIFY is then held (SPOA_HDL_PENDING) and answered from the
+ * Redis callback. What the verdict needs after the lookup is copied out of
+ * the NOTIFY first, since its arguments live only during the handler call.
+ *
+ * realms-attempt tells the relay, for the credential HAProxy picked for this
+ * attempt, which upstream backend to use, which key to inject, and how to
+ * rewrite the body's model.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <ev.h>
+
+#include <realms/config.h>
+#include <realms/handlers.h>
+#include <realms/health.h>
+#include <realms/inspect.h>
+#include <realms/log.h>
+#include <realms/rdb.h>
+#include <realms/rkeys.h>
+#include <realms/spoa.h>
+#include <realms/spop.h>
+#include <realms/state.h>
+#include <realms/tokcache.h>
+#include <realms/token.h>
+#include <realms/verdict.h>
+#include <realms/worker.h>
+
+_Static_assert(TOKCACHE_KEY_LEN == TOKEN_HASH_LEN, "the cache is keyed by token hashes");
+
+/* Largest SPOE variable value we build (error bodies, the models list). */
+#define REQ_BODY_VAR_MAX  65536
+
+/* ---------------------------------------------------------------------- */
+/* Per-worker context                                                     */
+/* ---------------------------------------------------------------------- */
+
+struct req_worker {
+	struct rdb *rdb;        /* commands */
+	struct rdb *sub;        /* token invalidations (worker 0 only) */
+	uint64_t rng;           /* xorshift64* state, seeded from the OS */
+};
+
+static int req_module = -1;
+
+static uint64_t rng_next(void *arg)
+{
+	uint64_t *s = arg;
+
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 2685821657736338717ULL;
+}
+
+/* A revoke published by realmsctl: forget that token now. */
+static void on_token_event(struct rdb *r, redisReply *rep, void *arg)
+{
+	uint8_t h[TOKCACHE_KEY_LEN];
+
+	if (!rep) {
+		/* Subscription lost: events may be missed until it is back, so
+		 * everything cached is suspect. Entries stay usable as stale if
+		 * Redis is down for lookups too. */
+		return;
+	}
+	if (rep->element[2]->type == REDIS_REPLY_STRING &&
+	    token_hex_decode(rep->element[2]->str, rep->element[2]->len, h) == 0)
+		tokcache_invalidate(h);
+}
+
+static void on_sub_connect(struct rdb *r, void *arg)
+{
+	/* We may have missed revocations while disconnected. */
+	tokcache_clear();
+}
+
+static void *req_worker_init(struct worker *w, struct ev_loop *loop)
+{
+	struct req_worker *rw = calloc(1, sizeof(*rw));
+	struct realms_config *cfg = state_config();
+
+	if (!rw || !cfg) {
+		free(rw);
+		config_unref(cfg);
+		return NULL;
+	}
+	if (getrandom(&rw->rng, sizeof(rw->rng), 0) != sizeof(rw->rng) || !rw->rng)
+		rw->rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uintptr_t)rw;
+	rw->rdb = rdb_new(loop, &cfg->redis_addr, "tokens", NULL, NULL);
+	if (worker_id(w) == 0) {
+		rw->sub = rdb_new(loop, &cfg->redis_addr, "token-events", on_sub_connect, NULL);
+		if (rw->sub)
+			rdb_subscribe(rw->sub, RKEY_TOKEN_EVENTS, on_token_event, NULL);
+	}
+	config_unref(cfg);
+	return rw;
+}
+
+static void req_worker_fini(struct worker *w, void *ctx)
+{
+	struct req_worker *rw = ctx;
+
+	if (!rw)
+		return;
+	rdb_free(rw->rdb);
+	rdb_free(rw->sub);
+	free(rw);
+}
+
+static const struct worker_module req_worker_module = {
+	.name = "request",
+	.init = req_worker_init,
+	.fini = req_worker_fini,
+};
+
+/* ---------------------------------------------------------------------- */
+/* Arguments                                                              */
+/* ---------------------------------------------------------------------- */
+
+static struct vslice arg_str(const struct spop_msg *msg, const char *name)
+{
+	const struct spop_kv *kv = spop_msg_arg(msg, name);
+	struct vslice s = { "", 0 };
+
+	if (kv && (kv->value.type == SPOP_DATA_T_STR || kv->value.type == SPOP_DATA_T_BIN)) {
+		s.p = kv->value.u.str.ptr;
+		s.len = kv->value.u.str.len;
+	}
+	return s;
+}
+
+/* An integer argument; -1 when absent or not an integer. */
+static int64_t arg_int(const struct spop_msg *msg, const char *name)
+{
+	const struct spop_kv *kv = spop_msg_arg(msg, name);
+
+	if (!kv)
+		return -1;
+	switch (kv->value.type) {
+	case SPOP_DATA_T_INT32:  return kv->value.u.s32;
+	case SPOP_DATA_T_UINT32: return kv->value.u.u32;
+	case SPOP_DATA_T_INT64:  return kv->value.u.s64;
+	case SPOP_DATA_T_UINT64: return kv->value.u.u64 > INT64_MAX ? -1 : (int64_t)kv->value.u.u64;
+	case SPOP_DATA_T_STR: {
+		/* A header fetched as a string, e.g. content-length. */
+		char buf[24];
+		char *end;
+		long long v;
+
+		if (!kv->value.u.str.len || kv->value.u.str.len >= sizeof(buf))
+			return -1;
+		memcpy(buf, kv->value.u.str.ptr, kv->value.u.str.len);
+		buf[kv->value.u.str.len] = '\0';
+		v = strtoll(buf, &end, 10);
+		return *end || v < 0 ? -1 : v;
+	}
+	default:
+		return -1;
+	}
+}
+
+static void read_args(const struct spop_msg *msg, const struct realms_config *cfg,
+                      struct verdict_in *in)
+{
+	struct vslice body = arg_str(msg, "body");
+	int64_t size = arg_int(msg, "body_size");
+	int64_t chunked = arg_int(msg, "chunked");
+
+	memset(in, 0, sizeof(*in));
+	in->method = arg_str(msg, "method");
+	in->path = arg_str(msg, "path");
+	in->auth = arg_str(msg, "auth");
+	in->apikey = arg_str(msg, "apikey");
+	in->session = arg_str(msg, "session");
+	in->ctype = arg_str(msg, "ctype");
+	in->body = body.p;
+	in->body_len = body.len;
+	/* A chunked body's size is what has arrived: complete only if HAProxy
+	 * says the message ended, which SPOE cannot tell us; treat as cut. */
+	in->body_size_known = size >= 0 && chunked <= 0;
+	in->body_size = size >= 0 ? (uint64_t)size : 0;
+	in->body_prefix = cfg->agent.body_prefix;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Answers                                                                */
+/* ---------------------------------------------------------------------- */
+
+static void set_str(struct spoa_req *req, const char *name, const char *s)
+{
+	spoa_set_str(req, SPOP_SCOPE_TXN, name, s, strlen(s));
+}
+
+static void answer_refusal(struct spoa_req *req, const struct verdict *v)
+{
+	char body[2048];
+	long n = verdict_error_body(v, body, sizeof(body));
+
+	set_str(req, "verdict", "deny");
+	spoa_set_int(req, SPOP_SCOPE_TXN, "status", v->status);
+	if (n > 0)
+		spoa_set_str(req, SPOP_SCOPE_TXN, "err_body", body, (size_t)n);
+	rlog(LOG_LVL_DEBUG, "request refused: %d %s: %s", v->status, v->err_type, v->err_msg);
+}
+
+static void answer(struct spoa_req *req, const struct realms_config *cfg,
+                   const struct verdict *v, const struct tok_info *tok,
+                   const char *token_id)
+{
+	char name[256];
+
+	if (v->status) {
+		answer_refusal(req, v);
+		return;
+	}
+	set_str(req, "token", tok->name);
+	set_str(req, "token_id", token_id);
+	set_str(req, "group", tok->group);
+	if (v->route == ROUTE_MODELS) {
+		char *body = malloc(REQ_BODY_VAR_MAX);
+		long n = body ? verdict_models_body(cfg, config_group_index(cfg, tok->group,
+		                                    strlen(tok->group)), body, REQ_BODY_VAR_MAX) : -1;
+
+		if (n < 0) {
+			struct verdict e = *v;
+
+			e.status = 500;
+			e.err_type = "api_error";
+			snprintf(e.err_msg, sizeof(e.err_msg), "the model list is too large");
+			answer_refusal(req, &e);
+		} else {
+			set_str(req, "verdict", "models");
+			spoa_set_str(req, SPOP_SCOPE_TXN, "models_body", body, (size_t)n);
+		}
+		free(body);
+		return;
+	}
+	set_str(req, "verdict", "allow");
+	if (verdict_pool_name(v, name, sizeof(name)) > 0)
+		set_str(req, "pool", name);
+	spoa_set_str(req, SPOP_SCOPE_TXN, "server", v->cred->server, v->cred->server_len);
+	spoa_set_str(req, SPOP_SCOPE_TXN, "model", v->insp.model, v->insp.model_len);
+	spoa_set_int(req, SPOP_SCOPE_TXN, "model_off", (int64_t)v->insp.model_off);
+	spoa_set_int(req, SPOP_SCOPE_TXN, "model_len", (int64_t)v->insp.model_tok_len);
+	if (v->insp.stream_state == INSPECT_KEY_PRESENT)
+		spoa_set_int(req, SPOP_SCOPE_TXN, "stream", v->insp.stream);
+	if (v->session[0])
+		set_str(req, "session", v->session);
+}
+
+static int avail(int cred_id, void *arg)
+{
+	return health_available(arg, cred_id, clock_mono_ms());
+}
+
+static void decide_and_answer(struct spoa_req *req, struct realms_config *cfg,
+                              const struct verdict_in *in, struct verdict *v,
+                              const struct tok_info *tok, const char *token_id)
+{
+	struct req_worker *rw = worker_module_ctx(spoa_req_worker(req), req_module);
+	uint64_t fallback = 0x2545f4914f6cdd1dULL;
+	struct sched_env env = { avail, cfg, rng_next, rw ? &rw->rng : &fallback };
+
+	verdict_decide(cfg, in, tok, clock_unix_s(), &env, v);
+	answer(req, cfg, v, tok, token_id);
+}
+
+/* What a pending lookup keeps: the request, its config, and copies of the
+ * arguments the verdict reads after the lookup. */
+struct lookup {
+	struct spoa_req *req;
+	struct realms_config *cfg;
+	struct verdict_in in;
+	struct verdict v;
+	uint8_t hash[TOKCACHE_KEY_LEN];
+	char token_id[16];
+	int have_stale;
+	struct tok_info stale;
+	char *copy;              /* backing store of the copied slices */
+};
+
+static struct vslice copy_slice(char **dst, struct vslice s)
+{
+	struct vslice r = { *dst, s.len };
+
+	memcpy(*dst, s.p, s.len);
+	*dst += s.len;
+	return r;
+}
+
+static struct lookup *lookup_new(struct spoa_req *req, struct realms_config *cfg,
+                                 const struct verdict_in *in, const struct verdict *v)
+{
+	size_t total = in->method.len + in->path.len + in->session.len +
+	               in->ctype.len + in->body_len + 1;
+	struct lookup *lk = calloc(1, sizeof(*lk));
+	char *p;
+
+	if (!lk || !(lk->copy = malloc(total))) {
+		free(lk);
+		return NULL;
+	}
+	lk->req = req;
+	lk->cfg = cfg;
+	lk->v = *v;
+	lk->in = *in;
+	p = lk->copy;
+	lk->in.method = copy_slice(&p, in->method);
+	lk->in.path = copy_slice(&p, in->path);
+	lk->in.session = copy_slice(&p, in->session);
+	lk->in.ctype = copy_slice(&p, in->ctype);
+	lk->in.body = copy_slice(&p, (struct vslice){ in->body, in->body_len }).p;
+	/* The credentials are not needed any more: never keep them. */
+	lk->in.auth = (struct vslice){ "", 0 };
+	lk->in.apikey = (struct vslice){ "", 0 };
+	return lk;
+}
+
+static void lookup_free(struct lookup *lk)
+{
+	config_unref(lk->cfg);
+	free(lk->copy);
+	free(lk);
+}
+
+/* Turns an HGETALL reply into a token record. */
+static void parse_token(const redisReply *rep, struct tok_info *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->status = TOK_UNKNOWN;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements == 0)
+		return;
+	t->status = TOK_ACTIVE;
+	strcpy(t->group, "default");
+	for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+		const redisReply *k = rep->element[i], *val = rep->element[i + 1];
+
+		if (k->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING)
+			continue;
+		if (!strcmp(k->str, "name"))
+			snprintf(t->name, sizeof(t->name), "%s", val->str);
+		else if (!strcmp(k->str, "group"))
+			snprintf(t->group, sizeof(t->group), "%s", val->str);
+		else if (!strcmp(k->str, "status"))
+			t->status = strcmp(val->str, "active") == 0 ? TOK_ACTIVE : TOK_REVOKED;
+		else if (!strcmp(k->str, "expires"))
+			t->expires = strtoll(val->str, NULL, 10);
+	}
+}
+
+static void on_token(struct rdb *r, redisReply *rep, void *arg)
+{
+	struct lookup *lk = arg;
+	struct tok_info t;
+
+	if (rep && rep->type != REDIS_REPLY_ERROR) {
+		parse_token(rep, &t);
+		tokcache_put(lk->hash, &t, clock_mono_ms());
+		decide_and_answer(lk->req, lk->cfg, &lk->in, &lk->v, &t, lk->token_id);
+	} else if (lk->have_stale) {
+		rlog(LOG_LVL_WARN, "token store unavailable; serving token %s from cache",
+		     lk->token_id);
+		decide_and_answer(lk->req, lk->cfg, &lk->in, &lk->v, &lk->stale, lk->token_id);
+	} else {
+		verdict_store_down(&lk->v);
+		answer_refusal(lk->req, &lk->v);
+	}
+	spoa_req_release(lk->req);
+	lookup_free(lk);
+}
+
+static enum spoa_hdl_ret hdl_request(struct spoa_req *req, const struct spop_msg *msg)
+{
+	struct realms_config *cfg = state_config();
+	struct req_worker *rw = worker_module_ctx(spoa_req_worker(req), req_module);
+	struct verdict_in in;
+	struct verdict v;
+	struct vslice tok;
+	struct tok_info info;
+	char hex[TOKEN_HEX_LEN + 1], token_id[16];
+	uint8_t hash[TOKCACHE_KEY_LEN];
+	enum tokcache_res res;
+	struct lookup *lk;
+
+	if (!cfg) {
+		set_str(req, "verdict", "deny");
+		return SPOA_HDL_DONE;
+	}
+	read_args(msg, cfg, &in);
+	if (verdict_route(&in, &v) == ROUTE_NONE) {
+		answer_refusal(req, &v);
+		goto done;
+	}
+	if (v.route == ROUTE_HELLO) {
+		set_str(req, "verdict", "hello");
+		goto done;
+	}
+	if (verdict_token(&in, &tok, &v) < 0) {
+		answer_refusal(req, &v);
+		goto done;
+	}
+	if (!token_looks_valid(tok.p, tok.len)) {
+		/* Not one of ours: no need to ask Redis. */
+		memset(&info, 0, sizeof(info));
+		decide_and_answer(req, cfg, &in, &v, &info, "");
+		goto done;
+	}
+	token_hash(tok.p, tok.len, hash);
+	token_hex_encode(hash, hex);
+	snprintf(token_id, sizeof(token_id), "%.12s", hex);
+
+	res = tokcache_get(hash, &info, clock_mono_ms());
+	if (res == TOKCACHE_FRESH) {
+		decide_and_answer(req, cfg, &in, &v, &info, token_id);
+		goto done;
+	}
+	lk = lookup_new(req, cfg, &in, &v);
+	if (!lk) {
+		verdict_store_down(&v);
+		answer_refusal(req, &v);
+		goto done;
+	}
+	memcpy(lk->hash, hash, sizeof(hash));
+	memcpy(lk->token_id, token_id, sizeof(token_id));
+	if (res == TOKCACHE_STALE) {
+		lk->have_stale = 1;
+		lk->stale = info;
+	}
+	if (!rw || rdb_command(rw->rdb, on_token, lk, "HGETALL %s%s", RKEY_TOKEN_PREFIX, hex) < 0) {
+		/* Redis is down right now: the same outcome as a failed lookup,
+		 * answered at once. */
+		spoa_req_hold(req);
+		on_token(NULL, NULL, lk);
+		return SPOA_HDL_DONE;
+	}
+	spoa_req_hold(req);
+	return SPOA_HDL_PENDING;   /* lk owns the config reference now */
+done:
+	config_unref(cfg);
+	return SPOA_HDL_DONE;
+}
+
+/* ---------------------------------------------------------------------- */
+/* realms-attempt                                                         */
+/* ---------------------------------------------------------------------- */
+
+static void attempt_error(struct spoa_req *req, const char *why)
+{
+	set_str(req, "attempt_error", why);
+	rlog(LOG_LVL_WARN, "attempt refused: %s", why);
+}
+
+static enum spoa_hdl_ret hdl_attempt(struct spoa_req *req, const struct spop_msg *msg)
+{
+	struct realms_config *cfg = state_config();
+	struct attempt a;
+
+	if (!cfg) {
+		attempt_error(req, "no configuration");
+		return SPOA_HDL_DONE;
+	}
+	if (verdict_attempt(cfg, arg_str(msg, "server"), arg_str(msg, "model"),
+	                    arg_int(msg, "model_off"), arg_int(msg, "model_len"),
+	                    arg_int(msg, "clen"), &a) < 0) {
+		attempt_error(req, a.error);
+		goto done;
+	}
+	set_str(req, "backend", a.backend);
+	/* The key goes into a request-scoped var that the relay unsets right
+	 * after injecting it; it is never logged. */
+	spoa_set_str(req, SPOP_SCOPE_TXN, "key", a.cred->key, a.cred->key_len);
+	if (a.rewrite) {
+		spoa_set_str(req, SPOP_SCOPE_TXN, "model_new", a.model_new, a.model_new_len);
+		if (a.clen_new >= 0)
+			spoa_set_int(req, SPOP_SCOPE_TXN, "clen", a.clen_new);
+		spoa_set_str(req, SPOP_SCOPE_TXN, "upstream_model",
+		             a.binding->upstream, a.binding->upstream_len);
+	} else {
+		struct vslice m = arg_str(msg, "model");
+
+		spoa_set_str(req, SPOP_SCOPE_TXN, "upstream_model", m.p, m.len);
+	}
+	spoa_set_str(req, SPOP_SCOPE_TXN, "channel", a.cred->channel->name,
+	             strlen(a.cred->channel->name));
+done:
+	config_unref(cfg);
+	return SPOA_HDL_DONE;
+}
+
+int hdl_request_register(void)
+{
+	req_module = worker_module_register(&req_worker_module);
+	if (req_module < 0)
+		return -1;
+	if (spoa_register("realms-request", hdl_request) < 0)
+		return -1;
+	return spoa_register("realms-attempt", hdl_attempt);
+}

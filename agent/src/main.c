@@ -1,0 +1,492 @@
+/*
+ * realms-agent: the SPOA daemon of Realms.
+ *
+ * The main thread parses the command line, opens the listeners, starts the
+ * workers and then runs the acceptor and signal handling on libev's default
+ * loop. Accepted sockets are handed to workers round-robin.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include <realms/config.h>
+#include <realms/handlers.h>
+#include <realms/limits.h>
+#include <realms/log.h>
+#include <realms/netaddr.h>
+#include <realms/state.h>
+#include <realms/worker.h>
+
+#define AGENT_MAX_LISTENERS  8
+#define AGENT_BACKLOG        1024
+/* After EMFILE/ENFILE the acceptor pauses this long instead of spinning. */
+#define AGENT_ACCEPT_PAUSE_S 0.1
+
+struct listener {
+	struct netaddr addr;
+	int fd;
+	ev_io io;
+	ev_timer pause;
+};
+
+static struct {
+	const char *config;
+	int check;
+	int foreground;
+	int threads;
+	int threads_set;
+	uint32_t max_frame;
+	const char *pidfile;
+	enum log_level verbosity;
+	struct listener lst[AGENT_MAX_LISTENERS];
+	int nb_lst;
+	int stopping;
+} agent = {
+	.threads = 2,
+	.max_frame = SPOP_MAX_FRAME_SIZE,
+	.verbosity = LOG_LVL_INFO,
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"NAME\n"
+"    realms-agent - SPOE agent of the Realms gateway for HAProxy\n"
+"\n"
+"SYNOPSIS\n"
+"    realms-agent [-f] [-c FILE] [-l ADDR]... [-t THREADS] [-m BYTES]\n"
+"                 [-p PIDFILE] [-v | -q]\n"
+"    realms-agent -c FILE --check\n"
+"    realms-agent -h | --help\n"
+"\n"
+"DESCRIPTION\n"
+"    Answers HAProxy's SPOE messages (SPOP 2.0, pipelining) with the\n"
+"    gateway's verdicts, set as transaction variables. HAProxy connects to\n"
+"    it as an spoe-agent (see haproxy/ in the Realms sources).\n"
+"\n"
+"OPTIONS\n"
+"    -c, --config FILE   configuration file (JSON, see docs/configuration.md);\n"
+"                        without it only the realms-inspect message is served\n"
+"        --check         with -c: print every problem in the file, exit 1 on\n"
+"                        any error, 0 otherwise\n"
+"    -f, --foreground    stay in the foreground and log to stderr;\n"
+"                        without it the agent daemonizes and logs to syslog\n"
+"    -l, --listen ADDR   SPOP listener: HOST:PORT, [V6]:PORT, unix:PATH or\n"
+"                        /PATH; repeatable (at most %d); replaces the\n"
+"                        configuration's agent.listen\n"
+"    -t, --threads N     worker threads, 1 to %d (default: agent.threads,\n"
+"                        else 2)\n"
+"    -m, --max-frame N   largest SPOP frame accepted, %u to %u bytes\n"
+"                        (default %u); the AGENT-HELLO announces\n"
+"                        min(this, HAProxy's)\n"
+"    -p, --pidfile FILE  write the process id there\n"
+"    -v, --verbose       log debug lines too\n"
+"    -q, --quiet         log warnings and errors only\n"
+"    -h, --help          this text\n"
+"\n"
+"SIGNALS\n"
+"    SIGTERM, SIGINT  stop accepting, answer the frames in flight,\n"
+"                     disconnect cleanly, exit (at most %.0f s)\n"
+"    SIGHUP           reload the configuration\n"
+"\n"
+"EXIT STATUS\n"
+"    0 on a clean stop, 1 on a start-up error, 2 on a usage error.\n",
+	AGENT_MAX_LISTENERS, SPOA_MAX_WORKERS, SPOP_MIN_FRAME_SIZE,
+	SPOP_MAX_FRAME_SIZE, SPOP_MAX_FRAME_SIZE, SPOA_STOP_GRACE_S);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Listeners                                                              */
+/* ---------------------------------------------------------------------- */
+
+static int listener_open(struct listener *l)
+{
+	int one = 1;
+	struct stat st;
+
+	l->fd = socket(l->addr.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (l->fd < 0)
+		return -1;
+	if (l->addr.family == AF_UNIX) {
+		/* A stale socket from a previous run; never remove anything else. */
+		if (lstat(l->addr.path, &st) == 0 && S_ISSOCK(st.st_mode))
+			unlink(l->addr.path);
+	} else {
+		setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	}
+	if (bind(l->fd, (struct sockaddr *)&l->addr.ss, l->addr.len) < 0 ||
+	    listen(l->fd, AGENT_BACKLOG) < 0) {
+		int e = errno;
+
+		close(l->fd);
+		l->fd = -1;
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+static void accept_resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct listener *l = t->data;
+
+	if (!agent.stopping)
+		ev_io_start(loop, &l->io);
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct listener *l = io->data;
+	int fd;
+
+	for (;;) {
+		fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0) {
+			worker_dispatch_fd(fd);
+			continue;
+		}
+		if (errno == EINTR || errno == ECONNABORTED)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return;
+		rlog(LOG_LVL_ERR, "accept: %s; pausing the listener", strerror(errno));
+		ev_io_stop(loop, io);
+		ev_timer_set(&l->pause, AGENT_ACCEPT_PAUSE_S, 0.);
+		ev_timer_start(loop, &l->pause);
+		return;
+	}
+}
+
+static void listeners_close(struct ev_loop *loop)
+{
+	for (int i = 0; i < agent.nb_lst; i++) {
+		struct listener *l = &agent.lst[i];
+
+		if (l->fd < 0)
+			continue;
+		ev_io_stop(loop, &l->io);
+		ev_timer_stop(loop, &l->pause);
+		close(l->fd);
+		l->fd = -1;
+		if (l->addr.family == AF_UNIX)
+			unlink(l->addr.path);
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* Signals                                                                */
+/* ---------------------------------------------------------------------- */
+
+static void stop_cb(struct ev_loop *loop, ev_signal *s, int revents)
+{
+	if (agent.stopping)
+		return;
+	agent.stopping = 1;
+	rlog(LOG_LVL_INFO, "signal %d: stopping (finishing frames in flight)", s->signum);
+	listeners_close(loop);
+	ev_break(loop, EVBREAK_ALL);
+}
+
+/* Logs every problem of a configuration load, one line each. */
+static void log_diag(const struct cfg_diag *d)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return;
+	cfg_diag_print(d, f);
+	fclose(f);
+	for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))
+		rlog(strstr(line, ": error: ") ? LOG_LVL_ERR : LOG_LVL_WARN, "%s", line);
+	free(buf);
+}
+
+/* SIGHUP: load the file again; a bad file keeps the running configuration.
+ * Requests in flight finish on the configuration they started with (they
+ * hold a reference). Listeners and the Redis address are read at start
+ * only: changing them needs a restart, and the log says so. */
+static void reload_cb(struct ev_loop *loop, ev_signal *s, int revents)
+{
+	struct cfg_diag d;
+	struct realms_config *nc, *old;
+
+	if (!agent.config) {
+		rlog(LOG_LVL_WARN, "SIGHUP: no configuration file to reload (-c)");
+		return;
+	}
+	cfg_diag_init(&d);
+	nc = config_load(agent.config, &d);
+	log_diag(&d);
+	cfg_diag_free(&d);
+	if (!nc) {
+		rlog(LOG_LVL_ERR, "reload of %s failed; keeping the running configuration",
+		     agent.config);
+		return;
+	}
+	old = state_config();
+	if (old && strcmp(old->redis, nc->redis) != 0)
+		rlog(LOG_LVL_WARN, "reload: the Redis address changed; it takes effect "
+		     "at the next restart");
+	config_unref(old);
+	state_install(nc);
+	rlog(LOG_LVL_INFO, "configuration reloaded from %s (generation %llu)",
+	     agent.config, (unsigned long long)nc->generation);
+}
+
+/* --check: print every problem, exit 1 on any error. */
+static int check_config(void)
+{
+	struct cfg_diag d;
+	struct realms_config *c;
+	int errors;
+
+	cfg_diag_init(&d);
+	c = config_load(agent.config, &d);
+	cfg_diag_print(&d, stdout);
+	errors = cfg_diag_errors(&d);
+	cfg_diag_free(&d);
+	if (c) {
+		printf("%s: configuration is valid (%zu models, %zu channels, %zu credentials)\n",
+		       agent.config, c->n_models, c->n_channels, c->n_creds);
+		config_unref(c);
+	}
+	return errors || !c ? 1 : 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Start-up                                                               */
+/* ---------------------------------------------------------------------- */
+
+static int write_pidfile(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return -1;
+	fprintf(f, "%d\n", (int)getpid());
+	return fclose(f);
+}
+
+static int daemonize(void)
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid < 0)
+		return -1;
+	if (pid > 0)
+		_exit(0);
+	if (setsid() < 0)
+		return -1;
+	if (chdir("/") < 0)
+		return -1;
+	fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	return 0;
+}
+
+static int parse_args(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config",     required_argument, NULL, 'c' },
+		{ "foreground", no_argument,       NULL, 'f' },
+		{ "listen",     required_argument, NULL, 'l' },
+		{ "threads",    required_argument, NULL, 't' },
+		{ "max-frame",  required_argument, NULL, 'm' },
+		{ "pidfile",    required_argument, NULL, 'p' },
+		{ "verbose",    no_argument,       NULL, 'v' },
+		{ "quiet",      no_argument,       NULL, 'q' },
+		{ "help",       no_argument,       NULL, 'h' },
+		{ "check",      no_argument,       NULL, 'C' },
+		{ NULL, 0, NULL, 0 }
+	};
+	char err[160], *end;
+	long v;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "c:fl:t:m:p:vqh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			agent.config = optarg;
+			break;
+		case 'C':
+			agent.check = 1;
+			break;
+		case 'f':
+			agent.foreground = 1;
+			break;
+		case 'l':
+			if (agent.nb_lst == AGENT_MAX_LISTENERS) {
+				fprintf(stderr, "realms-agent: at most %d listeners\n", AGENT_MAX_LISTENERS);
+				return -1;
+			}
+			if (netaddr_parse(optarg, &agent.lst[agent.nb_lst].addr, err, sizeof(err)) < 0) {
+				fprintf(stderr, "realms-agent: -l: %s\n", err);
+				return -1;
+			}
+			agent.lst[agent.nb_lst++].fd = -1;
+			break;
+		case 't':
+			v = strtol(optarg, &end, 10);
+			if (*end || v < 1 || v > SPOA_MAX_WORKERS) {
+				fprintf(stderr, "realms-agent: -t: threads must be 1 to %d\n", SPOA_MAX_WORKERS);
+				return -1;
+			}
+			agent.threads = (int)v;
+			agent.threads_set = 1;
+			break;
+		case 'm':
+			v = strtol(optarg, &end, 10);
+			if (*end || v < (long)SPOP_MIN_FRAME_SIZE || v > (long)SPOP_MAX_FRAME_SIZE) {
+				fprintf(stderr, "realms-agent: -m: max frame must be %u to %u\n",
+				        SPOP_MIN_FRAME_SIZE, SPOP_MAX_FRAME_SIZE);
+				return -1;
+			}
+			agent.max_frame = (uint32_t)v;
+			break;
+		case 'p':
+			agent.pidfile = optarg;
+			break;
+		case 'v':
+			agent.verbosity = LOG_LVL_DEBUG;
+			break;
+		case 'q':
+			agent.verbosity = LOG_LVL_WARN;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "realms-agent: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	if (agent.check && !agent.config) {
+		fprintf(stderr, "realms-agent: --check needs -c FILE\n");
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct ev_loop *loop;
+	ev_signal sig_term, sig_int, sig_hup;
+	char buf[160];
+
+	if (parse_args(argc, argv) < 0)
+		return 2;
+	if (agent.check)
+		return check_config();
+	log_init("realms-agent", !agent.foreground, agent.verbosity);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (agent.config) {
+		struct cfg_diag d;
+		struct realms_config *c;
+
+		cfg_diag_init(&d);
+		c = config_load(agent.config, &d);
+		log_diag(&d);
+		cfg_diag_free(&d);
+		if (!c) {
+			rlog(LOG_LVL_ERR, "%s: invalid configuration (see above; "
+			     "realms-agent -c FILE --check lists every problem)", agent.config);
+			return 1;
+		}
+		/* Listeners and threads from the file unless given on the
+		 * command line. */
+		if (agent.nb_lst == 0) {
+			for (size_t i = 0; i < c->agent.n_listen && i < AGENT_MAX_LISTENERS; i++) {
+				agent.lst[agent.nb_lst].addr = c->agent.listen_addr[i];
+				agent.lst[agent.nb_lst++].fd = -1;
+			}
+		}
+		if (!agent.threads_set && c->agent.threads > 0)
+			agent.threads = c->agent.threads;
+		state_install(c);
+		if (hdl_request_register() < 0) {
+			rlog(LOG_LVL_ERR, "cannot register handlers");
+			return 1;
+		}
+	}
+	if (agent.nb_lst == 0) {
+		rlog(LOG_LVL_ERR, "no listener: give -l ADDR or agent.listen in the configuration");
+		return 2;
+	}
+	if (hdl_inspect_register() < 0) {
+		rlog(LOG_LVL_ERR, "cannot register handlers");
+		return 1;
+	}
+
+	for (int i = 0; i < agent.nb_lst; i++) {
+		if (listener_open(&agent.lst[i]) < 0) {
+			rlog(LOG_LVL_ERR, "cannot listen on %s: %s",
+			     netaddr_str(&agent.lst[i].addr, buf, sizeof(buf)), strerror(errno));
+			return 1;
+		}
+	}
+	if (!agent.foreground && daemonize() < 0) {
+		rlog(LOG_LVL_ERR, "cannot daemonize: %s", strerror(errno));
+		return 1;
+	}
+	if (agent.pidfile && write_pidfile(agent.pidfile) < 0) {
+		rlog(LOG_LVL_ERR, "cannot write %s: %s", agent.pidfile, strerror(errno));
+		return 1;
+	}
+
+	loop = ev_default_loop(EVFLAG_AUTO);
+	if (!loop || worker_start_all(agent.threads, agent.max_frame) < 0) {
+		rlog(LOG_LVL_ERR, "cannot start the event loops");
+		return 1;
+	}
+	for (int i = 0; i < agent.nb_lst; i++) {
+		struct listener *l = &agent.lst[i];
+
+		ev_io_init(&l->io, accept_cb, l->fd, EV_READ);
+		l->io.data = l;
+		ev_init(&l->pause, accept_resume_cb);
+		l->pause.data = l;
+		ev_io_start(loop, &l->io);
+		rlog(LOG_LVL_INFO, "listening on %s", netaddr_str(&l->addr, buf, sizeof(buf)));
+	}
+	ev_signal_init(&sig_term, stop_cb, SIGTERM);
+	ev_signal_init(&sig_int, stop_cb, SIGINT);
+	ev_signal_init(&sig_hup, reload_cb, SIGHUP);
+	ev_signal_start(loop, &sig_term);
+	ev_signal_start(loop, &sig_int);
+	ev_signal_start(loop, &sig_hup);
+	rlog(LOG_LVL_INFO, "started: %d worker threads, max frame %u bytes",
+	     agent.threads, agent.max_frame);
+
+	ev_run(loop, 0);
+
+	worker_stop_all();
+	state_release();
+	if (agent.pidfile)
+		unlink(agent.pidfile);
+	rlog(LOG_LVL_INFO, "stopped");
+	ev_loop_destroy(loop);
+	return 0;
+}
