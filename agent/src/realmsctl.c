@@ -27,6 +27,7 @@
 
 #include <realms/config.h>
 #include <realms/netaddr.h>
+#include <realms/render.h>
 #include <realms/rkeys.h>
 #include <realms/token.h>
 
@@ -814,10 +815,88 @@ static int cmd_token(struct ctl *c, int argc, char **argv)
 }
 
 /* ---------------------------------------------------------------------- */
+/* render-haproxy                                                         */
+/* ---------------------------------------------------------------------- */
+
+/* Writes through a temporary file and renames it, so HAProxy never reads a
+ * half-written file. path "-" is stdout. */
+static int render_to(const char *path, int (*fn)(const struct realms_config *, FILE *),
+                     const struct realms_config *cfg)
+{
+	char tmp[4096];
+	FILE *f;
+	int rc;
+
+	if (strcmp(path, "-") == 0)
+		return fn(cfg, stdout) < 0 || fflush(stdout) ? -1 : 0;
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+		return -1;
+	f = fopen(tmp, "w");
+	if (!f) {
+		errmsg("%s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	rc = fn(cfg, f);
+	if (fclose(f) != 0 || rc < 0 || rename(tmp, path) != 0) {
+		errmsg("%s: cannot write", path);
+		remove(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+static int cmd_render_haproxy(struct ctl *c, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "output", required_argument, NULL, 'o' },
+		{ "setup-page", required_argument, NULL, 's' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *out = "-", *page = NULL;
+	int opt;
+
+	getopt_reset();
+	while ((opt = getopt_long(argc, argv, "+:o:s:", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'o': out = optarg; break;
+		case 's': page = optarg; break;
+		default: return bad_option("render-haproxy", argc, argv, opt);
+		}
+	}
+	if (optind < argc)
+		return usage_err("render-haproxy", "render-haproxy: unexpected argument '%s'", argv[optind]);
+	if (!c->config_path)
+		return usage_err("render-haproxy", "render-haproxy: needs -c FILE");
+	if (ctl_config(c) < 0)
+		return CTL_ERR;
+	if (render_to(out, render_haproxy, c->cfg) < 0)
+		return CTL_ERR;
+	if (page && render_to(page, render_setup_page, c->cfg) < 0)
+		return CTL_ERR;
+	return CTL_OK;
+}
+
+/* ---------------------------------------------------------------------- */
 /* Commands and main                                                      */
 /* ---------------------------------------------------------------------- */
 
 static const struct ctl_cmd cmd_table[] = {
+	{
+		"render-haproxy", cmd_render_haproxy,
+		"-c FILE render-haproxy [-o FILE] [--setup-page FILE]",
+		"write the channel part of haproxy.cfg (and the setup page)",
+		"RENDER-HAPROXY\n"
+		"    -c FILE render-haproxy [-o FILE] [--setup-page FILE]\n"
+		"        Write the part of the HAProxy configuration that depends on\n"
+		"        the channels: one pool_<model> backend per offered model, with\n"
+		"        a server per credential bound to it and its use-server rule,\n"
+		"        and one up_<channel> backend per channel (address, TLS, SNI\n"
+		"        and Host from base_url). It holds no secret. Load it after\n"
+		"        haproxy/realms.cfg. Files are written whole or not at all.\n"
+		"        -o FILE             output file (default: stdout)\n"
+		"        --setup-page FILE   also write the Claude Code setup page\n"
+		"                            that HAProxy serves at /\n",
+	},
 	{
 		"token", cmd_token,
 		"token add --name NAME [--group GROUP] [--expires WHEN]\n"

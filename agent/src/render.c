@@ -1,0 +1,221 @@
+/*
+ * Rendering of the channel part of the HAProxy configuration and of the
+ * setup page. Names here are the contract with haproxy/realms.cfg and the
+ * agent's verdicts: pool_<model> (verdict_pool_name), up_<channel>
+ * (verdict_attempt), servers named "<channel>--<credential>" (config.c).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <realms/config.h>
+#include <realms/render.h>
+#include <realms/verdict.h>
+
+int render_model_offered(const struct realms_config *c, size_t mi)
+{
+	const struct cfg_model *m = &c->models[mi];
+
+	if (!m->enabled)
+		return 0;
+	for (size_t i = 0; i < m->n_routes; i++) {
+		const struct cfg_channel *ch = m->routes[i].channel;
+
+		if (!ch->enabled)
+			continue;
+		for (size_t k = 0; k < ch->n_creds; k++)
+			if (ch->creds[k].enabled)
+				return 1;
+	}
+	return 0;
+}
+
+/* One pool backend; `channels`/`n` are the channels serving it. */
+static void render_pool(FILE *f, const char *pool, const char *what,
+                        const struct cfg_channel *const *channels, size_t n)
+{
+	fprintf(f, "backend %s\n", pool);
+	fprintf(f, "    # %s\n", what);
+	fprintf(f, "    # The agent names the credential for the first attempt; a\n"
+	           "    # redispatch picks another server of this pool. HAProxy tells\n"
+	           "    # the relay which one in x-realms-server.\n");
+	fprintf(f, "    balance random\n");
+	fprintf(f, "    http-send-name-header x-realms-server\n");
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < channels[i]->n_creds; k++) {
+			const struct cfg_cred *cr = &channels[i]->creds[k];
+
+			if (cr->enabled)
+				fprintf(f, "    use-server %s if { var(txn.realms.server) -m str %s }\n",
+				        cr->server, cr->server);
+		}
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < channels[i]->n_creds; k++) {
+			const struct cfg_cred *cr = &channels[i]->creds[k];
+
+			if (cr->enabled)
+				fprintf(f, "    server %s \"abns@${REALMS_RELAY}\"\n", cr->server);
+		}
+	fputc('\n', f);
+}
+
+static void render_upstream(FILE *f, const struct cfg_channel *ch)
+{
+	fprintf(f, "backend up_%s\n", ch->name);
+	fprintf(f, "    # channel %s: %s\n", ch->name, ch->base_url);
+	fprintf(f, "    http-request set-header host %s\n", ch->authority);
+	fprintf(f, "    server %s %s%s:%d", ch->name, ch->ipv6 ? "ipv6@" : "",
+	        ch->host, ch->port);
+	if (ch->tls)
+		fprintf(f, " ssl verify required ca-file @system-ca sni str(%s)", ch->host);
+	/* Start even when the name does not resolve yet. */
+	fprintf(f, " init-addr last,libc,none\n\n");
+}
+
+int render_haproxy(const struct realms_config *c, FILE *f)
+{
+	const struct cfg_channel *chs[256];
+	char pool[300];
+	struct verdict v;
+
+	fprintf(f, "# Rendered by realmsctl render-haproxy from %s.\n"
+	           "# Do not edit: change the agent's configuration and render again.\n"
+	           "# It holds no secret: keys are injected per request by the relay.\n\n",
+	           c->origin ? c->origin : "the configuration");
+	for (size_t mi = 0; mi < c->n_models; mi++) {
+		const struct cfg_model *m = &c->models[mi];
+		size_t n = 0;
+		char what[512];
+
+		if (!render_model_offered(c, mi))
+			continue;
+		for (size_t i = 0; i < m->n_routes && n < sizeof(chs) / sizeof(chs[0]); i++)
+			if (m->routes[i].channel->enabled)
+				chs[n++] = m->routes[i].channel;
+		memset(&v, 0, sizeof(v));
+		v.model = m;
+		verdict_pool_name(&v, pool, sizeof(pool));
+		snprintf(what, sizeof(what), "model %s", m->name);
+		render_pool(f, pool, what, chs, n);
+	}
+	if (c->agent.allow_unknown_models && c->n_wildcard) {
+		size_t n = 0;
+
+		for (size_t i = 0; i < c->n_wildcard && n < sizeof(chs) / sizeof(chs[0]); i++)
+			if (c->wildcard[i]->enabled)
+				chs[n++] = c->wildcard[i];
+		memset(&v, 0, sizeof(v));
+		verdict_pool_name(&v, pool, sizeof(pool));
+		render_pool(f, pool, "models not in the catalogue, passed through (allow_unknown_models)",
+		            chs, n);
+	}
+	for (size_t i = 0; i < c->n_channels; i++)
+		render_upstream(f, &c->channels[i]);
+	return ferror(f) ? -1 : 0;
+}
+
+static void html_escape(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '<': fputs("&lt;", f); break;
+		case '>': fputs("&gt;", f); break;
+		case '&': fputs("&amp;", f); break;
+		case '"': fputs("&quot;", f); break;
+		case '\'': fputs("&#39;", f); break;
+		default: fputc(*s, f);
+		}
+	}
+}
+
+static const char page_head[] =
+"<!doctype html>\n"
+"<html lang=\"en\">\n"
+"<head>\n"
+"<meta charset=\"utf-8\">\n"
+"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+"<title>Realms &middot; Claude Code gateway</title>\n"
+"<style>\n"
+":root{--bg:#f6f5f1;--card:#fff;--ink:#1f1e1c;--mute:#6b6862;--line:#e3e0d8;--accent:#c2410c;--code:#1c1b19}\n"
+"*{box-sizing:border-box}\n"
+"body{margin:0;background:var(--bg);color:var(--ink);font:16px/1.55 system-ui,-apple-system,\"Segoe UI\",Roboto,sans-serif}\n"
+"main{max-width:860px;margin:0 auto;padding:48px 24px 64px}\n"
+"header{display:flex;align-items:center;gap:14px;margin-bottom:8px}\n"
+".logo{width:40px;height:40px;border-radius:10px;background:var(--accent);color:#fff;display:grid;place-items:center;font-weight:700;font-size:20px}\n"
+"h1{font-size:28px;margin:0}\n"
+".lead{color:var(--mute);margin:0 0 32px}\n"
+"section{background:var(--card);border:1px solid var(--line);border-radius:14px;padding:24px 28px;margin-bottom:20px}\n"
+"h2{font-size:18px;margin:0 0 12px;display:flex;gap:10px;align-items:center}\n"
+".n{width:26px;height:26px;border-radius:50%;background:var(--ink);color:#fff;display:inline-grid;place-items:center;font-size:14px}\n"
+"pre{background:var(--code);color:#f3efe6;border-radius:10px;padding:14px 16px;overflow-x:auto;font:14px/1.5 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;margin:12px 0}\n"
+"code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.92em}\n"
+"p code,li code,td code{background:#f0ede6;border-radius:5px;padding:1px 5px}\n"
+"table{width:100%;border-collapse:collapse;font-size:15px}\n"
+"th,td{text-align:left;padding:9px 8px;border-bottom:1px solid var(--line)}\n"
+"th{color:var(--mute);font-weight:600;font-size:13px;text-transform:uppercase;letter-spacing:.04em}\n"
+"td.num{font-variant-numeric:tabular-nums}\n"
+".note{color:var(--mute);font-size:14px}\n"
+"footer{color:var(--mute);font-size:13px;text-align:center;margin-top:28px}\n"
+"</style>\n"
+"</head>\n"
+"<body>\n"
+"<main>\n"
+"<header><div class=\"logo\">R</div><h1>Claude Code through Realms</h1></header>\n"
+"<p class=\"lead\">This gateway serves the Anthropic Messages API. Point Claude Code at it with two variables and your team token.</p>\n"
+"<section>\n"
+"<h2><span class=\"n\">1</span>Get a token</h2>\n"
+"<p>Ask your gateway administrator for a personal token. It starts with <code>sk-realms-</code> and is shown once when it is created (<code>realmsctl token add --name you</code>).</p>\n"
+"</section>\n"
+"<section>\n"
+"<h2><span class=\"n\">2</span>Set two variables</h2>\n"
+"<pre>export ANTHROPIC_BASE_URL=<span class=\"base\">http://this-gateway</span>\n"
+"export ANTHROPIC_AUTH_TOKEN=sk-realms-&hellip;</pre>\n"
+"<p>Put them in your shell profile, or in <code>~/.claude/settings.json</code> under <code>\"env\"</code>. <code>ANTHROPIC_API_KEY</code> works too (sent as <code>x-api-key</code>); set only one of the two.</p>\n"
+"<p class=\"note\">Optional: choose models with <code>ANTHROPIC_MODEL</code>, or the defaults behind Claude Code's aliases with <code>ANTHROPIC_DEFAULT_OPUS_MODEL</code>, <code>ANTHROPIC_DEFAULT_SONNET_MODEL</code> and <code>ANTHROPIC_DEFAULT_HAIKU_MODEL</code>, using names from the list below.</p>\n"
+"</section>\n";
+
+static const char page_tail[] =
+"<section>\n"
+"<h2><span class=\"n\">4</span>Check the setup</h2>\n"
+"<pre>curl -s <span class=\"base\">http://this-gateway</span>/v1/models -H \"x-api-key: $ANTHROPIC_AUTH_TOKEN\"\n"
+"claude -p \"say hello\"</pre>\n"
+"<p>The first command lists the models your token may use. Errors come back in Anthropic's format: <code>authentication_error</code> means the token is wrong, revoked or expired; <code>not_found_error</code> names a model this gateway does not offer; <code>permission_error</code> means your token's group may not use it.</p>\n"
+"</section>\n"
+"<footer>Realms &middot; an HAProxy gateway for the Anthropic API</footer>\n"
+"</main>\n"
+"<script>\n"
+"for (const e of document.querySelectorAll('.base')) e.textContent = location.origin;\n"
+"</script>\n"
+"</body>\n"
+"</html>\n";
+
+int render_setup_page(const struct realms_config *c, FILE *f)
+{
+	int any = 0;
+
+	fputs(page_head, f);
+	fputs("<section>\n<h2><span class=\"n\">3</span>Models offered</h2>\n", f);
+	fputs("<table>\n<tr><th>Model</th><th>Input</th><th>Output</th><th>Cache read</th></tr>\n", f);
+	for (size_t mi = 0; mi < c->n_models; mi++) {
+		const struct cfg_model *m = &c->models[mi];
+
+		if (!render_model_offered(c, mi))
+			continue;
+		any = 1;
+		fputs("<tr><td><code>", f);
+		html_escape(f, m->name);
+		fputs("</code></td>", f);
+		if (m->has_price)
+			fprintf(f, "<td class=\"num\">$%.2f</td><td class=\"num\">$%.2f</td>"
+			        "<td class=\"num\">$%.2f</td></tr>\n", m->price.base.input,
+			        m->price.base.output, m->price.base.cache_read);
+		else
+			fputs("<td colspan=\"3\" class=\"note\">not priced</td></tr>\n", f);
+	}
+	if (!any)
+		fputs("<tr><td colspan=\"4\" class=\"note\">No model is offered yet.</td></tr>\n", f);
+	fputs("</table>\n<p class=\"note\">Prices in USD per million tokens. Your token's "
+	      "group may allow only some of these: <code>/v1/models</code> shows yours.</p>\n"
+	      "</section>\n", f);
+	fputs(page_tail, f);
+	return ferror(f) ? -1 : 0;
+}
