@@ -138,10 +138,12 @@ void verdict_store_down(struct verdict *v)
 static int is_json_ctype(struct vslice ct)
 {
 	struct vslice mt = ct;
-	const char *semi = memchr(ct.p, ';', ct.len);
+	const char *semi;
 
 	if (!ct.len)
 		return 0;
+	semi = memchr(ct.p, ';', ct.len);
+
 	if (semi)
 		mt.len = (size_t)(semi - ct.p);
 	mt = trim(mt);
@@ -464,26 +466,42 @@ long verdict_models_body(const struct realms_config *cfg, int group,
 
 int verdict_pool_name(const struct verdict *v, char *out, size_t size)
 {
+	static const char hex[] = "0123456789abcdef";
 	const char *name = v->model ? v->model->name : NULL;
-	size_t i, o = 0;
+	size_t o = 5;
 	int n;
 
 	if (!name) {
 		n = snprintf(out, size, "pool__passthrough");
 		return n < 0 || (size_t)n >= size ? -1 : n;
 	}
-	/* HAProxy proxy names take letters, digits, '-', '_', '.' and ':'. */
+	/* HAProxy proxy names take letters, digits, '-', '_', '.' and ':'.
+	 * The encoding is injective, so two models never share a pool: '_'
+	 * doubles, any other byte outside that set becomes "_hh" (so a model
+	 * named "_passthrough" gets "pool___passthrough", not the
+	 * pass-through pool). */
 	if (size < 6)
 		return -1;
 	memcpy(out, "pool_", 5);
-	o = 5;
-	for (i = 0; name[i]; i++) {
-		char c = name[i];
+	for (size_t i = 0; name[i]; i++) {
+		unsigned char c = (unsigned char)name[i];
 
-		if (o + 1 >= size)
-			return -1;
-		out[o++] = (isalnum((unsigned char)c) || c == '-' || c == '_' ||
-		            c == '.' || c == ':') ? c : '_';
+		if (isalnum(c) || c == '-' || c == '.' || c == ':') {
+			if (o + 1 >= size)
+				return -1;
+			out[o++] = (char)c;
+		} else if (c == '_') {
+			if (o + 2 >= size)
+				return -1;
+			out[o++] = '_';
+			out[o++] = '_';
+		} else {
+			if (o + 3 >= size)
+				return -1;
+			out[o++] = '_';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
 	}
 	out[o] = '\0';
 	return (int)o;

@@ -97,8 +97,9 @@ long verdict_models_body(const struct realms_config *cfg, int group,
  * Returns the key's length (0 if none) and writes it NUL-terminated. */
 size_t verdict_session_from_user_id(const char *uid, size_t len, char *out, size_t size);
 
-/* HAProxy backend holding a model's credentials: "pool_<model>", or
- * "pool__passthrough" for passed-through unknown models. */
+/* HAProxy backend holding a model's credentials: "pool_<model>" with the
+ * name encoded for HAProxy ('_' doubled, bytes outside [A-Za-z0-9.:-] as
+ * "_hh"), or "pool__passthrough" for passed-through unknown models. */
 int verdict_pool_name(const struct verdict *v, char *out, size_t size);
 
 /* The attempt ("realms-attempt"): for the credential HAProxy picked for
