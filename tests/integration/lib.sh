@@ -193,3 +193,54 @@ finish() {
 	[ $T_FAIL -eq 0 ]
 	exit $?
 }
+
+# start_mock NAME [ARGS...]: the mock upstream on a free port, recording
+# into $T_DIR/rec-NAME. Sets MOCK_PORT.
+start_mock() {
+	local name=$1; shift
+	MOCK_PORT=$(free_port)
+	mkdir -p "$T_DIR/rec-$name"
+	spawn "mock-$name" "$REALMS_BIN/mock_upstream" -l "127.0.0.1:$MOCK_PORT" \
+		-r "$T_DIR/rec-$name" -n "$name" "$@"
+	wait_tcp "$MOCK_PORT" 10
+}
+
+# start_gateway CONFIG: the whole gateway as an operator runs it: the agent
+# with CONFIG, and HAProxy with haproxy/realms.cfg plus the part rendered by
+# realmsctl from the same CONFIG (and a stats socket for the test). Sets
+# GW_PORT, GW_STATS_PORT, AGENT_PID, HAPROXY_PID.
+start_gateway() {
+	local cfg=$1
+	GW_PORT=$(free_port)
+	GW_STATS_PORT=$(free_port)
+	mkdir -p "$T_DIR/hp"
+	cp "$REALMS_SRC/haproxy/realms.spoe" "$T_DIR/hp/"
+	"$REALMS_BIN/realmsctl" -c "$cfg" render-haproxy -o "$T_DIR/hp/channels.cfg" \
+		--setup-page "$T_DIR/hp/setup.html" || return 1
+	printf 'global\n    stats socket ipv4@127.0.0.1:%s level admin\n' "$GW_STATS_PORT" \
+		>"$T_DIR/hp/stats.cfg"
+	export REALMS_LISTEN="127.0.0.1:$GW_PORT"
+	export REALMS_AGENT_ADDR="unix@$T_DIR/agent.sock"
+	export REALMS_HAPROXY_DIR="$T_DIR/hp"
+	export REALMS_LUA="$REALMS_SRC/lua-shim/realms.lua"
+	export REALMS_RELAY="realms-relay-$$-$GW_PORT"
+	start_agent -c "$cfg" -l "unix:$T_DIR/agent.sock"
+	wait_file "$T_DIR/agent.sock" 10 || return 1
+	haproxy -c -f "$REALMS_SRC/haproxy/realms.cfg" -f "$T_DIR/hp/channels.cfg" \
+		-f "$T_DIR/hp/stats.cfg" >"$T_DIR/haproxy-check.log" 2>&1 || {
+		cat "$T_DIR/haproxy-check.log"; return 1; }
+	spawn haproxy haproxy -db -f "$REALMS_SRC/haproxy/realms.cfg" \
+		-f "$T_DIR/hp/channels.cfg" -f "$T_DIR/hp/stats.cfg"
+	HAPROXY_PID=$SPAWNED
+	wait_tcp "$GW_PORT" 10
+}
+
+# haproxy_cmd CMD: a command on the gateway's stats socket.
+haproxy_cmd() {
+	local out
+	exec 5<>"/dev/tcp/127.0.0.1/$GW_STATS_PORT" || return 1
+	echo "$1" >&5
+	out=$(timeout 5 cat <&5)
+	exec 5<&-
+	printf '%s\n' "$out"
+}
