@@ -30,5 +30,9 @@ fuzz: build
 bench: build
 	bash bench/run.sh
 
+# A local gateway in the foreground (see scripts/run.sh for its variables).
+run: build
+	@bash scripts/run.sh
+
 clean:
 	rm -rf $(BUILD)

@@ -95,9 +95,9 @@ static void *req_worker_init(struct worker *w, struct ev_loop *loop)
 	}
 	if (getrandom(&rw->rng, sizeof(rw->rng), 0) != sizeof(rw->rng) || !rw->rng)
 		rw->rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uintptr_t)rw;
-	rw->rdb = rdb_new(loop, &cfg->redis_addr, "tokens", NULL, NULL);
+	rw->rdb = rdb_new(loop, state_redis(cfg), "tokens", NULL, NULL);
 	if (worker_id(w) == 0) {
-		rw->sub = rdb_new(loop, &cfg->redis_addr, "token-events", on_sub_connect, NULL);
+		rw->sub = rdb_new(loop, state_redis(cfg), "token-events", on_sub_connect, NULL);
 		if (rw->sub)
 			rdb_subscribe(rw->sub, RKEY_TOKEN_EVENTS, on_token_event, NULL);
 	}

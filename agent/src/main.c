@@ -98,6 +98,11 @@ static void usage(FILE *f)
 "                     disconnect cleanly, exit (at most %.0f s)\n"
 "    SIGHUP           reload the configuration\n"
 "\n"
+"ENVIRONMENT\n"
+"    REALMS_REDIS     Redis address (HOST:PORT or a unix socket path),\n"
+"                     overriding the configuration's \"redis\", as for\n"
+"                     realmsctl\n"
+"\n"
 "EXIT STATUS\n"
 "    0 on a clean stop, 1 on a start-up error, 2 on a usage error.\n",
 	AGENT_MAX_LISTENERS, SPOA_MAX_WORKERS, SPOP_MIN_FRAME_SIZE,
@@ -402,6 +407,10 @@ int main(int argc, char **argv)
 	log_init("realms-agent", !agent.foreground, agent.verbosity);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (state_redis_init(buf, sizeof(buf)) < 0) {
+		rlog(LOG_LVL_ERR, "REALMS_REDIS: %s", buf);
+		return 1;
+	}
 	if (agent.config) {
 		struct cfg_diag d;
 		struct realms_config *c;

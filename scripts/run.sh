@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# make run: a local Realms gateway in the foreground.
+#
+#   REALMS_PORT    client port on 127.0.0.1 (default 8080)
+#   REALMS_CONFIG  the agent's configuration (default: examples/anthropic.json
+#                  when ANTHROPIC_API_KEY is set, else examples/mock.json with
+#                  the mock upstream started here, so it works offline)
+#   REALMS_REDIS   an existing Redis (HOST:PORT or socket path); default: a
+#                  private one on a unix socket in .run/
+#
+# Everything it starts stops on Ctrl-C or SIGTERM. Runtime files live in
+# .run/ (ignored by git).
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+bin="${REALMS_BUILD_DIR:-$top/build}"
+run="$top/.run"
+port=${REALMS_PORT:-8080}
+pids=()
+
+stop_all() {
+	trap - INT TERM EXIT
+	echo "realms: stopping" >&2
+	for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+	for pid in "${pids[@]}"; do
+		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$pid" 2>/dev/null || true
+	done
+	wait 2>/dev/null || true
+}
+trap 'stop_all; exit 0' INT TERM
+trap stop_all EXIT
+
+die() { echo "realms: $*" >&2; exit 1; }
+wait_for() {   # wait_for TEST-COMMAND WHAT
+	for _ in $(seq 100); do eval "$1" && return 0; sleep 0.1; done
+	die "$2 did not start (logs in $run)"
+}
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+pick_port() { local p; for _ in $(seq 100); do p=$((20000 + RANDOM % 40000)); port_free "$p" && { echo "$p"; return; }; done; die "no free port"; }
+
+port_free "$port" || die "port $port is in use: set REALMS_PORT"
+rm -rf "$run"
+mkdir -p "$run/hp"
+
+# Redis
+if [ -n "${REALMS_REDIS:-}" ]; then
+	redis_addr=$REALMS_REDIS
+else
+	redis-server --port 0 --unixsocket "$run/redis.sock" --unixsocketperm 700 \
+		--save '' --appendonly no --dir "$run" >"$run/redis.log" 2>&1 &
+	pids+=($!)
+	redis_addr="$run/redis.sock"
+	wait_for "[ -S '$run/redis.sock' ]" "Redis"
+fi
+export REALMS_REDIS=$redis_addr
+
+# Configuration (and the mock upstream when offline)
+if [ -n "${REALMS_CONFIG:-}" ]; then
+	config=$REALMS_CONFIG
+elif [ -n "${ANTHROPIC_API_KEY:-}" ]; then
+	config="$top/examples/anthropic.json"
+	echo "realms: routing to api.anthropic.com with ANTHROPIC_API_KEY" >&2
+else
+	mock_port=$(pick_port)
+	"$bin/mock_upstream" -l "127.0.0.1:$mock_port" -n mock >"$run/mock.log" 2>&1 &
+	pids+=($!)
+	sed "s|@MOCK_URL@|http://127.0.0.1:$mock_port|" "$top/examples/mock.json" >"$run/realms.json"
+	config="$run/realms.json"
+	wait_for "! port_free $mock_port" "the mock upstream"
+	echo "realms: no ANTHROPIC_API_KEY: answering from the mock upstream" >&2
+fi
+"$bin/realms-agent" -c "$config" --check >"$run/check.log" 2>&1 || { cat "$run/check.log" >&2; die "invalid configuration $config"; }
+
+# The agent
+"$bin/realms-agent" -f -c "$config" -l "unix:$run/agent.sock" >"$run/agent.log" 2>&1 &
+pids+=($!)
+wait_for "[ -S '$run/agent.sock' ]" "realms-agent"
+
+# HAProxy
+cp "$top/haproxy/realms.spoe" "$run/hp/"
+"$bin/realmsctl" -c "$config" render-haproxy -o "$run/hp/channels.cfg" --setup-page "$run/hp/setup.html"
+export REALMS_LISTEN="127.0.0.1:$port" REALMS_AGENT_ADDR="unix@$run/agent.sock"
+export REALMS_HAPROXY_DIR="$run/hp" REALMS_LUA="$top/lua-shim/realms.lua"
+export REALMS_RELAY="realms-relay-$port"
+haproxy -c -q -f "$top/haproxy/realms.cfg" -f "$run/hp/channels.cfg" || die "HAProxy refused the configuration"
+haproxy -db -f "$top/haproxy/realms.cfg" -f "$run/hp/channels.cfg" >"$run/haproxy.log" 2>&1 &
+pids+=($!)
+wait_for "! port_free $port" "HAProxy"
+
+# A demo token, shown once.
+token=$("$bin/realmsctl" token add --name "demo-$(date +%Y%m%d-%H%M%S)-$$" 2>/dev/null) || die "cannot create a token in Redis at $redis_addr"
+
+cat <<INFO
+
+Realms is running on http://127.0.0.1:$port (setup page at /). Paste into your shell:
+
+ANTHROPIC_BASE_URL=http://127.0.0.1:$port
+ANTHROPIC_AUTH_TOKEN=$token
+
+then run claude. Logs are in $run/. Ctrl-C stops everything.
+INFO
+
+# Foreground until a signal, or until one of the processes dies.
+wait -n "${pids[@]}" || true
+echo "realms: a process exited; see $run/*.log" >&2
