@@ -16,7 +16,8 @@ enum inspect_status {
 	INSPECT_NOT_OBJECT,     /* root is not a JSON object */
 	INSPECT_INVALID,        /* malformed JSON in the bytes we have */
 	INSPECT_DUPLICATE_KEY,  /* the same top-level key appears twice */
-	INSPECT_TOO_COMPLEX,    /* more than INSPECT_MAX_TOKENS tokens before model */
+	INSPECT_TOO_COMPLEX,    /* complete body past INSPECT_MAX_TOKENS tokens: not
+	                           validated; model/stream from the part read */
 };
 
 /* State of one top-level key. */
@@ -28,7 +29,9 @@ enum inspect_key_state {
 
 struct inspect_result {
 	enum inspect_status status;
-	int complete;                    /* the prefix held the whole body */
+	int complete;                    /* the prefix held the whole body and all
+	                                    of it was inspected (0 when INVALID or
+	                                    TOO_COMPLEX) */
 
 	enum inspect_key_state model_state;
 	char model[INSPECT_MODEL_MAX + 1]; /* decoded, NUL-terminated (PRESENT) */
@@ -40,6 +43,13 @@ struct inspect_result {
 
 	enum inspect_key_state stream_state;
 	int stream;                      /* the boolean, when PRESENT */
+
+	/* metadata.user_id, decoded, when the "metadata" object is complete in
+	 * the prefix and its user_id is a string of at most INSPECT_USER_ID_MAX
+	 * bytes; user_id_len 0 otherwise. Claude Code puts its session id in
+	 * it, which the scheduler uses for stickiness. */
+	char user_id[INSPECT_USER_ID_MAX + 1];
+	size_t user_id_len;
 };
 
 #endif /* REALMS_INSPECT_T_H */
