@@ -116,4 +116,32 @@
  * nano-USD product of a request far from 64-bit overflow). */
 #define PRICE_MAX_USD_PER_MTOK     100000.0
 
+/* ---------------------------------------------------------------------- */
+/* Response accounting: SSE parsing (sse.c) and usage extraction         */
+/* (usage.c). Crossing these never fails the client's answer: the event  */
+/* or body is counted as dropped/unparsable and the record is marked     */
+/* partial (USAGE_PARTIAL_UNPARSABLE) by the caller.                     */
+/* ---------------------------------------------------------------------- */
+
+/* SSE: data bytes buffered for one event the agent wants (or whose name is
+ * not known yet). Usage-bearing Anthropic events (message_start,
+ * message_delta, error) are well under 4 KB; a bigger one is dropped
+ * (sse_parser.dropped) and skipped to its blank line. The buffer lives in
+ * struct sse_parser, one per streamed answer. */
+#define SSE_DATA_MAX               (64u * 1024u)
+/* SSE: longest event name kept. A longer name cannot be one the agent
+ * knows: its event is dropped like an oversized one. */
+#define SSE_NAME_MAX               64u
+
+/* Usage: JSON tokens of one response body or event at most (20 bytes each,
+ * per worker thread, kept between calls). A body needing more is
+ * unparsable: usage_from_json() returns -1. 262144 covers a 512 KB body of
+ * the densest JSON; text content is one token however long. */
+#define USAGE_JSON_MAX_TOKENS      262144u
+/* Usage: nesting depth of that JSON at most; deeper is unparsable (-1).
+ * jsmn closes a bracket by walking up from the last token, so each close
+ * costs up to the depth: the bound keeps a body linear. Answers nest about
+ * 10 deep; tool inputs the model writes are what nests most. */
+#define USAGE_JSON_MAX_DEPTH       128u
+
 #endif /* REALMS_LIMITS_H */

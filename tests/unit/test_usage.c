@@ -1,0 +1,703 @@
+/*
+ * Usage extraction: every field of message_start, missing and malformed
+ * fields, the cache split, cumulative message_delta counts, iterations,
+ * unnamed events, non-streamed bodies (large, truncated at every offset,
+ * malformed, too deep, too many tokens), and the scratch memory of another
+ * thread.
+ *
+ * Every input is handed over in a heap copy of exactly its size, so that
+ * ASan catches any read past it.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <realms/limits.h>
+#include <realms/usage.h>
+
+/* ------------------------------------------------------------------------ */
+/* helpers                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static int ev_n(struct usage *u, const char *name, const char *data, size_t len)
+{
+	char *copy = malloc(len ? len : 1);
+	int rc;
+
+	assert_non_null(copy);
+	memcpy(copy, data, len);
+	rc = usage_on_sse_event(u, name, copy, len);
+	free(copy);
+	return rc;
+}
+
+static int ev(struct usage *u, const char *name, const char *data)
+{
+	return ev_n(u, name, data, strlen(data));
+}
+
+static int body_n(struct usage *u, const char *s, size_t len)
+{
+	char *copy = malloc(len ? len : 1);
+	int rc;
+
+	assert_non_null(copy);
+	memcpy(copy, s, len);
+	rc = usage_from_json(u, copy, len);
+	free(copy);
+	return rc;
+}
+
+static int body(struct usage *u, const char *s)
+{
+	return body_n(u, s, strlen(s));
+}
+
+/* message_delta data around a usage object's inside. */
+static int delta(struct usage *u, const char *usage_inside)
+{
+	char buf[4096];
+
+	snprintf(buf, sizeof(buf),
+	         "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\","
+	         "\"stop_sequence\":null},\"usage\":{%s}}", usage_inside);
+	return ev(u, "message_delta", buf);
+}
+
+/* message_start data around a usage object's inside. */
+static int start(struct usage *u, const char *usage_inside)
+{
+	char buf[4096];
+
+	snprintf(buf, sizeof(buf),
+	         "{\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\","
+	         "\"role\":\"assistant\",\"content\":[],\"model\":\"claude-opus-4-5\","
+	         "\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{%s}}}", usage_inside);
+	return ev(u, "message_start", buf);
+}
+
+static void usage_is(const struct usage *u, uint64_t in, uint64_t out, uint64_t w5,
+                     uint64_t w1, uint64_t rd, uint64_t web)
+{
+	assert_int_equal(u->input, in);
+	assert_int_equal(u->output, out);
+	assert_int_equal(u->cache_write_5m, w5);
+	assert_int_equal(u->cache_write_1h, w1);
+	assert_int_equal(u->cache_read, rd);
+	assert_int_equal(u->web_search, web);
+}
+
+/* ------------------------------------------------------------------------ */
+/* message_start                                                            */
+/* ------------------------------------------------------------------------ */
+
+static void test_start_every_field(void **state)
+{
+	struct usage u;
+
+	usage_init(&u);
+	assert_int_equal(start(&u,
+		"\"input_tokens\":11,\"cache_creation_input_tokens\":30,"
+		"\"cache_read_input_tokens\":40,"
+		"\"cache_creation\":{\"ephemeral_5m_input_tokens\":10,\"ephemeral_1h_input_tokens\":20},"
+		"\"output_tokens\":1,\"server_tool_use\":{\"web_search_requests\":3},"
+		"\"service_tier\":\"priority\""), 1);
+	usage_is(&u, 11, 1, 10, 20, 40, 3);
+	assert_string_equal(u.service_tier, "priority");
+	assert_int_equal(u.flags, USAGE_FL_START);
+}
+
+static void test_start_missing_fields(void **state)
+{
+	struct usage u;
+
+	usage_init(&u);
+	assert_int_equal(start(&u, ""), 1);
+	usage_is(&u, 0, 0, 0, 0, 0, 0);
+	assert_string_equal(u.service_tier, "");
+	assert_int_equal(u.flags, USAGE_FL_START);
+
+	/* No usage object, no message object at all, usage of another type. */
+	usage_init(&u);
+	assert_int_equal(ev(&u, "message_start", "{\"type\":\"message_start\",\"message\":{}}"), 1);
+	assert_int_equal(ev(&u, "message_start", "{\"type\":\"message_start\"}"), 1);
+	assert_int_equal(ev(&u, "message_start",
+	                    "{\"message\":{\"usage\":[1,2]},\"usage\":{\"input_tokens\":5}}"), 1);
+	usage_is(&u, 0, 0, 0, 0, 0, 0);
+	assert_int_equal(u.flags, USAGE_FL_START);
+
+	/* Only some fields; null where a number or object is expected. */
+	usage_init(&u);
+	start(&u, "\"input_tokens\":5,\"output_tokens\":null,\"cache_creation\":null,"
+	          "\"cache_creation_input_tokens\":null,\"server_tool_use\":null,"
+	          "\"service_tier\":null");
+	usage_is(&u, 5, 0, 0, 0, 0, 0);
+	assert_string_equal(u.service_tier, "");
+}
+
+static void test_cache_split(void **state)
+{
+	struct usage u;
+
+	/* Present: its numbers, even if the total disagrees. */
+	usage_init(&u);
+	start(&u, "\"cache_creation_input_tokens\":100,"
+	          "\"cache_creation\":{\"ephemeral_5m_input_tokens\":30,\"ephemeral_1h_input_tokens\":70}");
+	usage_is(&u, 0, 0, 30, 70, 0, 0);
+	usage_init(&u);
+	start(&u, "\"cache_creation\":{\"ephemeral_1h_input_tokens\":7},"
+	          "\"cache_creation_input_tokens\":999");
+	usage_is(&u, 0, 0, 0, 7, 0, 0);
+
+	/* Absent: all of the total is 5-minute writes. */
+	usage_init(&u);
+	start(&u, "\"cache_creation_input_tokens\":100");
+	usage_is(&u, 0, 0, 100, 0, 0, 0);
+
+	/* A delta repeating the total without the split keeps the split. */
+	usage_init(&u);
+	start(&u, "\"cache_creation_input_tokens\":100,"
+	          "\"cache_creation\":{\"ephemeral_5m_input_tokens\":30,\"ephemeral_1h_input_tokens\":70}");
+	delta(&u, "\"cache_creation_input_tokens\":100,\"output_tokens\":5");
+	usage_is(&u, 0, 5, 30, 70, 0, 0);
+	/* A larger total without a split: the growth is 5-minute writes. */
+	delta(&u, "\"cache_creation_input_tokens\":150");
+	usage_is(&u, 0, 5, 80, 70, 0, 0);
+	/* A smaller one clamps the 1-hour part. */
+	delta(&u, "\"cache_creation_input_tokens\":50");
+	usage_is(&u, 0, 5, 0, 50, 0, 0);
+	/* A new split replaces the old one. */
+	delta(&u, "\"cache_creation\":{\"ephemeral_5m_input_tokens\":1,\"ephemeral_1h_input_tokens\":2}");
+	usage_is(&u, 0, 5, 1, 2, 0, 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* message_delta, message_stop, error                                       */
+/* ------------------------------------------------------------------------ */
+
+static void test_delta_cumulative(void **state)
+{
+	struct usage u;
+
+	usage_init(&u);
+	start(&u, "\"input_tokens\":100,\"output_tokens\":1,\"cache_read_input_tokens\":7");
+	assert_int_equal(delta(&u, "\"output_tokens\":10"), 1);
+	assert_int_equal(delta(&u, "\"output_tokens\":25"), 1);
+	usage_is(&u, 100, 25, 0, 0, 7, 0);   /* 25, not 35 */
+	assert_int_equal(u.flags, USAGE_FL_START | USAGE_FL_DELTA);
+
+	/* A delta repeating input and cache fields overrides them. */
+	delta(&u, "\"input_tokens\":120,\"cache_read_input_tokens\":9,\"output_tokens\":30,"
+	          "\"server_tool_use\":{\"web_search_requests\":2}");
+	usage_is(&u, 120, 30, 0, 0, 9, 2);
+	delta(&u, "\"server_tool_use\":{\"web_search_requests\":4},\"output_tokens\":31");
+	usage_is(&u, 120, 31, 0, 0, 9, 4);
+
+	/* A delta without usage: no FL_DELTA, nothing changes. */
+	usage_init(&u);
+	assert_int_equal(ev(&u, "message_delta", "{\"type\":\"message_delta\",\"delta\":{}}"), 1);
+	assert_int_equal(u.flags, 0);
+	usage_is(&u, 0, 0, 0, 0, 0, 0);
+	/* A delta before any message_start still counts. */
+	delta(&u, "\"output_tokens\":3");
+	assert_int_equal(u.output, 3);
+	assert_int_equal(u.flags, USAGE_FL_DELTA);
+}
+
+static void test_stop_and_error(void **state)
+{
+	struct usage u;
+
+	usage_init(&u);
+	start(&u, "\"input_tokens\":3,\"output_tokens\":1");
+	delta(&u, "\"output_tokens\":8");
+	/* Their data is not even parsed. */
+	assert_int_equal(ev(&u, "error", "not json"), 1);
+	assert_int_equal(u.flags, USAGE_FL_START | USAGE_FL_DELTA | USAGE_FL_ERROR);
+	usage_is(&u, 3, 8, 0, 0, 0, 0);
+	assert_int_equal(ev(&u, "message_stop", ""), 1);
+	assert_int_equal(u.flags, USAGE_FL_START | USAGE_FL_DELTA | USAGE_FL_ERROR | USAGE_FL_STOP);
+}
+
+static void test_other_events(void **state)
+{
+	static const char *const names[] = {
+		"ping", "content_block_start", "content_block_delta", "content_block_stop",
+		"message", "Message_start", "message_start ", "message_star", "errors",
+	};
+	struct usage u, zero;
+
+	usage_init(&u);
+	usage_init(&zero);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		assert_int_equal(ev(&u, names[i],
+		                    "{\"type\":\"message_delta\",\"usage\":{\"output_tokens\":9}}"), 0);
+	assert_memory_equal(&u, &zero, sizeof(u));
+}
+
+/* No event name: the data's type decides. */
+static void test_unnamed(void **state)
+{
+	struct usage u;
+
+	usage_init(&u);
+	assert_int_equal(ev(&u, "", "{\"type\":\"message_start\",\"message\":{\"usage\":"
+	                            "{\"input_tokens\":4}}}"), 1);
+	assert_int_equal(ev(&u, NULL, "{\"usage\":{\"output_tokens\":6},\"type\":\"message_delta\"}"), 1);
+	assert_int_equal(ev(&u, "", "{\"type\":\"ping\"}"), 0);
+	assert_int_equal(ev(&u, "", "{\"type\":5}"), 0);
+	assert_int_equal(ev(&u, "", "{}"), 0);
+	assert_int_equal(ev(&u, "", "not json"), 0);
+	usage_is(&u, 4, 6, 0, 0, 0, 0);
+	assert_int_equal(ev(&u, "", "{\"type\":\"error\",\"error\":{}}"), 1);
+	assert_int_equal(ev(&u, "", "{\"type\":\"message_stop\"}"), 1);
+	assert_int_equal(u.flags, USAGE_FL_START | USAGE_FL_DELTA | USAGE_FL_ERROR | USAGE_FL_STOP);
+}
+
+/* Malformed data of a usage event: -1 and nothing changes. */
+static void test_malformed_event(void **state)
+{
+	static const char *const bad[] = {
+		"", "   ", "{", "{\"type\":\"message_delta\",\"usage\":{\"output_tokens\":5}",
+		"{\"type\":\"message_delta\",\"usage\":{\"output_tokens\":5}}}",
+		"{\"usage\":{\"output_tokens\":5}} x", "[]", "\"s\"", "5",
+		"{\"usage\":{\"output_tokens\":5,}}x", "{\"usage\":{\"output_tokens\":tru}}",
+		"{\"a\":\"\\x\"}", "{\"a\":1}{\"b\":2}",
+	};
+	struct usage u, before;
+
+	usage_init(&u);
+	start(&u, "\"input_tokens\":3,\"output_tokens\":1");
+	before = u;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(ev(&u, "message_delta", bad[i]), -1);
+		assert_int_equal(ev(&u, "message_start", bad[i]), -1);
+		assert_memory_equal(&u, &before, sizeof(u));
+	}
+	/* A NUL after the object, or inside it. */
+	assert_int_equal(ev_n(&u, "message_delta", "{\"usage\":{}}\0", 13), -1);
+	assert_int_equal(ev_n(&u, "message_delta", "{\"usage\":{\0}}", 13), -1);
+	/* Whitespace around is fine. */
+	assert_int_equal(ev(&u, "message_delta", " \r\n\t{\"usage\":{\"output_tokens\":5}} \n"), 1);
+	assert_int_equal(u.output, 5);
+}
+
+/* Numbers: non-negative JSON integers fitting 64 bits, else absent. */
+static void test_numbers(void **state)
+{
+	static const char *const absent[] = {
+		"-1", "1.0", "1e3", "1E3", "0.5", "01", "-0", "true", "false", "null", "\"5\"",
+		"18446744073709551616", "99999999999999999999999", "{}", "[5]",
+	};
+	char buf[128];
+	struct usage u;
+
+	for (size_t i = 0; i < sizeof(absent) / sizeof(absent[0]); i++) {
+		usage_init(&u);
+		start(&u, "\"output_tokens\":7");
+		snprintf(buf, sizeof(buf), "\"output_tokens\":%s", absent[i]);
+		delta(&u, buf);
+		/* The last occurrence is bad: the field is absent there. */
+		assert_int_equal(u.output, 7);
+	}
+	usage_init(&u);
+	delta(&u, "\"output_tokens\":18446744073709551615,\"input_tokens\":0");
+	assert_int_equal(u.output, UINT64_MAX);
+	assert_int_equal(u.input, 0);
+}
+
+static void test_duplicate_keys(void **state)
+{
+	struct usage u;
+
+	/* The last occurrence wins, as the client's parser would see it. */
+	usage_init(&u);
+	delta(&u, "\"output_tokens\":5,\"output_tokens\":9");
+	assert_int_equal(u.output, 9);
+	usage_init(&u);
+	delta(&u, "\"output_tokens\":5,\"output_tokens\":null");
+	assert_int_equal(u.output, 0);
+	usage_init(&u);
+	assert_int_equal(ev(&u, "message_delta",
+	                    "{\"usage\":{\"output_tokens\":1},\"usage\":{\"output_tokens\":2}}"), 1);
+	assert_int_equal(u.output, 2);
+	usage_init(&u);
+	assert_int_equal(ev(&u, "message_delta",
+	                    "{\"usage\":{\"output_tokens\":1},\"usage\":null}"), 1);
+	assert_int_equal(u.output, 0);
+	assert_int_equal(u.flags, 0);
+	usage_init(&u);
+	start(&u, "\"cache_creation\":{\"ephemeral_5m_input_tokens\":4},\"cache_creation\":null,"
+	          "\"cache_creation_input_tokens\":9");
+	usage_is(&u, 0, 0, 9, 0, 0, 0);
+}
+
+/* Only the usage object's own keys: nested look-alikes do not count. */
+static void test_nested_lookalikes(void **state)
+{
+	struct usage u;
+
+	usage_init(&u);
+	assert_int_equal(ev(&u, "message_delta",
+		"{\"delta\":{\"usage\":{\"output_tokens\":99}},"
+		"\"x\":[{\"usage\":{\"output_tokens\":98}}],"
+		"\"usage\":{\"extra\":{\"output_tokens\":97},\"output_tokens\":5,"
+		"\"list\":[\"output_tokens\",96]}}"), 1);
+	assert_int_equal(u.output, 5);
+	/* A key named like a value elsewhere. */
+	usage_init(&u);
+	assert_int_equal(ev(&u, "message_delta",
+		"{\"a\":\"usage\",\"b\":{\"c\":\"output_tokens\"},\"usage\":{\"input_tokens\":2}}"), 1);
+	usage_is(&u, 2, 0, 0, 0, 0, 0);
+}
+
+static void test_service_tier(void **state)
+{
+	struct usage u;
+
+	usage_init(&u);
+	start(&u, "\"service_tier\":\"standard\"");
+	assert_string_equal(u.service_tier, "standard");
+	delta(&u, "\"service_tier\":\"batch\"");
+	assert_string_equal(u.service_tier, "batch");
+	/* 23 bytes fit, 24 do not; escapes and non-strings are ignored. */
+	delta(&u, "\"service_tier\":\"abcdefghijklmnopqrstuvw\"");
+	assert_string_equal(u.service_tier, "abcdefghijklmnopqrstuvw");
+	delta(&u, "\"service_tier\":\"abcdefghijklmnopqrstuvwx\"");
+	assert_string_equal(u.service_tier, "abcdefghijklmnopqrstuvw");
+	delta(&u, "\"service_tier\":\"a\\u0000b\"");
+	delta(&u, "\"service_tier\":\"\xc3\xa9\"");
+	delta(&u, "\"service_tier\":7");
+	assert_string_equal(u.service_tier, "abcdefghijklmnopqrstuvw");
+	delta(&u, "\"service_tier\":\"\"");
+	assert_string_equal(u.service_tier, "");
+}
+
+/* ------------------------------------------------------------------------ */
+/* iterations                                                               */
+/* ------------------------------------------------------------------------ */
+
+static void test_iterations(void **state)
+{
+	struct usage u;
+
+	/* The sums replace the top-level counts (those of the last
+	 * iteration); cache split per iteration. */
+	usage_init(&u);
+	start(&u, "\"input_tokens\":1000,\"output_tokens\":1");
+	delta(&u,
+		"\"input_tokens\":200,\"output_tokens\":50,\"cache_read_input_tokens\":10,"
+		"\"cache_creation_input_tokens\":5,"
+		"\"server_tool_use\":{\"web_search_requests\":2},"
+		"\"iterations\":["
+		"{\"type\":\"compaction\",\"input_tokens\":1000,\"output_tokens\":300,"
+		"\"cache_read_input_tokens\":0,\"cache_creation_input_tokens\":40},"
+		"{\"type\":\"message\",\"input_tokens\":200,\"output_tokens\":50,"
+		"\"cache_read_input_tokens\":10,\"cache_creation_input_tokens\":5,"
+		"\"cache_creation\":{\"ephemeral_5m_input_tokens\":2,\"ephemeral_1h_input_tokens\":3}}"
+		"]");
+	/* input 1200, output 350, 5m 40+2, 1h 3, read 10; web from the top. */
+	usage_is(&u, 1200, 350, 42, 3, 10, 2);
+
+	/* A later delta with iterations again: replaced, never added. */
+	delta(&u, "\"output_tokens\":60,\"iterations\":["
+	          "{\"input_tokens\":1000,\"output_tokens\":300},"
+	          "{\"input_tokens\":200,\"output_tokens\":60}]");
+	usage_is(&u, 1200, 360, 42, 3, 10, 2);
+
+	/* Kinds in no iteration keep the top-level count; an empty array or
+	 * junk elements change nothing. */
+	usage_init(&u);
+	delta(&u, "\"input_tokens\":7,\"output_tokens\":8,\"iterations\":[]");
+	usage_is(&u, 7, 8, 0, 0, 0, 0);
+	delta(&u, "\"input_tokens\":7,\"output_tokens\":8,"
+	          "\"iterations\":[1,null,\"x\",[{\"output_tokens\":100}],"
+	          "{\"output_tokens\":4},{\"output_tokens\":5,\"iterations\":[{\"output_tokens\":1000}]}]");
+	usage_is(&u, 7, 9, 0, 0, 0, 0);
+	/* Web searches per iteration are summed too. */
+	delta(&u, "\"iterations\":[{\"server_tool_use\":{\"web_search_requests\":1}},"
+	          "{\"server_tool_use\":{\"web_search_requests\":2}}]");
+	assert_int_equal(u.web_search, 3);
+	/* Not an array: ignored. */
+	delta(&u, "\"output_tokens\":11,\"iterations\":{\"output_tokens\":500}");
+	assert_int_equal(u.output, 11);
+	/* Sums saturate. */
+	delta(&u, "\"iterations\":[{\"output_tokens\":18446744073709551615},{\"output_tokens\":2}]");
+	assert_int_equal(u.output, UINT64_MAX);
+}
+
+/* ------------------------------------------------------------------------ */
+/* JSON bodies                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* A non-streamed answer: big text, a tool_use with nested input, usage
+ * last. */
+static char *big_body(size_t text_len, size_t *len)
+{
+	static const char head[] =
+		"{\"id\":\"msg_01\",\"type\":\"message\",\"role\":\"assistant\","
+		"\"model\":\"claude-sonnet-4-5-20250929\",\"content\":[{\"type\":\"text\",\"text\":\"";
+	static const char mid[] =
+		"\"},{\"type\":\"tool_use\",\"id\":\"toolu_1\",\"name\":\"Edit\",\"input\":"
+		"{\"usage\":{\"input_tokens\":666},\"list\":[1,2,3,{\"a\":[[[]]]}]}}],"
+		"\"stop_reason\":\"tool_use\",\"stop_sequence\":null,"
+		"\"usage\":{\"input_tokens\":12,\"cache_creation_input_tokens\":200,"
+		"\"cache_read_input_tokens\":3000,\"cache_creation\":"
+		"{\"ephemeral_5m_input_tokens\":0,\"ephemeral_1h_input_tokens\":200},"
+		"\"output_tokens\":4567,\"service_tier\":\"standard\","
+		"\"server_tool_use\":{\"web_search_requests\":0}}}\n";
+	size_t hl = sizeof(head) - 1, ml = sizeof(mid) - 1;
+	char *s = malloc(hl + text_len + ml);
+
+	assert_non_null(s);
+	memcpy(s, head, hl);
+	for (size_t i = 0; i < text_len; i++)
+		s[hl + i] = (i % 64 == 63) ? ' ' : (i % 97 == 0 ? '\\' : 'a' + i % 26);
+	/* Keep escapes whole: a backslash is always followed by 'n'. */
+	for (size_t i = 0; i < text_len; i++)
+		if (s[hl + i] == '\\') {
+			if (i + 1 < text_len)
+				s[hl + i + 1] = 'n';
+			else
+				s[hl + i] = 'z';
+		}
+	memcpy(s + hl + text_len, mid, ml);
+	*len = hl + text_len + ml;
+	return s;
+}
+
+static void test_body(void **state)
+{
+	struct usage u;
+	size_t len;
+	char *s = big_body(400 * 1024, &len);
+
+	usage_init(&u);
+	assert_int_equal(body_n(&u, s, len), 1);
+	usage_is(&u, 12, 4567, 0, 200, 3000, 0);
+	assert_string_equal(u.service_tier, "standard");
+	assert_int_equal(u.flags, USAGE_FL_START);
+	free(s);
+
+	/* Valid without usage; fields absent keep their values. */
+	usage_init(&u);
+	u.output = 5;
+	assert_int_equal(body(&u, "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\"}}"), 0);
+	assert_int_equal(u.output, 5);
+	assert_int_equal(u.flags, 0);
+	assert_int_equal(body(&u, "{\"usage\":{\"input_tokens\":1}}"), 1);
+	usage_is(&u, 1, 5, 0, 0, 0, 0);
+	/* Iterations in a body. */
+	usage_init(&u);
+	assert_int_equal(body(&u, "{\"usage\":{\"input_tokens\":1,\"output_tokens\":2,"
+	                          "\"iterations\":[{\"input_tokens\":10,\"output_tokens\":20},"
+	                          "{\"input_tokens\":1,\"output_tokens\":2}]}}"), 1);
+	usage_is(&u, 11, 22, 0, 0, 0, 0);
+}
+
+/* Every proper prefix of a body is refused, and leaves *u alone. */
+static void test_body_truncated(void **state)
+{
+	struct usage u, zero;
+	size_t len, k, end;
+	char *s = big_body(2000, &len);
+
+	usage_init(&zero);
+	/* The body ends with "}\n": every cut before the brace fails. */
+	end = len - 1;
+	for (k = 0; k < end; k++) {
+		usage_init(&u);
+		assert_int_equal(body_n(&u, s, k), -1);
+		assert_memory_equal(&u, &zero, sizeof(u));
+	}
+	assert_int_equal(body_n(&u, s, end), 1);
+	free(s);
+}
+
+static void test_body_malformed(void **state)
+{
+	static const char *const bad[] = {
+		"", " ", "null", "[]", "[{\"usage\":{}}]", "\"usage\"", "{\"usage\":{}}}",
+		"{\"usage\":{}} {}", "{\"usage\":{}},", "{\"usage\":{\"input_tokens\":1]}",
+		"{\"usage\":{\"input_tokens\":01x}}", "{'usage':{}}", "{\"a\":\"\x01\"x}",
+		"{\"usage\":{\"input_tokens\":1}", "{\"a\":\"unterminated}",
+		/* what jsmn alone lets through */
+		"{\"a\" \"b\"}", "{\"a\":1,}", "{\"a\":[1 2]}", "{\"a\"::1}", "{,}",
+		"{\"a\":[,1]}", "{\"a\":1 \"b\":2}", "{\"a\":tru}", "{\"a\":01}",
+		"{\"a\":1.}", "{\"a\":.5}", "{\"a\":1e}", "{\"a\":-}", "{\"a\":+1}",
+		"{\"a\":\"tab\there\"}", "{\"a\":\"nl\nhere\"}", "{\"a\":[1,]}",
+	};
+	struct usage u, zero;
+
+	usage_init(&zero);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		usage_init(&u);
+		assert_int_equal(body(&u, bad[i]), -1);
+		assert_memory_equal(&u, &zero, sizeof(u));
+	}
+	assert_int_equal(body_n(&u, "{\"usage\":{\"input_tokens\":1}}\0", 29), -1);
+
+	/* Every kind of JSON value is fine. */
+	usage_init(&u);
+	assert_int_equal(body(&u, " {\"a\":[true,false,null,-0.5e+3,0,1E9,-7,2.25E-2,\"x\\\"y\\u00e9\","
+	                          "{},[],{\"b\":[[]]}],\"\":\"\",\"usage\":{\"output_tokens\":1}}\r\n"), 1);
+	assert_int_equal(u.output, 1);
+}
+
+/* The depth and token budgets: past them, -1 and no time wasted. */
+static void test_body_limits(void **state)
+{
+	static const char tail[] = "\"usage\":{\"output_tokens\":3}}";
+	size_t d, n, o;
+	struct usage u;
+	char *s;
+
+	/* USAGE_JSON_MAX_DEPTH containers (the root included) parse, one
+	 * more does not. */
+	static const size_t depths[] = {
+		USAGE_JSON_MAX_DEPTH - 1, USAGE_JSON_MAX_DEPTH, USAGE_JSON_MAX_DEPTH + 64,
+	};
+
+	for (size_t i = 0; i < 3; i++) {
+		d = depths[i];
+		s = malloc(2 * d + 64);
+		assert_non_null(s);
+		o = 0;
+		memcpy(s + o, "{\"x\":", 5);
+		o += 5;
+		memset(s + o, '[', d);
+		o += d;
+		memset(s + o, ']', d);
+		o += d;
+		s[o++] = ',';
+		memcpy(s + o, tail, sizeof(tail) - 1);
+		o += sizeof(tail) - 1;
+		usage_init(&u);
+		assert_int_equal(body_n(&u, s, o), d < USAGE_JSON_MAX_DEPTH ? 1 : -1);
+		free(s);
+	}
+
+	/* Deep nesting repeated through 1 MB: refused fast. */
+	n = 1024 * 1024;
+	s = malloc(n);
+	assert_non_null(s);
+	memset(s, '[', n);
+	s[0] = '{';
+	assert_int_equal(body_n(&u, s, n), -1);
+	/* 1 MB of nestings just under the depth, each closing costing up to
+	 * the depth in jsmn: parsed (the bound keeps it linear), and again
+	 * with no strings between them: too many tokens, refused. */
+	for (int strings = 1; strings >= 0; strings--) {
+		memcpy(s, "{\"x\":[", 6);
+		o = 6;
+		while (o + 2 * USAGE_JSON_MAX_DEPTH + 1100 < n) {
+			memset(s + o, '[', USAGE_JSON_MAX_DEPTH - 8);
+			o += USAGE_JSON_MAX_DEPTH - 8;
+			memset(s + o, ']', USAGE_JSON_MAX_DEPTH - 8);
+			o += USAGE_JSON_MAX_DEPTH - 8;
+			s[o++] = ',';
+			if (strings) {
+				s[o++] = '"';
+				memset(s + o, 's', 1000);
+				o += 1000;
+				s[o++] = '"';
+				s[o++] = ',';
+			}
+		}
+		memcpy(s + o, "1],", 3);
+		o += 3;
+		memcpy(s + o, tail, sizeof(tail) - 1);
+		o += sizeof(tail) - 1;
+		usage_init(&u);
+		assert_int_equal(body_n(&u, s, o), strings ? 1 : -1);
+		assert_int_equal(u.output, strings ? 3 : 0);
+	}
+	free(s);
+
+	/* USAGE_JSON_MAX_TOKENS tokens fit; a body needing more does not. */
+	for (size_t ntok = USAGE_JSON_MAX_TOKENS; ntok <= USAGE_JSON_MAX_TOKENS + 1; ntok++) {
+		/* root, "x", array, ntok - 5 elements, "usage", its object,
+		 * "output_tokens", 3 */
+		size_t elems = ntok - 7;
+
+		s = malloc(2 * elems + 64);
+		assert_non_null(s);
+		memcpy(s, "{\"x\":[", 6);
+		o = 6;
+		for (size_t i = 0; i < elems; i++) {
+			s[o++] = '0';
+			s[o++] = ',';
+		}
+		s[o - 1] = ']';
+		s[o++] = ',';
+		memcpy(s + o, tail, sizeof(tail) - 1);
+		o += sizeof(tail) - 1;
+		usage_init(&u);
+		assert_int_equal(body_n(&u, s, o), ntok == USAGE_JSON_MAX_TOKENS ? 1 : -1);
+		if (ntok == USAGE_JSON_MAX_TOKENS)
+			assert_int_equal(u.output, 3);
+		free(s);
+	}
+}
+
+/* Other threads get their own scratch, freed when they exit (ASan's leak
+ * check would say otherwise). */
+static void *thread_main(void *arg)
+{
+	struct usage *u = arg;
+	size_t len;
+	char *s = big_body(100000, &len);
+
+	usage_init(u);
+	if (usage_from_json(u, s, len) != 1)
+		u->flags = 0;
+	free(s);
+	return NULL;
+}
+
+static void test_threads(void **state)
+{
+	pthread_t th[4];
+	struct usage u[4];
+
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, thread_main, &u[i]), 0);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(u[i].flags, USAGE_FL_START);
+		assert_int_equal(u[i].output, 4567);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_start_every_field),
+		cmocka_unit_test(test_start_missing_fields),
+		cmocka_unit_test(test_cache_split),
+		cmocka_unit_test(test_delta_cumulative),
+		cmocka_unit_test(test_stop_and_error),
+		cmocka_unit_test(test_other_events),
+		cmocka_unit_test(test_unnamed),
+		cmocka_unit_test(test_malformed_event),
+		cmocka_unit_test(test_numbers),
+		cmocka_unit_test(test_duplicate_keys),
+		cmocka_unit_test(test_nested_lookalikes),
+		cmocka_unit_test(test_service_tier),
+		cmocka_unit_test(test_iterations),
+		cmocka_unit_test(test_body),
+		cmocka_unit_test(test_body_truncated),
+		cmocka_unit_test(test_body_malformed),
+		cmocka_unit_test(test_body_limits),
+		cmocka_unit_test(test_threads),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
