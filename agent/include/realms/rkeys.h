@@ -55,4 +55,78 @@
 /* Invalidation channel; the message is the <sha256hex>. */
 #define RKEY_TOKEN_EVENTS       "realms:token-events"
 
+/*
+ * Usage records (record.c, realmsctl usage; docs/redis.md)
+ * -------------
+ * One answered request = one struct usage_record, counted once per req_id
+ * by one Lua script (record_script()). Integers only; cost in nano-USD.
+ * <day> is the UTC day of the request's start, "YYYYMMDD". <token>,
+ * <model>, <channel> are key segments: the name percent-encoded (every byte
+ * outside [A-Za-z0-9._@/+-] as %XX, uppercase hex), "(none)" for an empty
+ * name; a segment never holds ':'. Index sets hold segments, not names.
+ *
+ *   realms:usage:seen:<req_id>      STRING <day>, TTL RECORD_SEEN_TTL_S: the
+ *       idempotency mark. Present = this req_id is already counted.
+ *   realms:usage:token:<token>:<day>      HASH of the RKEY_UF_* counters
+ *   realms:usage:model:<model>:<day>      HASH, same fields
+ *   realms:usage:channel:<channel>:<day>  HASH, same fields
+ *   realms:usage:combo:<token>:<model>:<channel>:<day>  HASH, same fields:
+ *       the cross of the three, so filters combine (realmsctl usage).
+ *   realms:usage:days               ZSET, member <day>, score <day> as a
+ *       number: ZRANGEBYSCORE realms:usage:days 20250101 20250131.
+ *   realms:usage:tokens:<day>       SET of <token> segments used that day
+ *   realms:usage:models:<day>       SET of <model> segments
+ *   realms:usage:channels:<day>     SET of <channel> segments
+ *   realms:usage:combos:<day>       SET of "<token>:<model>:<channel>"
+ *   realms:usage:events             STREAM, one entry per counted request
+ *       (fields RKEY_UE_*), capped near RECORD_EVENTS_MAXLEN entries.
+ */
+
+/* Key prefixes: prefix + segment(s) + ":" + <day>. */
+#define RKEY_USAGE_SEEN_PREFIX      "realms:usage:seen:"
+#define RKEY_USAGE_TOKEN_PREFIX     "realms:usage:token:"
+#define RKEY_USAGE_MODEL_PREFIX     "realms:usage:model:"
+#define RKEY_USAGE_CHANNEL_PREFIX   "realms:usage:channel:"
+#define RKEY_USAGE_COMBO_PREFIX     "realms:usage:combo:"
+#define RKEY_USAGE_DAYS             "realms:usage:days"
+#define RKEY_USAGE_TOKENS_PREFIX    "realms:usage:tokens:"
+#define RKEY_USAGE_MODELS_PREFIX    "realms:usage:models:"
+#define RKEY_USAGE_CHANNELS_PREFIX  "realms:usage:channels:"
+#define RKEY_USAGE_COMBOS_PREFIX    "realms:usage:combos:"
+#define RKEY_USAGE_EVENTS           "realms:usage:events"
+
+/* The segment of an empty name. Never the encoding of a real name: '('
+ * and ')' are always percent-encoded. */
+#define RKEY_USAGE_NONE             "(none)"
+
+/* Counter fields of the day hashes (HINCRBY; absent reads as 0). */
+#define RKEY_UF_REQUESTS            "requests"
+#define RKEY_UF_ERRORS              "errors"          /* status >= 400 or partial */
+#define RKEY_UF_PARTIAL             "partial"
+#define RKEY_UF_INPUT               "input"
+#define RKEY_UF_OUTPUT              "output"
+#define RKEY_UF_CACHE_WRITE_5M      "cache_write_5m"
+#define RKEY_UF_CACHE_WRITE_1H      "cache_write_1h"
+#define RKEY_UF_CACHE_READ          "cache_read"
+#define RKEY_UF_WEB_SEARCH          "web_search"
+#define RKEY_UF_COST_NUSD           "cost_nusd"
+
+/* Fields of a realms:usage:events entry (plus the RKEY_UF_* token kinds
+ * and cost_nusd, with the record's own values). */
+#define RKEY_UE_REQ_ID              "req_id"
+#define RKEY_UE_TOKEN               "token"           /* names as they are, */
+#define RKEY_UE_TOKEN_ID            "token_id"        /* not segments */
+#define RKEY_UE_GROUP               "group"
+#define RKEY_UE_MODEL               "model"
+#define RKEY_UE_UPSTREAM_MODEL      "upstream_model"
+#define RKEY_UE_CHANNEL             "channel"
+#define RKEY_UE_SERVER              "server"
+#define RKEY_UE_STATUS              "status"
+#define RKEY_UE_STREAM              "stream"          /* "1" SSE, "0" JSON */
+#define RKEY_UE_PARTIAL             "partial"         /* reason name, or "" */
+#define RKEY_UE_SERVICE_TIER        "service_tier"
+#define RKEY_UE_TTFB_MS             "ttfb_ms"
+#define RKEY_UE_DURATION_MS         "duration_ms"
+#define RKEY_UE_TS_MS               "ts_ms"
+
 #endif /* REALMS_RKEYS_H */

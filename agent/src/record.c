@@ -1,0 +1,799 @@
+/*
+ * Usage records in Redis: the commit script and its argv, key segments,
+ * UTC days, spool lines. See record.h for the contracts and rkeys.h for the
+ * key layout.
+ */
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <realms/record.h>
+#include <realms/rkeys.h>
+
+/* ---------------------------------------------------------------------- */
+/* The script                                                             */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Runs atomically in Redis (no other command in between). Redis does not
+ * roll a script back, so everything that can refuse (age, duplicate, key
+ * types) is checked before the first write; after that only HINCRBY
+ * overflow could fail, which RECORD_COUNT_MAX puts out of reach.
+ * Field names come from ARGV, so the C side (rkeys.h) is the one place that
+ * names them. Numbers stay strings: Redis parses them as int64 (Lua would
+ * turn them into doubles). Needs Redis >= 5 (streams, and scripts
+ * replicated by their effects, which makes TIME and XADD * safe).
+ *
+ * KEYS  1 seen  2 token hash  3 model hash  4 channel hash  5 combo hash
+ *       6 days  7 tokens:<day>  8 models:<day>  9 channels:<day>
+ *       10 combos:<day>  11 events
+ * ARGV  1 ts_ms  2 max age ms (0: no check)  3 seen TTL s  4 day
+ *       5 token seg  6 model seg  7 channel seg  8 combo member
+ *       9 events maxlen  10 nf, then nf (field, increment) pairs, then the
+ *       event's (field, value) pairs up to the end.
+ */
+static const char script[] =
+	"local age = tonumber(ARGV[2])\n"
+	"if age > 0 then\n"
+	"  local t = redis.call('TIME')\n"
+	"  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+	"  if tonumber(ARGV[1]) < now - age then return -1 end\n"
+	"end\n"
+	"if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+	"local want = {'hash', 'hash', 'hash', 'hash', 'zset', 'set', 'set', 'set', 'set', 'stream'}\n"
+	"for i = 1, #want do\n"
+	"  local t = redis.call('TYPE', KEYS[i + 1]).ok\n"
+	"  if t ~= 'none' and t ~= want[i] then\n"
+	"    return redis.error_reply('realms usage: ' .. KEYS[i + 1] .. ' is a ' .. t .. ', not a ' .. want[i])\n"
+	"  end\n"
+	"end\n"
+	"redis.call('SET', KEYS[1], ARGV[4], 'NX', 'EX', ARGV[3])\n"
+	"local nf = tonumber(ARGV[10])\n"
+	"for k = 2, 5 do\n"
+	"  for i = 11, 10 + 2 * nf, 2 do\n"
+	"    redis.call('HINCRBY', KEYS[k], ARGV[i], ARGV[i + 1])\n"
+	"  end\n"
+	"end\n"
+	"redis.call('ZADD', KEYS[6], ARGV[4], ARGV[4])\n"
+	"redis.call('SADD', KEYS[7], ARGV[5])\n"
+	"redis.call('SADD', KEYS[8], ARGV[6])\n"
+	"redis.call('SADD', KEYS[9], ARGV[7])\n"
+	"redis.call('SADD', KEYS[10], ARGV[8])\n"
+	"local ev = {}\n"
+	"for i = 11 + 2 * nf, #ARGV do ev[#ev + 1] = ARGV[i] end\n"
+	"redis.call('XADD', KEYS[11], 'MAXLEN', '~', ARGV[9], '*', unpack(ev))\n"
+	"return 1\n";
+
+const char *record_script(size_t *len)
+{
+	if (len)
+		*len = sizeof(script) - 1;
+	return script;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Records                                                                */
+/* ---------------------------------------------------------------------- */
+
+static const char *const partial_names[] = {
+	[USAGE_COMPLETE] = "",
+	[USAGE_PARTIAL_CLIENT_GONE] = "client_gone",
+	[USAGE_PARTIAL_UPSTREAM_ERROR] = "upstream_error",
+	[USAGE_PARTIAL_TRUNCATED] = "truncated",
+	[USAGE_PARTIAL_UNPARSABLE] = "unparsable",
+};
+#define N_PARTIAL (sizeof(partial_names) / sizeof(partial_names[0]))
+
+const char *record_partial_name(enum usage_partial p)
+{
+	if ((unsigned)p >= N_PARTIAL)
+		return NULL;
+	return partial_names[p];
+}
+
+int record_partial_parse(const char *s, size_t len, enum usage_partial *p)
+{
+	size_t i;
+
+	for (i = 0; i < N_PARTIAL; i++) {
+		if (strlen(partial_names[i]) == len && memcmp(partial_names[i], s, len) == 0) {
+			*p = (enum usage_partial)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+#define TERMINATED(arr) (memchr((arr), '\0', sizeof(arr)) != NULL)
+
+static bool req_id_char(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	       (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':' || c == '-';
+}
+
+int record_validate(const struct usage_record *rec, const char **why)
+{
+	const char *w = NULL;
+	const unsigned char *s;
+	size_t n;
+
+	if (!TERMINATED(rec->req_id) || !TERMINATED(rec->token) ||
+	    !TERMINATED(rec->token_id) || !TERMINATED(rec->group) ||
+	    !TERMINATED(rec->model) || !TERMINATED(rec->upstream_model) ||
+	    !TERMINATED(rec->channel) || !TERMINATED(rec->server) ||
+	    !TERMINATED(rec->u.service_tier)) {
+		w = "a string is not NUL-terminated within its field";
+		goto bad;
+	}
+	if (!rec->req_id[0]) {
+		w = "empty req_id";
+		goto bad;
+	}
+	for (s = (const unsigned char *)rec->req_id; *s; s++) {
+		if (!req_id_char(*s)) {
+			w = "req_id has a character outside [A-Za-z0-9._:-]";
+			goto bad;
+		}
+	}
+	n = strlen(rec->token_id);
+	if (n != 0) {
+		if (n != 12) {
+			w = "token_id is not 12 hex digits";
+			goto bad;
+		}
+		for (s = (const unsigned char *)rec->token_id; *s; s++) {
+			if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f'))) {
+				w = "token_id is not 12 lowercase hex digits";
+				goto bad;
+			}
+		}
+	}
+	if (rec->status < 0 || rec->status > 999) {
+		w = "status out of 0..999";
+		goto bad;
+	}
+	if (rec->stream != 0 && rec->stream != 1) {
+		w = "stream is neither 0 nor 1";
+		goto bad;
+	}
+	if (!record_partial_name(rec->partial)) {
+		w = "unknown partial reason";
+		goto bad;
+	}
+	if (rec->u.input > RECORD_COUNT_MAX || rec->u.output > RECORD_COUNT_MAX ||
+	    rec->u.cache_write_5m > RECORD_COUNT_MAX ||
+	    rec->u.cache_write_1h > RECORD_COUNT_MAX ||
+	    rec->u.cache_read > RECORD_COUNT_MAX || rec->u.web_search > RECORD_COUNT_MAX ||
+	    rec->cost_nusd > RECORD_COUNT_MAX || rec->ttfb_ms > RECORD_COUNT_MAX ||
+	    rec->duration_ms > RECORD_COUNT_MAX) {
+		w = "a count, cost or duration is above 2^53-1";
+		goto bad;
+	}
+	if (rec->ts_ms < 0 || rec->ts_ms > RECORD_TS_MAX_MS) {
+		w = "ts_ms out of range";
+		goto bad;
+	}
+	return 0;
+bad:
+	if (why)
+		*why = w;
+	return -1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Days                                                                   */
+/* ---------------------------------------------------------------------- */
+
+/* Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's
+ * civil_from_days; z >= 0 here). */
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+	int64_t era, yy;
+	unsigned doe, yoe, doy, mp;
+
+	z += 719468;
+	era = z / 146097;
+	doe = (unsigned)(z - era * 146097);
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	yy = (int64_t)yoe + era * 400;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	*d = doy - (153 * mp + 2) / 5 + 1;
+	*m = mp < 10 ? mp + 3 : mp - 9;
+	*y = yy + (*m <= 2);
+}
+
+int record_day(int64_t ts_ms, char out[RECORD_DAY_LEN + 1])
+{
+	int64_t y;
+	unsigned m, d;
+
+	out[0] = '\0';
+	if (ts_ms < 0 || ts_ms > RECORD_TS_MAX_MS)
+		return -1;
+	civil_from_days(ts_ms / 86400000, &y, &m, &d);
+	/* y is 1970..9999 by the range check: exactly 4 digits */
+	out[0] = (char)('0' + y / 1000);
+	out[1] = (char)('0' + y / 100 % 10);
+	out[2] = (char)('0' + y / 10 % 10);
+	out[3] = (char)('0' + y % 10);
+	out[4] = (char)('0' + m / 10);
+	out[5] = (char)('0' + m % 10);
+	out[6] = (char)('0' + d / 10);
+	out[7] = (char)('0' + d % 10);
+	out[8] = '\0';
+	return 0;
+}
+
+static bool is_leap(unsigned y)
+{
+	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+int record_day_parse(const char *s, char out[RECORD_DAY_LEN + 1])
+{
+	static const unsigned mdays[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	unsigned y = 0, m, d, dim;
+	int i;
+
+	out[0] = '\0';
+	for (i = 0; i < 10; i++) {
+		if (i == 4 || i == 7) {
+			if (s[i] != '-')
+				return -1;
+		} else if (s[i] < '0' || s[i] > '9') {
+			return -1;      /* also stops at the NUL of a short string */
+		}
+	}
+	if (s[10] != '\0')
+		return -1;
+	for (i = 0; i < 4; i++)
+		y = y * 10 + (unsigned)(s[i] - '0');
+	m = (unsigned)(s[5] - '0') * 10 + (unsigned)(s[6] - '0');
+	d = (unsigned)(s[8] - '0') * 10 + (unsigned)(s[9] - '0');
+	if (y < 1970 || m < 1 || m > 12)
+		return -1;
+	dim = mdays[m - 1] + (m == 2 && is_leap(y));
+	if (d < 1 || d > dim)
+		return -1;
+	memcpy(out, s, 4);
+	memcpy(out + 4, s + 5, 2);
+	memcpy(out + 6, s + 8, 2);
+	out[8] = '\0';
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Key segments                                                           */
+/* ---------------------------------------------------------------------- */
+
+static bool seg_safe(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	       (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '@' ||
+	       c == '/' || c == '+' || c == '-';
+}
+
+static const char hexu[] = "0123456789ABCDEF";
+
+int record_seg_encode(const char *name, char *out, size_t size)
+{
+	const unsigned char *p = (const unsigned char *)name;
+	size_t n = 0;
+
+	if (!*p) {
+		if (size < sizeof(RKEY_USAGE_NONE))
+			return -1;
+		memcpy(out, RKEY_USAGE_NONE, sizeof(RKEY_USAGE_NONE));
+		return (int)sizeof(RKEY_USAGE_NONE) - 1;
+	}
+	for (; *p; p++) {
+		if (seg_safe(*p)) {
+			if (n + 1 >= size)
+				return -1;
+			out[n++] = (char)*p;
+		} else {
+			if (n + 3 >= size)
+				return -1;
+			out[n++] = '%';
+			out[n++] = hexu[*p >> 4];
+			out[n++] = hexu[*p & 15];
+		}
+	}
+	if (n >= size)
+		return -1;
+	out[n] = '\0';
+	return (int)n;
+}
+
+static int hexval_upper(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int record_seg_decode(const char *seg, size_t len, char *out, size_t size)
+{
+	const char *p = seg, *end = seg + len;
+	size_t n = 0;
+	int hi, lo;
+	unsigned char c;
+
+	if (len == sizeof(RKEY_USAGE_NONE) - 1 && memcmp(seg, RKEY_USAGE_NONE, len) == 0) {
+		if (size < 1)
+			return -1;
+		out[0] = '\0';
+		return 0;
+	}
+	if (len == 0)
+		return -1;          /* "" is never a segment */
+	while (p < end) {
+		if (*p == '%') {
+			if (end - p < 3)
+				return -1;
+			hi = hexval_upper(p[1]);
+			lo = hexval_upper(p[2]);
+			if (hi < 0 || lo < 0)
+				return -1;
+			c = (unsigned char)(hi << 4 | lo);
+			if (c == 0 || seg_safe(c))
+				return -1;  /* not what encode writes */
+			p += 3;
+		} else {
+			c = (unsigned char)*p;
+			if (!seg_safe(c))
+				return -1;
+			p++;
+		}
+		if (n + 1 >= size)
+			return -1;
+		out[n++] = (char)c;
+	}
+	out[n] = '\0';
+	return (int)n;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The script's argv                                                      */
+/* ---------------------------------------------------------------------- */
+
+/* Appends one argument: the bytes printed by fmt, copied into a->buf.
+ * A failure (no room) is sticky in a->argc = -1. */
+__attribute__((format(printf, 2, 3)))
+static void arg_add(struct record_argv *a, const char *fmt, ...)
+{
+	size_t room;
+	va_list ap;
+	int n;
+
+	if (a->argc < 0)
+		return;
+	if (a->argc >= RECORD_ARGV_MAX) {
+		a->argc = -1;
+		return;
+	}
+	room = sizeof(a->buf) - a->used;
+	va_start(ap, fmt);
+	n = vsnprintf(a->buf + a->used, room, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= room) {
+		a->argc = -1;
+		return;
+	}
+	a->argv[a->argc] = a->buf + a->used;
+	a->argvlen[a->argc] = (size_t)n;
+	a->argc++;
+	a->used += (size_t)n + 1;
+}
+
+static void arg_u64(struct record_argv *a, uint64_t v)
+{
+	arg_add(a, "%" PRIu64, v);
+}
+
+/* A field name and its string value, as two arguments. */
+static void arg_kv(struct record_argv *a, const char *k, const char *v)
+{
+	arg_add(a, "%s", k);
+	arg_add(a, "%s", v);
+}
+
+static void arg_ku(struct record_argv *a, const char *k, uint64_t v)
+{
+	arg_add(a, "%s", k);
+	arg_u64(a, v);
+}
+
+static bool is_sha1(const char *s)
+{
+	int i;
+
+	for (i = 0; i < 40; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+		      (s[i] >= 'A' && s[i] <= 'F')))
+			return false;
+	return s[40] == '\0';
+}
+
+/* The counters of the day hashes, in ARGV order: the field names as the
+ * hashes hold them. */
+#define N_COUNTERS 10
+
+int record_redis_argv(const struct usage_record *rec, const char *sha1,
+                      int64_t max_age_ms, struct record_argv *out)
+{
+	char tok[RECORD_SEG_MAX], mod[RECORD_SEG_MAX], chan[RECORD_SEG_MAX];
+	char day[RECORD_DAY_LEN + 1];
+	const char *pname;
+	int errors, partial;
+
+	out->argc = 0;
+	out->used = 0;
+	if (record_validate(rec, NULL) < 0 || (sha1 && !is_sha1(sha1)) || max_age_ms < 0)
+		return -1;
+	/* bounded by the fields' sizes: cannot fail for a valid record */
+	if (record_seg_encode(rec->token, tok, sizeof(tok)) < 0 ||
+	    record_seg_encode(rec->model, mod, sizeof(mod)) < 0 ||
+	    record_seg_encode(rec->channel, chan, sizeof(chan)) < 0 ||
+	    record_day(rec->ts_ms, day) < 0)
+		return -1;
+	pname = record_partial_name(rec->partial);
+	partial = rec->partial != USAGE_COMPLETE;
+	errors = rec->status >= 400 || partial;
+
+	if (sha1) {
+		arg_add(out, "EVALSHA");
+		arg_add(out, "%s", sha1);
+	} else {
+		arg_add(out, "EVAL");
+		if (out->argc == 1) {
+			/* static text: pointed to, not copied */
+			out->argv[1] = script;
+			out->argvlen[1] = sizeof(script) - 1;
+			out->argc = 2;
+		}
+	}
+	arg_add(out, "%d", RECORD_NKEYS);
+
+	/* KEYS */
+	arg_add(out, "%s%s", RKEY_USAGE_SEEN_PREFIX, rec->req_id);
+	arg_add(out, "%s%s:%s", RKEY_USAGE_TOKEN_PREFIX, tok, day);
+	arg_add(out, "%s%s:%s", RKEY_USAGE_MODEL_PREFIX, mod, day);
+	arg_add(out, "%s%s:%s", RKEY_USAGE_CHANNEL_PREFIX, chan, day);
+	arg_add(out, "%s%s:%s:%s:%s", RKEY_USAGE_COMBO_PREFIX, tok, mod, chan, day);
+	arg_add(out, "%s", RKEY_USAGE_DAYS);
+	arg_add(out, "%s%s", RKEY_USAGE_TOKENS_PREFIX, day);
+	arg_add(out, "%s%s", RKEY_USAGE_MODELS_PREFIX, day);
+	arg_add(out, "%s%s", RKEY_USAGE_CHANNELS_PREFIX, day);
+	arg_add(out, "%s%s", RKEY_USAGE_COMBOS_PREFIX, day);
+	arg_add(out, "%s", RKEY_USAGE_EVENTS);
+
+	/* ARGV */
+	arg_add(out, "%" PRId64, rec->ts_ms);
+	arg_add(out, "%" PRId64, max_age_ms);
+	arg_add(out, "%d", RECORD_SEEN_TTL_S);
+	arg_add(out, "%s", day);
+	arg_add(out, "%s", tok);
+	arg_add(out, "%s", mod);
+	arg_add(out, "%s", chan);
+	arg_add(out, "%s:%s:%s", tok, mod, chan);
+	arg_add(out, "%d", RECORD_EVENTS_MAXLEN);
+	arg_add(out, "%d", N_COUNTERS);
+	arg_ku(out, RKEY_UF_REQUESTS, 1);
+	arg_ku(out, RKEY_UF_ERRORS, (uint64_t)errors);
+	arg_ku(out, RKEY_UF_PARTIAL, (uint64_t)partial);
+	arg_ku(out, RKEY_UF_INPUT, rec->u.input);
+	arg_ku(out, RKEY_UF_OUTPUT, rec->u.output);
+	arg_ku(out, RKEY_UF_CACHE_WRITE_5M, rec->u.cache_write_5m);
+	arg_ku(out, RKEY_UF_CACHE_WRITE_1H, rec->u.cache_write_1h);
+	arg_ku(out, RKEY_UF_CACHE_READ, rec->u.cache_read);
+	arg_ku(out, RKEY_UF_WEB_SEARCH, rec->u.web_search);
+	arg_ku(out, RKEY_UF_COST_NUSD, rec->cost_nusd);
+
+	/* the event */
+	arg_kv(out, RKEY_UE_REQ_ID, rec->req_id);
+	arg_kv(out, RKEY_UE_TOKEN, rec->token);
+	arg_kv(out, RKEY_UE_TOKEN_ID, rec->token_id);
+	arg_kv(out, RKEY_UE_GROUP, rec->group);
+	arg_kv(out, RKEY_UE_MODEL, rec->model);
+	arg_kv(out, RKEY_UE_UPSTREAM_MODEL, rec->upstream_model);
+	arg_kv(out, RKEY_UE_CHANNEL, rec->channel);
+	arg_kv(out, RKEY_UE_SERVER, rec->server);
+	arg_ku(out, RKEY_UE_STATUS, (uint64_t)rec->status);
+	arg_ku(out, RKEY_UE_STREAM, (uint64_t)rec->stream);
+	arg_kv(out, RKEY_UE_PARTIAL, pname);
+	arg_ku(out, RKEY_UF_INPUT, rec->u.input);
+	arg_ku(out, RKEY_UF_OUTPUT, rec->u.output);
+	arg_ku(out, RKEY_UF_CACHE_WRITE_5M, rec->u.cache_write_5m);
+	arg_ku(out, RKEY_UF_CACHE_WRITE_1H, rec->u.cache_write_1h);
+	arg_ku(out, RKEY_UF_CACHE_READ, rec->u.cache_read);
+	arg_ku(out, RKEY_UF_WEB_SEARCH, rec->u.web_search);
+	arg_kv(out, RKEY_UE_SERVICE_TIER, rec->u.service_tier);
+	arg_ku(out, RKEY_UF_COST_NUSD, rec->cost_nusd);
+	arg_ku(out, RKEY_UE_TTFB_MS, rec->ttfb_ms);
+	arg_ku(out, RKEY_UE_DURATION_MS, rec->duration_ms);
+	arg_add(out, "%s", RKEY_UE_TS_MS);
+	arg_add(out, "%" PRId64, rec->ts_ms);
+
+	if (out->argc < 0) {
+		out->argc = 0;
+		out->used = 0;
+		return -1;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Spool lines                                                            */
+/* ---------------------------------------------------------------------- */
+
+/* CRC-32 (IEEE 802.3, reflected 0xEDB88320), bitwise: a spool line is
+ * written once per request and read once per replay. */
+static uint32_t crc32_ieee(const char *p, size_t n)
+{
+	uint32_t c = 0xFFFFFFFFu;
+	int k;
+
+	while (n--) {
+		c ^= (unsigned char)*p++;
+		for (k = 0; k < 8; k++)
+			c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1)));
+	}
+	return ~c;
+}
+
+/* Output cursor over the caller's buffer; a failure is sticky (n = -1). */
+struct sp_out {
+	char *buf;
+	size_t size;
+	long n;
+};
+
+static void sp_put(struct sp_out *o, const char *s, size_t len)
+{
+	if (o->n < 0)
+		return;
+	if ((size_t)o->n + len >= o->size) {    /* keep room for the NUL */
+		o->n = -1;
+		return;
+	}
+	memcpy(o->buf + o->n, s, len);
+	o->n += (long)len;
+}
+
+/* TAB then the escaped string. */
+static void sp_str(struct sp_out *o, const char *s)
+{
+	const char *run = s;
+
+	sp_put(o, "\t", 1);
+	for (; *s; s++) {
+		const char *esc = NULL;
+
+		switch (*s) {
+		case '\\': esc = "\\\\"; break;
+		case '\t': esc = "\\t"; break;
+		case '\n': esc = "\\n"; break;
+		case '\r': esc = "\\r"; break;
+		default: continue;
+		}
+		sp_put(o, run, (size_t)(s - run));
+		sp_put(o, esc, 2);
+		run = s + 1;
+	}
+	sp_put(o, run, (size_t)(s - run));
+}
+
+static void sp_u64(struct sp_out *o, uint64_t v)
+{
+	char tmp[24];
+	int n = snprintf(tmp, sizeof(tmp), "\t%" PRIu64, v);
+
+	sp_put(o, tmp, (size_t)n);
+}
+
+int record_spool_encode(const struct usage_record *rec, char *buf, size_t size)
+{
+	struct sp_out o = { buf, size, 0 };
+	char crc[16];
+
+	if (size)
+		buf[0] = '\0';
+	if (record_validate(rec, NULL) < 0)
+		return -1;
+	sp_put(&o, RECORD_SPOOL_VERSION, sizeof(RECORD_SPOOL_VERSION) - 1);
+	sp_str(&o, rec->req_id);
+	sp_u64(&o, (uint64_t)rec->ts_ms);
+	sp_str(&o, rec->token);
+	sp_str(&o, rec->token_id);
+	sp_str(&o, rec->group);
+	sp_str(&o, rec->model);
+	sp_str(&o, rec->upstream_model);
+	sp_str(&o, rec->channel);
+	sp_str(&o, rec->server);
+	sp_u64(&o, (uint64_t)rec->status);
+	sp_u64(&o, (uint64_t)rec->stream);
+	sp_str(&o, record_partial_name(rec->partial));
+	sp_u64(&o, rec->u.input);
+	sp_u64(&o, rec->u.output);
+	sp_u64(&o, rec->u.cache_write_5m);
+	sp_u64(&o, rec->u.cache_write_1h);
+	sp_u64(&o, rec->u.cache_read);
+	sp_u64(&o, rec->u.web_search);
+	sp_str(&o, rec->u.service_tier);
+	sp_u64(&o, rec->u.flags);
+	sp_u64(&o, rec->cost_nusd);
+	sp_u64(&o, rec->ttfb_ms);
+	sp_u64(&o, rec->duration_ms);
+	if (o.n < 0)
+		goto fail;
+	snprintf(crc, sizeof(crc), "\t%08" PRIx32 "\n", crc32_ieee(buf, (size_t)o.n));
+	sp_put(&o, crc, 10);
+	if (o.n < 0)
+		goto fail;
+	buf[o.n] = '\0';
+	return (int)o.n;
+fail:
+	if (size)
+		buf[0] = '\0';
+	return -1;
+}
+
+/* Input cursor: the next field is [p, next TAB or end). */
+struct sp_in {
+	const char *p, *end;
+};
+
+/* Takes the next field into [*fs, *fe). Returns 0, or -1 when none is
+ * left. Moves the cursor past the field and its TAB. */
+static int sp_field(struct sp_in *in, const char **fs, const char **fe)
+{
+	const char *t;
+
+	if (!in->p)
+		return -1;
+	t = memchr(in->p, '\t', (size_t)(in->end - in->p));
+	*fs = in->p;
+	*fe = t ? t : in->end;
+	in->p = t ? t + 1 : NULL;   /* NULL: the last field was taken */
+	return 0;
+}
+
+/* Unescapes the next field into dst (size bytes, NUL included). */
+static int sp_get_str(struct sp_in *in, char *dst, size_t size)
+{
+	const char *s, *e;
+	size_t n = 0;
+	char c;
+
+	if (sp_field(in, &s, &e) < 0)
+		return -1;
+	while (s < e) {
+		c = *s++;
+		if (c == '\n' || c == '\r' || c == '\0')
+			return -1;
+		if (c == '\\') {
+			if (s == e)
+				return -1;
+			switch (*s++) {
+			case '\\': c = '\\'; break;
+			case 't': c = '\t'; break;
+			case 'n': c = '\n'; break;
+			case 'r': c = '\r'; break;
+			default: return -1;
+			}
+		}
+		if (n + 1 >= size)
+			return -1;
+		dst[n++] = c;
+	}
+	dst[n] = '\0';
+	return 0;
+}
+
+/* A canonical decimal (no sign, no leading zero) up to max. */
+static int sp_get_u64(struct sp_in *in, uint64_t max, uint64_t *v)
+{
+	const char *s, *e;
+	uint64_t x = 0;
+	unsigned d;
+
+	if (sp_field(in, &s, &e) < 0 || s == e || (*s == '0' && e - s > 1))
+		return -1;
+	for (; s < e; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		d = (unsigned)(*s - '0');
+		if (x > (UINT64_MAX - d) / 10)
+			return -1;
+		x = x * 10 + d;
+	}
+	if (x > max)
+		return -1;
+	*v = x;
+	return 0;
+}
+
+int record_spool_decode(const char *line, size_t len, struct usage_record *rec)
+{
+	struct sp_in in;
+	const char *tab, *s, *e;
+	char pname[32];
+	uint64_t v, crc;
+	size_t i;
+
+	memset(rec, 0, sizeof(*rec));
+	if (len && line[len - 1] == '\n')
+		len--;
+	/* the CRC: 8 hex digits after the last TAB, over all that precedes */
+	if (len < 10 || line[len - 9] != '\t')
+		return -1;
+	tab = line + len - 9;
+	crc = 0;
+	for (i = 1; i <= 8; i++) {
+		char c = tab[i];
+
+		if (c >= '0' && c <= '9')
+			crc = crc << 4 | (uint64_t)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			crc = crc << 4 | (uint64_t)(c - 'a' + 10);
+		else
+			return -1;
+	}
+	if (crc != crc32_ieee(line, (size_t)(tab - line)))
+		return -1;
+
+	in.p = line;
+	in.end = tab;
+	if (sp_field(&in, &s, &e) < 0 || (size_t)(e - s) != sizeof(RECORD_SPOOL_VERSION) - 1 ||
+	    memcmp(s, RECORD_SPOOL_VERSION, sizeof(RECORD_SPOOL_VERSION) - 1) != 0)
+		goto bad;
+	if (sp_get_str(&in, rec->req_id, sizeof(rec->req_id)) < 0 ||
+	    sp_get_u64(&in, (uint64_t)RECORD_TS_MAX_MS, &v) < 0)
+		goto bad;
+	rec->ts_ms = (int64_t)v;
+	if (sp_get_str(&in, rec->token, sizeof(rec->token)) < 0 ||
+	    sp_get_str(&in, rec->token_id, sizeof(rec->token_id)) < 0 ||
+	    sp_get_str(&in, rec->group, sizeof(rec->group)) < 0 ||
+	    sp_get_str(&in, rec->model, sizeof(rec->model)) < 0 ||
+	    sp_get_str(&in, rec->upstream_model, sizeof(rec->upstream_model)) < 0 ||
+	    sp_get_str(&in, rec->channel, sizeof(rec->channel)) < 0 ||
+	    sp_get_str(&in, rec->server, sizeof(rec->server)) < 0 ||
+	    sp_get_u64(&in, 999, &v) < 0)
+		goto bad;
+	rec->status = (int)v;
+	if (sp_get_u64(&in, 1, &v) < 0)
+		goto bad;
+	rec->stream = (int)v;
+	if (sp_get_str(&in, pname, sizeof(pname)) < 0 ||
+	    record_partial_parse(pname, strlen(pname), &rec->partial) < 0 ||
+	    sp_get_u64(&in, RECORD_COUNT_MAX, &rec->u.input) < 0 ||
+	    sp_get_u64(&in, RECORD_COUNT_MAX, &rec->u.output) < 0 ||
+	    sp_get_u64(&in, RECORD_COUNT_MAX, &rec->u.cache_write_5m) < 0 ||
+	    sp_get_u64(&in, RECORD_COUNT_MAX, &rec->u.cache_write_1h) < 0 ||
+	    sp_get_u64(&in, RECORD_COUNT_MAX, &rec->u.cache_read) < 0 ||
+	    sp_get_u64(&in, RECORD_COUNT_MAX, &rec->u.web_search) < 0 ||
+	    sp_get_str(&in, rec->u.service_tier, sizeof(rec->u.service_tier)) < 0 ||
+	    sp_get_u64(&in, UINT_MAX, &v) < 0)
+		goto bad;
+	rec->u.flags = (unsigned int)v;
+	if (sp_get_u64(&in, RECORD_COUNT_MAX, &rec->cost_nusd) < 0 ||
+	    sp_get_u64(&in, RECORD_COUNT_MAX, &rec->ttfb_ms) < 0 ||
+	    sp_get_u64(&in, RECORD_COUNT_MAX, &rec->duration_ms) < 0)
+		goto bad;
+	if (in.p != NULL)       /* fields left over */
+		goto bad;
+	if (record_validate(rec, NULL) < 0)
+		goto bad;
+	return 0;
+bad:
+	memset(rec, 0, sizeof(*rec));
+	return -1;
+}
