@@ -65,3 +65,256 @@ end
 core.register_filter("realms-rewrite", Rewrite, function(rw, args)
     return rw
 end)
+
+-- realms-tap: copies every billable response to the agent's mirror
+-- listener, without ever delaying or altering what the client receives.
+--
+-- Filter callbacks cannot yield, so they only append to a per-thread table;
+-- a per-thread task (core.register_task) drains it over core.tcp(). Wire
+-- format (docs/architecture.md, "Response mirror"), one frame after another:
+--     "B <rid> <n>\n" + n bytes of "key=value\n" lines   response begins
+--     "D <rid> <n>\n" + n bytes of the response body     body bytes
+--     "E <rid> <n>\n" + n bytes of "key=value\n" lines   response ended
+--     "S <seq>\n"                                       sync (no payload)
+-- and from the agent "A <rid>\n" once the request's record is durable (in
+-- Redis or in its spool), and "S <seq>\n" echoing each sync after the
+-- acknowledgements it already had. A request is kept until acknowledged; when the
+-- connection drops (agent restart), every unacknowledged request is sent
+-- again from its start, and the agent's per-request idempotency makes the
+-- repeat harmless.
+--
+-- Memory is bounded per thread (TAP_MAX_BYTES). Past it, new body bytes are
+-- dropped, the request is flagged lost=1 in its E frame (the agent records
+-- it as partial, reason tap_overflow) and a warning is logged.
+
+local TAP_MAX_BYTES = 64 * 1024 * 1024   -- per HAProxy thread
+local TAP_BATCH = 256 * 1024             -- bytes per socket send
+local TAP_IDLE_MS = 20                   -- task sleep when idle
+local TAP_RETRY_MS = 500                 -- reconnect back-off
+
+local tap = {
+    reqs = {},        -- requests not yet acknowledged, in arrival order
+    by_rid = {},
+    bytes = 0,        -- bytes held for them
+    dropped = 0,      -- body bytes given up (memory bound)
+    warned = false,
+}
+
+local function now_ms()
+    local t = core.now()
+    return t.sec * 1000 + math.floor(t.usec / 1000)
+end
+
+local function frame(kind, rid, payload)
+    return kind .. " " .. rid .. " " .. #payload .. "\n" .. payload
+end
+
+local function meta(t)
+    local out = {}
+    for k, v in pairs(t) do out[#out + 1] = k .. "=" .. tostring(v) .. "\n" end
+    return table.concat(out)
+end
+
+local function hold(r, f)
+    r.frames[#r.frames + 1] = f
+    tap.bytes = tap.bytes + #f
+end
+
+local function tap_begin(rid, m)
+    if tap.by_rid[rid] then
+        return nil    -- same id twice on this thread: keep the first
+    end
+    local r = { rid = rid, frames = {}, sent = 0, lost = false }
+    hold(r, frame("B", rid, meta(m)))
+    tap.reqs[#tap.reqs + 1] = r
+    tap.by_rid[rid] = r
+    return r
+end
+
+local function tap_data(r, data)
+    if tap.bytes + #data > TAP_MAX_BYTES then
+        r.lost = true
+        tap.dropped = tap.dropped + #data
+        if not tap.warned then
+            core.Warning("realms-tap: mirror buffer full (" .. TAP_MAX_BYTES ..
+                " bytes on this thread); usage of some requests will be partial")
+            tap.warned = true
+        end
+        return
+    end
+    hold(r, frame("D", r.rid, data))
+end
+
+local function tap_end(r, reason, m)
+    m.reason = reason
+    if r.lost then m.lost = 1 end
+    hold(r, frame("E", r.rid, meta(m)))
+    r.ended = true
+end
+
+local function tap_ack(rid)
+    local r = tap.by_rid[rid]
+    if not r or not r.ended then return end
+    tap.by_rid[rid] = nil
+    for _, f in ipairs(r.frames) do tap.bytes = tap.bytes - #f end
+    for i, x in ipairs(tap.reqs) do
+        if x == r then table.remove(tap.reqs, i) break end
+    end
+    if tap.bytes < TAP_MAX_BYTES / 2 then tap.warned = false end
+end
+
+-- The task: connect, send what is pending, collect acknowledgements.
+--
+-- HAProxy's Lua sockets abort the connection when a read times out, so
+-- the task never polls: every round ends with a sync frame "S <seq>\n",
+-- which the agent echoes after whatever acknowledgements it has ready;
+-- reading lines up to that echo collects them. A read that takes longer
+-- than TAP_READ_TIMEOUT_S means the agent is stuck: reconnect, resend.
+local TAP_READ_TIMEOUT_S = 30
+
+local function tap_task()
+    local addr = os.getenv("REALMS_MIRROR")
+    if not addr or addr == "" then
+        core.Warning("realms-tap: REALMS_MIRROR is not set; usage is not recorded")
+        return
+    end
+    local host, port = addr:match("^(.+):(%d+)$")
+    local sock
+    local seq = 0
+    while true do
+        if #tap.reqs == 0 then
+            core.msleep(TAP_IDLE_MS)
+        elseif not sock then
+            sock = core.tcp()
+            if sock:connect(host, tonumber(port)) then
+                sock:settimeout(TAP_READ_TIMEOUT_S)
+                -- A new connection starts every request over.
+                for _, r in ipairs(tap.reqs) do r.sent = 0 end
+            else
+                sock:close()
+                sock = nil
+                core.msleep(TAP_RETRY_MS)
+            end
+        else
+            local batch, size = {}, 0
+            for _, r in ipairs(tap.reqs) do
+                while r.sent < #r.frames and size < TAP_BATCH do
+                    r.sent = r.sent + 1
+                    local f = r.frames[r.sent]
+                    batch[#batch + 1] = f
+                    size = size + #f
+                end
+                if size >= TAP_BATCH then break end
+            end
+            if size == 0 then
+                -- Only acknowledgements are awaited: let them gather.
+                core.msleep(TAP_IDLE_MS)
+            end
+            seq = seq + 1
+            batch[#batch + 1] = "S " .. seq .. "\n"
+            local ok = sock:send(table.concat(batch)) ~= nil
+            while ok do
+                local line = sock:receive("*l")
+                if not line then
+                    ok = false
+                elseif line == "S " .. seq then
+                    break
+                else
+                    local rid = line:match("^A (%S+)$")
+                    if rid then tap_ack(rid) end
+                end
+            end
+            if not ok then
+                sock:close()
+                sock = nil
+                core.msleep(TAP_RETRY_MS)
+            end
+        end
+    end
+end
+
+-- A runtime error must not end the task (billing would silently stop):
+-- log it and start over.
+core.register_task(function()
+    while true do
+        local ok, err = pcall(tap_task)
+        if not ok then
+            core.Alert("realms-tap: " .. tostring(err) .. "; restarting the mirror task")
+            core.msleep(TAP_RETRY_MS)
+        end
+    end
+end)
+
+local Tap = {
+    id = "realms-tap",
+    flags = filter.FLT_CFG_FL_HTX,
+}
+Tap.__index = Tap
+
+function Tap:new()
+    return setmetatable({}, Tap)
+end
+
+-- Response headers: only billable requests (txn.realms_bill, set by
+-- fe_realms for allowed /v1/messages) are mirrored.
+function Tap:http_headers(txn, msg)
+    if not msg.channel:is_resp() or self.r then
+        return filter.CONTINUE
+    end
+    local rid = txn:get_var("txn.realms_rid")
+    if not txn:get_var("txn.realms_bill") or not rid then
+        return filter.CONTINUE
+    end
+    local hdrs = msg:get_headers()
+    local ct = hdrs["content-type"] and hdrs["content-type"][0] or ""
+    local t0 = tonumber(txn:get_var("txn.realms_t0")) or now_ms()
+    self.t0 = t0
+    self.r = tap_begin(rid, {
+        status = msg:get_stline().code,
+        ctype = ct,
+        token = txn:get_var("txn.realms.token") or "",
+        token_id = txn:get_var("txn.realms.token_id") or "",
+        group = txn:get_var("txn.realms.group") or "",
+        model = txn:get_var("txn.realms.model") or "",
+        server = txn:get_var("txn.realms_srv") or "",
+        ts_ms = t0,
+        ttfb_ms = now_ms() - t0,
+    })
+    if self.r then
+        filter.register_data_filter(self, msg.channel)
+    end
+    return filter.CONTINUE
+end
+
+function Tap:http_payload(txn, msg)
+    local n = msg:input()
+    if n > 0 and self.r then
+        -- body() with no argument: every incoming byte of this call. It can
+        -- be nil when the input holds no data block (only the end of the
+        -- message), which is nothing to mirror.
+        local data = msg:body()
+        if data and #data > 0 then
+            tap_data(self.r, data)
+        end
+    end
+    return n
+end
+
+function Tap:http_end(txn, msg)
+    if msg.channel:is_resp() then
+        self.complete = true
+    end
+    return filter.CONTINUE
+end
+
+function Tap:end_analyze(txn, chn)
+    if chn:is_resp() and self.r and not self.r.ended then
+        tap_end(self.r, self.complete and "complete" or "aborted",
+                { duration_ms = now_ms() - self.t0 })
+    end
+    return filter.CONTINUE
+end
+
+core.register_filter("realms-tap", Tap, function(tp, args)
+    return tp
+end)

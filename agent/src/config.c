@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1339,10 +1340,10 @@ static void parse_agent(struct pctx *p, int tok)
 {
 	static const char *const keys[] = {
 		"listen", "mirror", "check", "admin", "threads", "body_prefix",
-		"allow_unknown_models", NULL
+		"allow_unknown_models", "spool", NULL
 	};
 	struct cfg_agent *ag = &p->c->agent;
-	int v[8];
+	int v[9];
 	size_t old = path_str(p, "agent"), o2;
 	long long x;
 
@@ -1387,6 +1388,13 @@ static void parse_agent(struct pctx *p, int tok)
 		o2 = path_str(p, "allow_unknown_models");
 		get_bool(p, v[6], &ag->allow_unknown_models);
 		p->allow_tok = v[6];
+		path_pop(p, o2);
+	}
+	if (v[7] >= 0) {
+		size_t len;
+
+		o2 = path_str(p, "spool");
+		get_str(p, v[7], PATH_MAX, &ag->spool, &len);
 		path_pop(p, o2);
 	}
 out:

@@ -22,7 +22,9 @@
 #include <realms/handlers.h>
 #include <realms/limits.h>
 #include <realms/log.h>
+#include <realms/mirror.h>
 #include <realms/netaddr.h>
+#include <realms/records.h>
 #include <realms/state.h>
 #include <realms/worker.h>
 
@@ -30,9 +32,13 @@
 #define AGENT_BACKLOG        1024
 /* After EMFILE/ENFILE the acceptor pauses this long instead of spinning. */
 #define AGENT_ACCEPT_PAUSE_S 0.1
+/* Where usage records wait while Redis is unreachable, unless -s or
+ * agent.spool say otherwise. */
+#define AGENT_SPOOL_DEFAULT  "/var/lib/realms/spool"
 
 struct listener {
 	struct netaddr addr;
+	enum worker_conn_kind kind;
 	int fd;
 	ev_io io;
 	ev_timer pause;
@@ -46,6 +52,8 @@ static struct {
 	int threads_set;
 	uint32_t max_frame;
 	const char *pidfile;
+	const char *spool;
+	const char *mirror;
 	enum log_level verbosity;
 	struct listener lst[AGENT_MAX_LISTENERS];
 	int nb_lst;
@@ -63,8 +71,8 @@ static void usage(FILE *f)
 "    realms-agent - SPOE agent of the Realms gateway for HAProxy\n"
 "\n"
 "SYNOPSIS\n"
-"    realms-agent [-f] [-c FILE] [-l ADDR]... [-t THREADS] [-m BYTES]\n"
-"                 [-p PIDFILE] [-v | -q]\n"
+"    realms-agent [-f] [-c FILE] [-l ADDR]... [-M ADDR] [-s DIR]\n"
+"                 [-t THREADS] [-m BYTES] [-p PIDFILE] [-v | -q]\n"
 "    realms-agent -c FILE --check\n"
 "    realms-agent -h | --help\n"
 "\n"
@@ -89,6 +97,10 @@ static void usage(FILE *f)
 "                        (default %u); the AGENT-HELLO announces\n"
 "                        min(this, HAProxy's)\n"
 "    -p, --pidfile FILE  write the process id there\n"
+"    -M, --mirror ADDR   response mirror listener for lua-shim's tap\n"
+"                        (default: agent.mirror); needs -c\n"
+"    -s, --spool DIR     where usage records wait while Redis is down\n"
+"                        (default: agent.spool, else " AGENT_SPOOL_DEFAULT ")\n"
 "    -v, --verbose       log debug lines too\n"
 "    -q, --quiet         log warnings and errors only\n"
 "    -h, --help          this text\n"
@@ -156,7 +168,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 	for (;;) {
 		fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
-			worker_dispatch_fd(fd);
+			worker_dispatch_fd(fd, l->kind);
 			continue;
 		}
 		if (errno == EINTR || errno == ECONNABORTED)
@@ -320,13 +332,15 @@ static int parse_args(int argc, char **argv)
 		{ "quiet",      no_argument,       NULL, 'q' },
 		{ "help",       no_argument,       NULL, 'h' },
 		{ "check",      no_argument,       NULL, 'C' },
+		{ "mirror",     required_argument, NULL, 'M' },
+		{ "spool",      required_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 }
 	};
 	char err[160], *end;
 	long v;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "c:fl:t:m:p:vqh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:fl:t:m:p:vqhM:s:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			agent.config = optarg;
@@ -368,6 +382,12 @@ static int parse_args(int argc, char **argv)
 			break;
 		case 'p':
 			agent.pidfile = optarg;
+			break;
+		case 'M':
+			agent.mirror = optarg;
+			break;
+		case 's':
+			agent.spool = optarg;
 			break;
 		case 'v':
 			agent.verbosity = LOG_LVL_DEBUG;
@@ -434,6 +454,10 @@ int main(int argc, char **argv)
 		}
 		if (!agent.threads_set && c->agent.threads > 0)
 			agent.threads = c->agent.threads;
+		if (!agent.mirror)
+			agent.mirror = c->agent.mirror;
+		if (!agent.spool)
+			agent.spool = c->agent.spool;
 		state_install(c);
 		if (hdl_request_register() < 0) {
 			rlog(LOG_LVL_ERR, "cannot register handlers");
@@ -443,6 +467,25 @@ int main(int argc, char **argv)
 	if (agent.nb_lst == 0) {
 		rlog(LOG_LVL_ERR, "no listener: give -l ADDR or agent.listen in the configuration");
 		return 2;
+	}
+	if (agent.mirror) {
+		/* Usage needs prices and Redis: only with a configuration. */
+		if (!agent.config) {
+			rlog(LOG_LVL_ERR, "the mirror listener needs a configuration (-c)");
+			return 2;
+		}
+		if (agent.nb_lst == AGENT_MAX_LISTENERS ||
+		    netaddr_parse(agent.mirror, &agent.lst[agent.nb_lst].addr, buf, sizeof(buf)) < 0) {
+			rlog(LOG_LVL_ERR, "mirror listener: %s", buf);
+			return 2;
+		}
+		agent.lst[agent.nb_lst].kind = WORKER_CONN_MIRROR;
+		agent.lst[agent.nb_lst++].fd = -1;
+		if (mirror_init() < 0 || records_init(agent.spool ? agent.spool : AGENT_SPOOL_DEFAULT) < 0) {
+			rlog(LOG_LVL_ERR, "cannot set up usage recording (spool %s)",
+			     agent.spool ? agent.spool : AGENT_SPOOL_DEFAULT);
+			return 1;
+		}
 	}
 	if (hdl_inspect_register() < 0) {
 		rlog(LOG_LVL_ERR, "cannot register handlers");

@@ -11,6 +11,9 @@
 #include <realms/render.h>
 #include <realms/verdict.h>
 
+/* Further attempts after the first, on other credentials of the pool. */
+#define RENDER_RETRIES  2
+
 int render_model_offered(const struct realms_config *c, size_t mi)
 {
 	const struct cfg_model *m = &c->models[mi];
@@ -40,6 +43,11 @@ static void render_pool(FILE *f, const char *pool, const char *what,
 	           "    # the relay which one in x-realms-server.\n");
 	fprintf(f, "    balance random\n");
 	fprintf(f, "    http-send-name-header x-realms-server\n");
+	fprintf(f, "    # Retried only before any response byte reached the client, and\n"
+	           "    # only for requests that fit in tune.bufsize (docs/failover.md).\n");
+	fprintf(f, "    retries %d\n", RENDER_RETRIES);
+	fprintf(f, "    option redispatch 1\n");
+	fprintf(f, "    retry-on conn-failure empty-response response-timeout 500 502 503 504\n");
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < channels[i]->n_creds; k++) {
 			const struct cfg_cred *cr = &channels[i]->creds[k];

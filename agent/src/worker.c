@@ -20,6 +20,7 @@
 
 #include <realms/limits.h>
 #include <realms/log.h>
+#include <realms/mirror.h>
 #include <realms/spoa.h>
 #include <realms/worker.h>
 
@@ -54,6 +55,7 @@ struct worker {
 
 	pthread_mutex_t lock;       /* guards the fields below */
 	int *fds;                   /* accepted sockets to adopt */
+	unsigned char *kinds;       /* and what each speaks */
 	size_t nfds, capfds;
 	int stop;
 
@@ -313,19 +315,27 @@ static void wake_cb(struct ev_loop *loop, ev_async *a, int revents)
 {
 	struct worker *w = a->data;
 	int *fds, stop;
+	unsigned char *kinds;
 	size_t n;
 
 	pthread_mutex_lock(&w->lock);
 	fds = w->fds;
+	kinds = w->kinds;
 	n = w->nfds;
 	w->fds = NULL;
+	w->kinds = NULL;
 	w->nfds = w->capfds = 0;
 	stop = w->stop;
 	pthread_mutex_unlock(&w->lock);
 
-	for (size_t i = 0; i < n; i++)
-		conn_adopt(w, fds[i]);
+	for (size_t i = 0; i < n; i++) {
+		if (kinds[i] == WORKER_CONN_MIRROR)
+			mirror_adopt(w, fds[i]);
+		else
+			conn_adopt(w, fds[i]);
+	}
 	free(fds);
+	free(kinds);
 
 	if (stop && !w->draining) {
 		w->draining = 1;
@@ -390,7 +400,7 @@ fail:
 	return -1;
 }
 
-void worker_dispatch_fd(int fd)
+void worker_dispatch_fd(int fd, enum worker_conn_kind kind)
 {
 	struct worker *w = &workers[atomic_fetch_add(&next_worker, 1) % (unsigned)nb_workers];
 
@@ -398,15 +408,19 @@ void worker_dispatch_fd(int fd)
 	if (w->nfds == w->capfds) {
 		size_t ncap = w->capfds ? w->capfds * 2 : 16;
 		int *nf = realloc(w->fds, ncap * sizeof(*nf));
+		unsigned char *nk = nf ? realloc(w->kinds, ncap) : NULL;
 
-		if (!nf) {
+		if (nf)
+			w->fds = nf;
+		if (!nk) {
 			pthread_mutex_unlock(&w->lock);
 			close(fd);
 			return;
 		}
-		w->fds = nf;
+		w->kinds = nk;
 		w->capfds = ncap;
 	}
+	w->kinds[w->nfds] = (unsigned char)kind;
 	w->fds[w->nfds++] = fd;
 	pthread_mutex_unlock(&w->lock);
 	ev_async_send(w->loop, &w->wake);
@@ -424,6 +438,7 @@ void worker_stop_all(void)
 		pthread_join(workers[i].thr, NULL);
 		pthread_mutex_destroy(&workers[i].lock);
 		free(workers[i].fds);
+		free(workers[i].kinds);
 	}
 	free(workers);
 	workers = NULL;

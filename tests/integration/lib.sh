@@ -121,12 +121,13 @@ stop_pid() {
 	return $rc
 }
 
-# start_redis: a private Redis on a free port, no persistence. Sets REDIS_PORT
-# and REDIS_PID.
+# start_redis [PORT [ARGS...]]: a private Redis on a free port, no
+# persistence unless ARGS ask for it. Sets REDIS_PORT and REDIS_PID.
 start_redis() {
 	REDIS_PORT=${1:-$(free_port)}
+	[ $# -gt 0 ] && shift
 	spawn redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 \
-		--save '' --appendonly no --dir "$T_DIR" --daemonize no
+		--save '' --appendonly no --dir "$T_DIR" --daemonize no "$@"
 	REDIS_PID=$SPAWNED
 	wait_tcp "$REDIS_PORT" 10 || return 1
 	for _ in $(seq 50); do
@@ -224,6 +225,8 @@ start_gateway() {
 	export REALMS_HAPROXY_DIR="$T_DIR/hp"
 	export REALMS_LUA="$REALMS_SRC/lua-shim/realms.lua"
 	export REALMS_RELAY="realms-relay-$$-$GW_PORT"
+	# The mirror, when the configuration has one (agent.mirror).
+	export REALMS_MIRROR=${GW_MIRROR:-}
 	start_agent -c "$cfg" -l "unix:$T_DIR/agent.sock"
 	wait_file "$T_DIR/agent.sock" 10 || return 1
 	haproxy -c -f "$REALMS_SRC/haproxy/realms.cfg" -f "$T_DIR/hp/channels.cfg" \

@@ -147,6 +147,8 @@ struct cfg_agent {
 	struct netaddr check_addr;
 	const char *admin;          /* /metrics and /healthz, or NULL */
 	struct netaddr admin_addr;
+	const char *spool;          /* directory of the usage spool, or NULL
+	                               (then the agent's -s, else a default) */
 	int threads;
 	size_t body_prefix;         /* bytes of body HAProxy sends */
 	bool allow_unknown_models;

@@ -27,9 +27,15 @@ int worker_module_register(const struct worker_module *m);
 /* Starts n workers accepting frames up to max_frame bytes. Returns 0 or -1. */
 int worker_start_all(int n, uint32_t max_frame);
 
+/* What an accepted socket speaks. */
+enum worker_conn_kind {
+	WORKER_CONN_SPOP = 0,     /* HAProxy's SPOE engine */
+	WORKER_CONN_MIRROR,       /* lua-shim's response tap */
+};
+
 /* Hands an accepted, non-blocking socket to the next worker (round-robin).
  * Called from the acceptor thread. The worker owns the fd from then on. */
-void worker_dispatch_fd(int fd);
+void worker_dispatch_fd(int fd, enum worker_conn_kind kind);
 
 /* Asks every worker to finish the frames in flight, disconnect cleanly and
  * stop (bounded by SPOA_STOP_GRACE_S), then joins them. */

@@ -1,0 +1,35 @@
+/*
+ * The response mirror: the agent's end of lua-shim's realms-tap.
+ *
+ * Frames (text header line, then exactly n payload bytes):
+ *     "B <rid> <n>\n" meta lines "key=value\n"   response begins
+ *     "D <rid> <n>\n" body bytes                  (any number)
+ *     "E <rid> <n>\n" meta lines                  response ended
+ *     "S <seq>\n"                                 sync
+ * Answers: "A <rid>\n" once the request's record is durable (Redis or the
+ * spool), "S <seq>\n" echoing a sync after the acknowledgements written so
+ * far. A connection that breaks the framing is closed (the shim resends
+ * everything unacknowledged on its next connection).
+ */
+#ifndef REALMS_MIRROR_H
+#define REALMS_MIRROR_H
+
+struct worker;
+
+/* Registers the per-worker module (before workers start). Returns 0/-1. */
+int mirror_init(void);
+
+/* Takes over an accepted mirror connection on worker w's thread. */
+void mirror_adopt(struct worker *w, int fd);
+
+/* Counters for metrics. */
+struct mirror_stats {
+	unsigned long long conns;
+	unsigned long long requests;      /* E frames processed */
+	unsigned long long bytes;         /* body bytes seen */
+	unsigned long long acked;
+	unsigned long long proto_errors;
+};
+void mirror_stats_get(struct mirror_stats *out);
+
+#endif /* REALMS_MIRROR_H */

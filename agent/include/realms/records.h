@@ -1,0 +1,27 @@
+/*
+ * Committing usage records: priced, then written to Redis exactly once per
+ * request id, or to the on-disk spool while Redis cannot take them (and
+ * replayed from it, in order, when it can).
+ */
+#ifndef REALMS_RECORDS_H
+#define REALMS_RECORDS_H
+
+#include <realms/usage-t.h>
+
+struct worker;
+
+/* Called once, on the worker's thread: ok is 1 when the record is durable
+ * (committed, already committed, or spooled), 0 when it could not be kept
+ * anywhere (the caller must not acknowledge it). */
+typedef void (*records_done_fn)(void *arg, int ok);
+
+/* Prices rec (cost_nusd, channel, upstream model from the configuration in
+ * force) and commits it. The record is copied. */
+void records_commit(struct worker *w, const struct usage_record *rec,
+                    records_done_fn done, void *arg);
+
+/* Registers the per-worker module (Redis client, replay). Before workers
+ * start. spool_dir: where the spool file lives. */
+int records_init(const char *spool_dir);
+
+#endif /* REALMS_RECORDS_H */

@@ -1,0 +1,404 @@
+/*
+ * Usage records: priced, then committed to Redis exactly once, or spooled.
+ *
+ * Redis: each worker has its own async client ("records"); the record
+ * script is loaded with SCRIPT LOAD on connect and called with EVALSHA (EVAL
+ * when the SHA is not known yet or Redis lost its script cache). The script
+ * itself refuses a request id it has already counted, so a record sent twice
+ * (a shim resend after an agent restart, a spool replay) counts once.
+ *
+ * Spool: one append-only file per agent (flock'ed, so two agents cannot
+ * share it). A record goes there when Redis cannot take it, and also while
+ * the file still holds records waiting to be replayed, so that records
+ * reach Redis in the order they ended. Each append is followed by
+ * fdatasync(): a record acknowledged to the shim survives a crash of the
+ * agent or of the machine. Appends only happen while Redis is unreachable,
+ * so their cost is paid during outages only. Worker 0 replays the file
+ * line by line, in order, once Redis answers again, and empties it at the
+ * end.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include <realms/billing.h>
+#include <realms/config.h>
+#include <realms/log.h>
+#include <realms/rdb.h>
+#include <realms/record.h>
+#include <realms/records.h>
+#include <realms/state.h>
+#include <realms/worker.h>
+
+#define SPOOL_FILE            "usage.spool"
+/* How often worker 0 looks at the spool when there is something in it. */
+#define SPOOL_REPLAY_EVERY_S  1.0
+
+/* ---------------------------------------------------------------------- */
+/* Spool (process-wide)                                                   */
+/* ---------------------------------------------------------------------- */
+
+static struct {
+	pthread_mutex_t lock;
+	int fd;
+	char path[4096];
+	off_t size;            /* bytes in the file */
+	off_t replayed;        /* bytes already committed by the replayer */
+	int replaying;         /* a replay command is in flight */
+	unsigned long long appended, replayed_n, rejected;
+} spool = { .lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1 };
+
+static int spool_open(const char *dir)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+		return -1;
+	snprintf(spool.path, sizeof(spool.path), "%s/%s", dir, SPOOL_FILE);
+	spool.fd = open(spool.path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	if (spool.fd < 0)
+		return -1;
+	if (flock(spool.fd, LOCK_EX | LOCK_NB) < 0) {
+		rlog(LOG_LVL_ERR, "spool %s is in use by another agent", spool.path);
+		close(spool.fd);
+		spool.fd = -1;
+		return -1;
+	}
+	if (fstat(spool.fd, &st) == 0)
+		spool.size = st.st_size;
+	if (spool.size)
+		rlog(LOG_LVL_INFO, "spool %s holds %lld bytes of usage records to replay",
+		     spool.path, (long long)spool.size);
+	return 0;
+}
+
+/* Whether records must queue behind the spool. */
+static int spool_pending(void)
+{
+	int p;
+
+	pthread_mutex_lock(&spool.lock);
+	p = spool.size > 0;
+	pthread_mutex_unlock(&spool.lock);
+	return p;
+}
+
+/* Appends one record durably. Returns 0 or -1. */
+static int spool_append(const struct usage_record *rec)
+{
+	char line[RECORD_SPOOL_LINE_MAX];
+	int n = record_spool_encode(rec, line, sizeof(line));
+	ssize_t w;
+	int rc = -1;
+
+	if (n < 0) {
+		rlog(LOG_LVL_ERR, "usage record %s cannot be encoded; not spooled", rec->req_id);
+		return -1;
+	}
+	pthread_mutex_lock(&spool.lock);
+	if (spool.fd >= 0) {
+		w = write(spool.fd, line, (size_t)n);
+		if (w == n && fdatasync(spool.fd) == 0) {
+			spool.size += n;
+			spool.appended++;
+			rc = 0;
+		} else if (w > 0) {
+			/* Never leave half a line: the replayer would refuse it. */
+			if (ftruncate(spool.fd, spool.size) < 0)
+				rlog(LOG_LVL_ERR, "spool: cannot undo a short write: %s", strerror(errno));
+		}
+	}
+	pthread_mutex_unlock(&spool.lock);
+	if (rc < 0)
+		rlog(LOG_LVL_ERR, "spool %s: cannot append usage record %s: %s",
+		     spool.path, rec->req_id, strerror(errno));
+	return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Per-worker Redis client                                                */
+/* ---------------------------------------------------------------------- */
+
+struct rec_worker {
+	struct worker *w;
+	struct rdb *rdb;
+	char sha[41];            /* "" until SCRIPT LOAD answered */
+	ev_timer replay;
+};
+
+static int rec_module = -1;
+
+static void on_script_loaded(struct rdb *r, redisReply *rep, void *arg)
+{
+	struct rec_worker *rw = arg;
+
+	if (rep && rep->type == REDIS_REPLY_STRING && rep->len == 40)
+		memcpy(rw->sha, rep->str, 41);
+}
+
+static void on_records_connect(struct rdb *r, void *arg)
+{
+	struct rec_worker *rw = arg;
+	size_t len;
+	const char *script = record_script(&len);
+
+	rw->sha[0] = '\0';
+	rdb_command(r, on_script_loaded, rw, "SCRIPT LOAD %b", script, len);
+}
+
+/* One commit in flight. */
+struct commit {
+	struct rec_worker *rw;
+	struct usage_record rec;
+	records_done_fn done;    /* NULL for a spool replay */
+	void *arg;
+	int tried_eval;
+	size_t line_len;         /* replay: the spool line's length */
+};
+
+static void replay_next(struct rec_worker *rw);
+static int send_commit(struct commit *c);
+
+static void commit_end(struct commit *c, int ok)
+{
+	if (c->done)
+		c->done(c->arg, ok);
+	free(c);
+}
+
+static void on_commit_reply(struct rdb *r, redisReply *rep, void *arg)
+{
+	struct commit *c = arg;
+	struct rec_worker *rw = c->rw;
+
+	if (rep && rep->type == REDIS_REPLY_ERROR && !c->tried_eval &&
+	    strncmp(rep->str, "NOSCRIPT", 8) == 0) {
+		/* Redis restarted or flushed its scripts: EVAL once, reload. */
+		c->tried_eval = 1;
+		rw->sha[0] = '\0';
+		on_records_connect(r, rw);
+		if (send_commit(c) == 0)
+			return;
+		rep = NULL;
+	}
+	if (c->done) {
+		if (rep && rep->type == REDIS_REPLY_INTEGER) {
+			if (rep->integer == RECORD_RC_TOO_OLD)
+				rlog(LOG_LVL_WARN, "usage record %s is older than Redis keeps "
+				     "idempotency marks; not counted", c->rec.req_id);
+			commit_end(c, 1);
+		} else {
+			if (rep && rep->type == REDIS_REPLY_ERROR)
+				rlog(LOG_LVL_ERR, "usage record %s: Redis error: %s",
+				     c->rec.req_id, rep->str);
+			commit_end(c, spool_append(&c->rec) == 0);
+		}
+		return;
+	}
+	/* A spool replay. */
+	pthread_mutex_lock(&spool.lock);
+	spool.replaying = 0;
+	if (rep && rep->type == REDIS_REPLY_INTEGER) {
+		spool.replayed += (off_t)c->line_len;
+		spool.replayed_n++;
+	}
+	pthread_mutex_unlock(&spool.lock);
+	free(c);
+	if (rep && rep->type == REDIS_REPLY_INTEGER)
+		replay_next(rw);
+}
+
+static int send_commit(struct commit *c)
+{
+	struct record_argv a;
+	const char *sha = c->tried_eval || !c->rw->sha[0] ? NULL : c->rw->sha;
+
+	if (record_redis_argv(&c->rec, sha, RECORD_MAX_AGE_MS, &a) < 0)
+		return -1;
+	return rdb_command_argv(c->rw->rdb, on_commit_reply, c, a.argc, a.argv, a.argvlen);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Replay (worker 0)                                                      */
+/* ---------------------------------------------------------------------- */
+
+/* Reads the next line at the replay offset and commits it; empties the file
+ * when everything was replayed. */
+static void replay_next(struct rec_worker *rw)
+{
+	char line[RECORD_SPOOL_LINE_MAX];
+	struct commit *c;
+	ssize_t n;
+	char *nl;
+
+	for (;;) {
+		pthread_mutex_lock(&spool.lock);
+		if (spool.replaying || spool.fd < 0 || !rdb_up(rw->rdb)) {
+			pthread_mutex_unlock(&spool.lock);
+			return;
+		}
+		if (spool.replayed >= spool.size) {
+			if (spool.size) {
+				if (ftruncate(spool.fd, 0) == 0) {
+					rlog(LOG_LVL_INFO, "spool replayed: %llu records",
+					     spool.replayed_n);
+					spool.size = spool.replayed = 0;
+				}
+			}
+			pthread_mutex_unlock(&spool.lock);
+			return;
+		}
+		n = pread(spool.fd, line, sizeof(line) - 1, spool.replayed);
+		if (n <= 0) {
+			pthread_mutex_unlock(&spool.lock);
+			return;
+		}
+		line[n] = '\0';
+		nl = memchr(line, '\n', (size_t)n);
+		c = calloc(1, sizeof(*c));
+		if (!nl || !c || record_spool_decode(line, (size_t)(nl - line), &c->rec) < 0) {
+			/* A line we cannot read is skipped, loudly: it would block
+			 * every record behind it forever. */
+			size_t skip = nl ? (size_t)(nl - line) + 1 : (size_t)n;
+
+			rlog(LOG_LVL_ERR, "spool %s: unreadable line at offset %lld skipped",
+			     spool.path, (long long)spool.replayed);
+			spool.replayed += (off_t)skip;
+			spool.rejected++;
+			pthread_mutex_unlock(&spool.lock);
+			free(c);
+			continue;
+		}
+		c->rw = rw;
+		c->line_len = (size_t)(nl - line) + 1;
+		spool.replaying = 1;
+		pthread_mutex_unlock(&spool.lock);
+		if (send_commit(c) < 0) {
+			pthread_mutex_lock(&spool.lock);
+			spool.replaying = 0;
+			pthread_mutex_unlock(&spool.lock);
+			free(c);
+		}
+		return;
+	}
+}
+
+static void replay_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	replay_next(t->data);
+}
+
+static void *rec_worker_init(struct worker *w, struct ev_loop *loop)
+{
+	struct rec_worker *rw = calloc(1, sizeof(*rw));
+	struct realms_config *cfg = state_config();
+
+	if (!rw || !cfg) {
+		free(rw);
+		config_unref(cfg);
+		return NULL;
+	}
+	rw->w = w;
+	rw->rdb = rdb_new(loop, state_redis(cfg), "records", on_records_connect, rw);
+	config_unref(cfg);
+	if (worker_id(w) == 0) {
+		ev_timer_init(&rw->replay, replay_cb, SPOOL_REPLAY_EVERY_S, SPOOL_REPLAY_EVERY_S);
+		rw->replay.data = rw;
+		ev_timer_start(loop, &rw->replay);
+	}
+	return rw;
+}
+
+static void rec_worker_fini(struct worker *w, void *ctx)
+{
+	struct rec_worker *rw = ctx;
+
+	if (!rw)
+		return;
+	if (ev_is_active(&rw->replay))
+		ev_timer_stop(worker_loop(w), &rw->replay);
+	/* Commits in flight are answered NULL: they go to the spool. */
+	rdb_free(rw->rdb);
+	free(rw);
+}
+
+static const struct worker_module rec_worker_module = {
+	.name = "records",
+	.init = rec_worker_init,
+	.fini = rec_worker_fini,
+};
+
+int records_init(const char *spool_dir)
+{
+	if (spool_open(spool_dir) < 0) {
+		rlog(LOG_LVL_ERR, "cannot open the usage spool in %s: %s", spool_dir,
+		     strerror(errno));
+		return -1;
+	}
+	rec_module = worker_module_register(&rec_worker_module);
+	return rec_module < 0 ? -1 : 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Commit                                                                 */
+/* ---------------------------------------------------------------------- */
+
+/* Fills what the configuration knows: channel, upstream model, cost. */
+static void price_record(struct usage_record *rec)
+{
+	struct realms_config *cfg = state_config();
+	const struct cfg_cred *cred;
+	const struct cfg_binding *b;
+
+	if (!cfg)
+		return;
+	cred = config_cred_by_server(cfg, rec->server, strlen(rec->server));
+	if (cred) {
+		snprintf(rec->channel, sizeof(rec->channel), "%s", cred->channel->name);
+		b = cfg_channel_binding(cred->channel, rec->model, strlen(rec->model));
+		snprintf(rec->upstream_model, sizeof(rec->upstream_model), "%.*s",
+		         b && b->upstream ? (int)b->upstream_len : (int)strlen(rec->model),
+		         b && b->upstream ? b->upstream : rec->model);
+	}
+	rec->cost_nusd = billing_cost_nusd(config_price(cfg, rec->model, strlen(rec->model)),
+	                                   &rec->u);
+	config_unref(cfg);
+}
+
+void records_commit(struct worker *w, const struct usage_record *rec,
+                    records_done_fn done, void *arg)
+{
+	struct rec_worker *rw = worker_module_ctx(w, rec_module);
+	struct commit *c = calloc(1, sizeof(*c));
+	const char *why;
+
+	if (!c) {
+		done(arg, 0);
+		return;
+	}
+	c->rw = rw;
+	c->rec = *rec;
+	c->done = done;
+	c->arg = arg;
+	price_record(&c->rec);
+	if (record_validate(&c->rec, &why) < 0) {
+		/* Never acknowledge what cannot be kept; but a record that can
+		 * never be valid must not come back forever either. */
+		rlog(LOG_LVL_ERR, "usage record %s refused: %s", c->rec.req_id, why);
+		commit_end(c, 1);
+		return;
+	}
+	if (!rw || spool_pending() || send_commit(c) < 0) {
+		/* Redis down, or older records still queued in the spool. */
+		commit_end(c, spool_append(&c->rec) == 0);
+		return;
+	}
+}

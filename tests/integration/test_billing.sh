@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Usage and billing, exactly once: requests through HAProxy with the mock
+# reporting random usage, streaming and not, in parallel; the Redis totals
+# must equal the mock's own sums to the token, through a Redis outage and an
+# agent restart in the middle of the traffic; a request HAProxy retried
+# (first attempt 503) is billed once; count_tokens is never billed.
+. "$(dirname "$0")/lib.sh"
+
+# Redis persists every write: a restart must not lose what was committed.
+start_redis "" --appendonly yes --appendfsync always || { fail "redis"; finish; }
+RPORT=$REDIS_PORT
+start_mock up
+MIRROR=$(free_port)
+cat >"$T_DIR/realms.json" <<JSON
+{
+  "redis": "127.0.0.1:$RPORT",
+  "agent": { "threads": 2, "mirror": "127.0.0.1:$MIRROR", "spool": "$T_DIR/spool" },
+  "models": [ {"name": "claude-sonnet-4-5", "enabled": true} ],
+  "channels": [
+    {"name": "up", "base_url": "http://127.0.0.1:$MOCK_PORT",
+     "credentials": [{"name": "k1", "key": "sk-up-1"}, {"name": "k2", "key": "sk-up-2"}],
+     "models": {"claude-sonnet-4-5": "claude-sonnet-4-5-20250929"}}
+  ]
+}
+JSON
+GW_MIRROR="127.0.0.1:$MIRROR" start_gateway "$T_DIR/realms.json" || { fail "gateway"; finish; }
+export REALMS_REDIS="127.0.0.1:$RPORT"
+TOK=$("$REALMS_BIN/realmsctl" token add --name biller 2>/dev/null)
+URL="http://127.0.0.1:$GW_PORT/v1/messages"
+DAY=$(date -u +%Y%m%d)
+MKEY="realms:usage:model:claude-sonnet-4-5:$DAY"
+
+# burst FIRST LAST: requests FIRST..LAST, 16 at a time; even ones stream.
+burst() {
+	seq "$1" "$2" | xargs -P 16 -I{} sh -c '
+		s=false; [ $(({} % 2)) -eq 0 ] && s=true
+		curl -sS -o /dev/null --max-time 30 -H "x-api-key: $0" -H "content-type: application/json" \
+			-H "x-mock-random-usage: {}" -H "x-mock-deltas: $(({} % 5 + 1))" \
+			--data-binary "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":64,\"stream\":$s,\"messages\":[]}" "$1"
+	' "$TOK" "$URL" 2>/dev/null
+}
+
+mock_sum() { curl -s "http://127.0.0.1:$MOCK_PORT/mock/stats" | sed -n "s/.*\"usage\":{[^}]*\"$1\":\([0-9]*\).*/\1/p"; }
+mock_ok() { curl -s "http://127.0.0.1:$MOCK_PORT/mock/stats" | sed -n 's/.*"by_status":{[^}]*"200":\([0-9]*\).*/\1/p'; }
+redis_sum() { v=$(rcli HGET "$MKEY" "$1"); echo "${v:-0}"; }
+
+# wait_billed N: until Redis counts N requests (bounded: 30 s).
+wait_billed() {
+	for _ in $(seq 150); do
+		[ "$(redis_sum requests)" -ge "$1" ] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+check_totals() {   # check_totals WHAT
+	local n; n=$(mock_ok)
+	wait_billed "$n" || true
+	assert_eq "$(redis_sum requests)" "$n" "$1: requests billed = answered by the upstream ($n)"
+	assert_eq "$(redis_sum input)" "$(mock_sum in)" "$1: input tokens"
+	assert_eq "$(redis_sum output)" "$(mock_sum out)" "$1: output tokens"
+	assert_eq "$(redis_sum cache_write_5m)" "$(mock_sum cw5)" "$1: cache writes 5m"
+	assert_eq "$(redis_sum cache_write_1h)" "$(mock_sum cw1)" "$1: cache writes 1h"
+	assert_eq "$(redis_sum cache_read)" "$(mock_sum cr)" "$1: cache reads"
+}
+
+# --- 1. steady traffic --------------------------------------------------------
+burst 1 400
+check_totals "400 requests"
+# Cost: sonnet 4.5 list prices, in nano-USD, summed over the events stream
+# must equal the day's total (every event carries its own exact cost).
+ev_cost=$(rcli XRANGE realms:usage:events - + | awk 'prev=="cost_nusd"{s+=$1} {prev=$1} END{printf "%.0f\n", s}')
+assert_eq "$(redis_sum cost_nusd)" "$ev_cost" "cost: day total = sum of per-request costs"
+assert_eq "$(rcli XLEN realms:usage:events)" "$(redis_sum requests)" "one event per billed request"
+
+# --- 2. Redis stopped in the middle and restarted ------------------------------
+burst 401 700 &
+bpid=$!
+sleep 1
+stop_pid "$REDIS_PID"
+sleep 2
+start_redis "$RPORT" --appendonly yes --appendfsync always || fail "redis restart"
+wait "$bpid"
+check_totals "Redis restarted mid-run"
+[ -s "$T_DIR/spool/usage.spool" ] && fail "spool not emptied after replay" || ok "spool replayed and emptied"
+
+# --- 3. the agent restarted in the middle --------------------------------------
+burst 701 1000 &
+bpid=$!
+sleep 1
+stop_pid "$AGENT_PID"
+start_agent -c "$T_DIR/realms.json" -l "unix:$T_DIR/agent.sock"
+wait_file "$T_DIR/agent.sock" 10
+wait "$bpid"
+check_totals "agent restarted mid-run"
+
+# --- 4. a request HAProxy retried is billed once ---------------------------------
+before=$(redis_sum requests)
+curl -s -o /dev/null -X POST "http://127.0.0.1:$MOCK_PORT/mock/fail" -d '{"status":503,"count":1}'
+code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 20 -H "x-api-key: $TOK" -H 'content-type: application/json' \
+	-H 'x-mock-usage: in=11,out=22' --data-binary '{"model":"claude-sonnet-4-5","max_tokens":5,"messages":[]}' "$URL")
+assert_eq "$code" 200 "retried request: the client sees one clean 200"
+wait_billed $((before + 1))
+sleep 0.5
+assert_eq "$(redis_sum requests)" $((before + 1)) "retried request: billed once"
+assert_match "$(curl -s "http://127.0.0.1:$MOCK_PORT/mock/stats")" '"503":1' "the first attempt did fail"
+
+# --- 5. count_tokens is never billed ---------------------------------------------
+before=$(redis_sum requests)
+curl -sS -o /dev/null --max-time 10 -H "x-api-key: $TOK" -H 'content-type: application/json' \
+	--data-binary '{"model":"claude-sonnet-4-5","messages":[]}' "$URL/count_tokens"
+sleep 1
+assert_eq "$(redis_sum requests)" "$before" "count_tokens not billed"
+
+# The token's and the channel's day hashes agree with the model's.
+assert_eq "$(rcli HGET "realms:usage:token:biller:$DAY" output)" "$(redis_sum output)" "per-token hash agrees"
+assert_eq "$(rcli HGET "realms:usage:channel:up:$DAY" input)" "$(redis_sum input)" "per-channel hash agrees"
+grep -q 'sk-up-' "$T_DIR/agent.log" "$T_DIR/haproxy.log" && fail "key in a log" || ok "no key in the logs"
+finish
