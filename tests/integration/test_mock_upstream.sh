@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# realms-test: no-agent
 # mock_upstream, the simulated Anthropic API other tests stand behind the
 # gateway, exercised with curl alone:
 # - non-streaming JSON shape, x-mock-usage forced usage, x-mock-name;

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# realms-test: no-agent
 # realmsctl token add|list|revoke against a private Redis:
 # - add prints the token alone on stdout, stores only its SHA-256;
 # - duplicate names are refused, malformed arguments are usage errors (2);

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# realms-test: no-agent
 # Usage records end to end, against a private Redis:
 # - spool lines (sealed by record_push -s) committed with the agent's argv
 #   and script (record_push), and once through plain redis-cli EVAL
