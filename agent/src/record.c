@@ -84,6 +84,7 @@ static const char *const partial_names[] = {
 	[USAGE_PARTIAL_UPSTREAM_ERROR] = "upstream_error",
 	[USAGE_PARTIAL_TRUNCATED] = "truncated",
 	[USAGE_PARTIAL_UNPARSABLE] = "unparsable",
+	[USAGE_PARTIAL_TAP_OVERFLOW] = "tap_overflow",
 };
 #define N_PARTIAL (sizeof(partial_names) / sizeof(partial_names[0]))
 

@@ -338,7 +338,7 @@ static void test_validate(void **state)
 	BAD(r.status = -1);
 	BAD(r.status = 1000);
 	BAD(r.stream = 2);
-	BAD(r.partial = (enum usage_partial)5);
+	BAD(r.partial = (enum usage_partial)6);
 	BAD(r.u.input = RECORD_COUNT_MAX + 1);
 	BAD(r.u.web_search = UINT64_MAX);
 	BAD(r.cost_nusd = RECORD_COUNT_MAX + 1);
@@ -368,7 +368,8 @@ static void test_partial_names(void **state)
 	assert_string_equal(record_partial_name(USAGE_PARTIAL_UPSTREAM_ERROR), "upstream_error");
 	assert_string_equal(record_partial_name(USAGE_PARTIAL_TRUNCATED), "truncated");
 	assert_string_equal(record_partial_name(USAGE_PARTIAL_UNPARSABLE), "unparsable");
-	assert_null(record_partial_name((enum usage_partial)5));
+	assert_string_equal(record_partial_name(USAGE_PARTIAL_TAP_OVERFLOW), "tap_overflow");
+	assert_null(record_partial_name((enum usage_partial)6));
 	assert_null(record_partial_name((enum usage_partial)-1));
 	assert_int_equal(record_partial_parse("truncated", 9, &p), 0);
 	assert_int_equal(p, USAGE_PARTIAL_TRUNCATED);
