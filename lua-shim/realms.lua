@@ -172,13 +172,19 @@ end
 -- than TAP_READ_TIMEOUT_S means the agent is stuck: reconnect, resend.
 local TAP_READ_TIMEOUT_S = 30
 
+-- The agent's mirror listener, host:port. Without it nothing is queued
+-- (the filter stays out of the way) and the task is not started.
+local TAP_ADDR = os.getenv("REALMS_MIRROR") or ""
+local TAP_HOST, TAP_PORT = TAP_ADDR:match("^%[?([^%]]+)%]?:(%d+)$")
+if TAP_ADDR == "" then
+    core.Warning("realms-tap: REALMS_MIRROR is not set; usage is not recorded")
+elseif not TAP_HOST then
+    core.Alert("realms-tap: REALMS_MIRROR must be host:port, not '" .. TAP_ADDR ..
+        "'; usage is not recorded")
+end
+
 local function tap_task()
-    local addr = os.getenv("REALMS_MIRROR")
-    if not addr or addr == "" then
-        core.Warning("realms-tap: REALMS_MIRROR is not set; usage is not recorded")
-        return
-    end
-    local host, port = addr:match("^(.+):(%d+)$")
+    local host, port = TAP_HOST, TAP_PORT
     local sock
     local seq = 0
     while true do
@@ -235,7 +241,7 @@ end
 
 -- A runtime error must not end the task (billing would silently stop):
 -- log it and start over.
-core.register_task(function()
+if TAP_HOST then core.register_task(function()
     while true do
         local ok, err = pcall(tap_task)
         if not ok then
@@ -243,7 +249,7 @@ core.register_task(function()
             core.msleep(TAP_RETRY_MS)
         end
     end
-end)
+end) end
 
 local Tap = {
     id = "realms-tap",
@@ -258,7 +264,7 @@ end
 -- Response headers: only billable requests (txn.realms_bill, set by
 -- fe_realms for allowed /v1/messages) are mirrored.
 function Tap:http_headers(txn, msg)
-    if not msg.channel:is_resp() or self.r then
+    if not TAP_HOST or not msg.channel:is_resp() or self.r then
         return filter.CONTINUE
     end
     local rid = txn:get_var("txn.realms_rid")

@@ -65,11 +65,14 @@ assert_no_match() {
 	if [[ "$1" =~ $2 ]]; then fail "$3: '$1' matches /$2/"; else ok "$3"; fi
 }
 
-# A TCP port on 127.0.0.1 that nothing listens on right now.
+# A TCP port on 127.0.0.1 that nothing listens on right now, below the
+# kernel's ephemeral range so that no outgoing connection holds it either.
 free_port() {
-	local p
+	local p lo
+	lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+	[[ "$lo" =~ ^[0-9]+$ ]] && [ "$lo" -gt 12000 ] || lo=32768
 	for _ in $(seq 200); do
-		p=$((20000 + RANDOM % 40000))
+		p=$((10000 + RANDOM % (lo - 10000)))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
 			return 0
@@ -124,16 +127,25 @@ stop_pid() {
 # start_redis [PORT [ARGS...]]: a private Redis on a free port, no
 # persistence unless ARGS ask for it. Sets REDIS_PORT and REDIS_PID.
 start_redis() {
-	REDIS_PORT=${1:-$(free_port)}
+	local fixed=${1:-} try
 	[ $# -gt 0 ] && shift
-	spawn redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 \
-		--save '' --appendonly no --dir "$T_DIR" --daemonize no "$@"
-	REDIS_PID=$SPAWNED
-	wait_tcp "$REDIS_PORT" 10 || return 1
-	for _ in $(seq 50); do
-		[ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && return 0
-		sleep 0.1
+	# A port found free can be taken before Redis binds it: with no port
+	# imposed, try another one.
+	for try in 1 2 3; do
+		REDIS_PORT=${fixed:-$(free_port)}
+		spawn redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 \
+			--save '' --appendonly no --dir "$T_DIR" --daemonize no "$@"
+		REDIS_PID=$SPAWNED
+		for _ in $(seq 100); do
+			[ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && return 0
+			kill -0 "$REDIS_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		[ -n "$fixed" ] && break
+		stop_pid "$REDIS_PID"
+		cp "$T_DIR/redis.log" "$T_DIR/redis-try$try.log" 2>/dev/null
 	done
+	echo "redis did not start on port $REDIS_PORT" >&2
 	return 1
 }
 
