@@ -18,6 +18,7 @@
 
 #include <ev.h>
 
+#include <realms/admin.h>
 #include <realms/config.h>
 #include <realms/handlers.h>
 #include <realms/limits.h>
@@ -54,6 +55,7 @@ static struct {
 	const char *pidfile;
 	const char *spool;
 	const char *mirror;
+	const char *admin;
 	enum log_level verbosity;
 	struct listener lst[AGENT_MAX_LISTENERS];
 	int nb_lst;
@@ -210,6 +212,7 @@ static void stop_cb(struct ev_loop *loop, ev_signal *s, int revents)
 	agent.stopping = 1;
 	rlog(LOG_LVL_INFO, "signal %d: stopping (finishing frames in flight)", s->signum);
 	listeners_close(loop);
+	admin_stop(loop);
 	ev_break(loop, EVBREAK_ALL);
 }
 
@@ -458,6 +461,7 @@ int main(int argc, char **argv)
 			agent.mirror = c->agent.mirror;
 		if (!agent.spool)
 			agent.spool = c->agent.spool;
+		agent.admin = c->agent.admin;
 		state_install(c);
 		if (hdl_request_register() < 0) {
 			rlog(LOG_LVL_ERR, "cannot register handlers");
@@ -522,6 +526,16 @@ int main(int argc, char **argv)
 		l->pause.data = l;
 		ev_io_start(loop, &l->io);
 		rlog(LOG_LVL_INFO, "listening on %s", netaddr_str(&l->addr, buf, sizeof(buf)));
+	}
+	if (agent.admin) {
+		struct netaddr a;
+
+		if (netaddr_parse(agent.admin, &a, buf, sizeof(buf)) < 0 || admin_start(loop, &a) < 0) {
+			rlog(LOG_LVL_ERR, "cannot serve admin HTTP on %s: %s", agent.admin,
+			     strerror(errno));
+			return 1;
+		}
+		rlog(LOG_LVL_INFO, "admin HTTP (/metrics, /healthz) on %s", agent.admin);
 	}
 	ev_signal_init(&sig_term, stop_cb, SIGTERM);
 	ev_signal_init(&sig_int, stop_cb, SIGINT);

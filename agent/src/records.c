@@ -402,3 +402,13 @@ void records_commit(struct worker *w, const struct usage_record *rec,
 		return;
 	}
 }
+
+void records_stats_get(struct records_stats *o)
+{
+	pthread_mutex_lock(&spool.lock);
+	o->appended = spool.appended;
+	o->replayed = spool.replayed_n;
+	o->rejected = spool.rejected;
+	o->spool_bytes = (long long)(spool.size - spool.replayed);
+	pthread_mutex_unlock(&spool.lock);
+}

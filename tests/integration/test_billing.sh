@@ -11,10 +11,12 @@ start_redis "" --appendonly yes --appendfsync always || { fail "redis"; finish; 
 RPORT=$REDIS_PORT
 start_mock up
 MIRROR=$(free_port)
+ADMIN=$(free_port)
 cat >"$T_DIR/realms.json" <<JSON
 {
   "redis": "127.0.0.1:$RPORT",
-  "agent": { "threads": 2, "mirror": "127.0.0.1:$MIRROR", "spool": "$T_DIR/spool" },
+  "agent": { "threads": 2, "mirror": "127.0.0.1:$MIRROR", "spool": "$T_DIR/spool",
+             "admin": "127.0.0.1:$ADMIN" },
   "models": [ {"name": "claude-sonnet-4-5", "enabled": true} ],
   "channels": [
     {"name": "up", "base_url": "http://127.0.0.1:$MOCK_PORT",
@@ -72,6 +74,17 @@ ev_cost=$(rcli XRANGE realms:usage:events - + | awk 'prev=="cost_nusd"{s+=$1} {p
 assert_eq "$(redis_sum cost_nusd)" "$ev_cost" "cost: day total = sum of per-request costs"
 assert_eq "$(rcli XLEN realms:usage:events)" "$(redis_sum requests)" "one event per billed request"
 
+# The agent's own counters (admin HTTP, Prometheus text format).
+metric() { curl -s --max-time 5 "http://127.0.0.1:$ADMIN/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+page=$(curl -s --max-time 5 -D "$T_DIR/mh" "http://127.0.0.1:$ADMIN/metrics")
+assert_match "$(tr -d '\r' <"$T_DIR/mh")" 'Content-Type: text/plain; version=0.0.4' "metrics: Prometheus content type"
+assert_match "$page" $'# TYPE realms_mirror_requests_total counter\nrealms_mirror_requests_total [0-9]+' "metrics: typed counters"
+assert_eq "$(metric realms_mirror_requests_total)" "$(redis_sum requests)" "metrics: every billed response went through the mirror"
+assert_eq "$(metric realms_mirror_acked_total)" "$(redis_sum requests)" "metrics: and was acknowledged"
+assert_eq "$(metric realms_spop_protocol_errors_total)" 0 "metrics: no SPOP protocol error"
+assert_eq "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$ADMIN/healthz")" 200 "healthz: 200"
+assert_eq "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$ADMIN/nope")" 404 "admin: unknown path 404"
+
 # --- 2. Redis stopped in the middle and restarted ------------------------------
 burst 401 700 &
 bpid=$!
@@ -82,6 +95,10 @@ start_redis "$RPORT" --appendonly yes --appendfsync always || fail "redis restar
 wait "$bpid"
 check_totals "Redis restarted mid-run"
 [ -s "$T_DIR/spool/usage.spool" ] && fail "spool not emptied after replay" || ok "spool replayed and emptied"
+app=$(metric realms_spool_appended_total)
+assert_match "$app" '^[1-9][0-9]*$' "metrics: records spooled while Redis was down"
+assert_eq "$(metric realms_spool_replayed_total)" "$app" "metrics: every spooled record replayed"
+assert_eq "$(metric realms_spool_bytes)" 0 "metrics: spool empty"
 
 # --- 3. the agent restarted in the middle --------------------------------------
 burst 701 1000 &

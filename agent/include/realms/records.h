@@ -24,4 +24,13 @@ void records_commit(struct worker *w, const struct usage_record *rec,
  * start. spool_dir: where the spool file lives. */
 int records_init(const char *spool_dir);
 
+/* Spool counters, for metrics. */
+struct records_stats {
+	unsigned long long appended;    /* records written to the spool */
+	unsigned long long replayed;    /* records replayed from it */
+	unsigned long long rejected;    /* unreadable lines skipped */
+	long long spool_bytes;          /* bytes waiting in it */
+};
+void records_stats_get(struct records_stats *out);
+
 #endif /* REALMS_RECORDS_H */

@@ -1,0 +1,205 @@
+/*
+ * Admin HTTP: GET /metrics and GET /healthz, one request per connection.
+ * A request must arrive whole within ADMIN_TIMEOUT_S and ADMIN_REQ_MAX
+ * bytes; anything else is closed. The main loop never blocks on it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include <realms/admin.h>
+#include <realms/config-t.h>
+#include <realms/log.h>
+#include <realms/mirror.h>
+#include <realms/netaddr.h>
+#include <realms/records.h>
+#include <realms/spoa.h>
+#include <realms/state.h>
+#include <realms/tokcache.h>
+#include <realms/config.h>
+
+#define ADMIN_REQ_MAX    4096
+#define ADMIN_TIMEOUT_S  2.0
+#define ADMIN_BODY_MAX   16384
+
+struct admin_conn {
+	int fd;
+	ev_io io;
+	ev_timer tmr;
+	char req[ADMIN_REQ_MAX];
+	size_t len;
+};
+
+static int admin_fd = -1;
+static ev_io admin_io;
+
+static void conn_end(struct ev_loop *loop, struct admin_conn *c)
+{
+	ev_io_stop(loop, &c->io);
+	ev_timer_stop(loop, &c->tmr);
+	close(c->fd);
+	free(c);
+}
+
+/* The metrics page, Prometheus text exposition format. */
+static int metrics(char *out, size_t size)
+{
+	struct spoa_stats s;
+	struct mirror_stats m;
+	struct records_stats r;
+	struct realms_config *cfg = state_config();
+	size_t off = 0;
+	int n;
+
+	spoa_stats_get(&s);
+	mirror_stats_get(&m);
+	records_stats_get(&r);
+#define M(type, name, help, val) do { \
+		n = snprintf(out + off, size - off, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", \
+		             name, help, name, type, name, (unsigned long long)(val)); \
+		if (n < 0 || (size_t)n >= size - off) goto full; \
+		off += (size_t)n; \
+	} while (0)
+	M("counter", "realms_spop_connections_total", "SPOP connections accepted", s.conns);
+	M("counter", "realms_spop_hellos_total", "SPOP HELLO handshakes completed", s.hellos);
+	M("counter", "realms_spop_healthchecks_total", "SPOP health checks answered", s.healthchecks);
+	M("counter", "realms_spop_notify_total", "NOTIFY frames received", s.notifies);
+	M("counter", "realms_spop_ack_total", "ACK frames sent", s.acks);
+	M("counter", "realms_spop_messages_total", "SPOE messages handled", s.messages);
+	M("counter", "realms_spop_unknown_messages_total", "SPOE messages without a handler", s.unknown_messages);
+	M("counter", "realms_spop_protocol_errors_total", "connections closed for a protocol error", s.proto_errors);
+	M("counter", "realms_spop_ack_overflows_total", "variables dropped from an ACK larger than a frame", s.ack_overflows);
+	M("counter", "realms_mirror_connections_total", "mirror connections from HAProxy's tap", m.conns);
+	M("counter", "realms_mirror_requests_total", "mirrored responses metered", m.requests);
+	M("counter", "realms_mirror_bytes_total", "mirrored body bytes", m.bytes);
+	M("counter", "realms_mirror_acked_total", "mirrored responses acknowledged as durable", m.acked);
+	M("counter", "realms_mirror_protocol_errors_total", "mirror connections closed for a framing error", m.proto_errors);
+	M("counter", "realms_spool_appended_total", "usage records written to the spool (Redis down)", r.appended);
+	M("counter", "realms_spool_replayed_total", "usage records replayed from the spool", r.replayed);
+	M("counter", "realms_spool_rejected_total", "unreadable spool lines skipped", r.rejected);
+	M("gauge", "realms_spool_bytes", "bytes of usage records waiting in the spool", r.spool_bytes);
+	M("gauge", "realms_token_cache_entries", "client tokens in the cache", tokcache_count());
+	M("gauge", "realms_config_generation", "configuration loads so far (reloads + 1)", cfg ? cfg->generation : 0);
+#undef M
+	config_unref(cfg);
+	return (int)off;
+full:
+	config_unref(cfg);
+	return -1;
+}
+
+static void respond(struct admin_conn *c, int status, const char *ctype, const char *body, int blen)
+{
+	char head[256];
+	int hl = snprintf(head, sizeof(head),
+	                  "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+	                  "Connection: close\r\n\r\n", status,
+	                  status == 200 ? "OK" : status == 404 ? "Not Found" :
+	                  status == 503 ? "Service Unavailable" : status == 500 ?
+	                  "Internal Server Error" : "Bad Request",
+	                  ctype, blen);
+
+	/* Small answers on a fresh socket: one write each is the normal case;
+	 * a peer that cannot take 16 KB at once gets a cut answer, not a stall. */
+	if (send(c->fd, head, (size_t)hl, MSG_NOSIGNAL) == hl && blen > 0)
+		(void)!send(c->fd, body, (size_t)blen, MSG_NOSIGNAL);
+}
+
+static void read_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct admin_conn *c = io->data;
+	char body[ADMIN_BODY_MAX];
+	ssize_t n = recv(c->fd, c->req + c->len, sizeof(c->req) - 1 - c->len, 0);
+	int blen;
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		conn_end(loop, c);
+		return;
+	}
+	c->len += (size_t)n;
+	c->req[c->len] = '\0';
+	if (!strstr(c->req, "\r\n\r\n") && !strstr(c->req, "\n\n")) {
+		if (c->len == sizeof(c->req) - 1)
+			conn_end(loop, c);
+		return;
+	}
+	if (!strncmp(c->req, "GET /metrics ", 13)) {
+		blen = metrics(body, sizeof(body));
+		if (blen < 0)
+			respond(c, 500, "text/plain", "", 0);
+		else
+			respond(c, 200, "text/plain; version=0.0.4", body, blen);
+	} else if (!strncmp(c->req, "GET /healthz ", 13)) {
+		struct realms_config *cfg = state_config();
+
+		respond(c, cfg ? 200 : 503, "text/plain", cfg ? "ok\n" : "no configuration\n", cfg ? 3 : 17);
+		config_unref(cfg);
+	} else {
+		respond(c, 404, "text/plain", "not found\n", 10);
+	}
+	conn_end(loop, c);
+}
+
+static void timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	conn_end(loop, t->data);
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	int fd;
+
+	while ((fd = accept4(admin_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		struct admin_conn *c = calloc(1, sizeof(*c));
+
+		if (!c) {
+			close(fd);
+			continue;
+		}
+		c->fd = fd;
+		ev_io_init(&c->io, read_cb, fd, EV_READ);
+		ev_timer_init(&c->tmr, timeout_cb, ADMIN_TIMEOUT_S, 0.);
+		c->io.data = c->tmr.data = c;
+		ev_io_start(loop, &c->io);
+		ev_timer_start(loop, &c->tmr);
+	}
+}
+
+int admin_start(struct ev_loop *loop, const struct netaddr *addr)
+{
+	int one = 1;
+
+	admin_fd = socket(addr->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (admin_fd < 0)
+		return -1;
+	if (addr->family != AF_UNIX)
+		setsockopt(admin_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(admin_fd, (const struct sockaddr *)&addr->ss, addr->len) < 0 ||
+	    listen(admin_fd, 64) < 0) {
+		int e = errno;
+
+		close(admin_fd);
+		admin_fd = -1;
+		errno = e;
+		return -1;
+	}
+	ev_io_init(&admin_io, accept_cb, admin_fd, EV_READ);
+	ev_io_start(loop, &admin_io);
+	return 0;
+}
+
+void admin_stop(struct ev_loop *loop)
+{
+	if (admin_fd < 0)
+		return;
+	ev_io_stop(loop, &admin_io);
+	close(admin_fd);
+	admin_fd = -1;
+}
