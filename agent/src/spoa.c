@@ -475,7 +475,10 @@ static void handle_haproxy_disconnect(struct spoa_conn *c, const struct spop_fra
 		spoa_conn_disconnect(c, SPOP_ERR_INVALID, "malformed HAPROXY-DISCONNECT");
 		return;
 	}
-	rlog(status ? LOG_LVL_WARN : LOG_LVL_DEBUG,
+	/* Status 2 (timeout) is HAProxy closing an idle connection after the
+	 * .spoe file's "timeout idle": routine, not a warning. */
+	rlog(status == SPOP_ERR_NONE ? LOG_LVL_DEBUG :
+	     status == SPOP_ERR_TOUT ? LOG_LVL_INFO : LOG_LVL_WARN,
 	     "spop conn %llu: HAProxy disconnects, status %u (%s): %.*s",
 	     (unsigned long long)c->id, status, spop_err_str(status),
 	     (int)(msg.len > 200 ? 200 : msg.len), msg.ptr);
