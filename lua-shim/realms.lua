@@ -92,7 +92,10 @@ local TAP_BATCH = 256 * 1024             -- bytes per socket send
 local TAP_IDLE_MS = 20                   -- task sleep when idle
 local TAP_RETRY_MS = 500                 -- reconnect back-off
 
+local TAP_OUTCOMES_MAX = 4096            -- attempt results kept per thread
+
 local tap = {
+    outcomes = {},    -- "O" frames not yet sent (never acknowledged)
     reqs = {},        -- requests not yet acknowledged, in arrival order
     by_rid = {},
     bytes = 0,        -- bytes held for them
@@ -100,6 +103,8 @@ local tap = {
     warned = false,
 }
 
+-- HAProxy's internal clock (core.now) and the date() of the request's
+-- t0 may differ by a few milliseconds: differences are clamped at 0.
 local function now_ms()
     local t = core.now()
     return t.sec * 1000 + math.floor(t.usec / 1000)
@@ -152,6 +157,15 @@ local function tap_end(r, reason, m)
     r.ended = true
 end
 
+-- The result of one attempt on a credential, for the agent's breakers.
+-- Best effort: kept (bounded) until sent, never resent.
+local function tap_outcome(server, status, retry_after)
+    if #tap.outcomes >= TAP_OUTCOMES_MAX then return end
+    local m = "status=" .. status .. "\n"
+    if retry_after then m = m .. "retry_after=" .. retry_after .. "\n" end
+    tap.outcomes[#tap.outcomes + 1] = frame("O", server, m)
+end
+
 local function tap_ack(rid)
     local r = tap.by_rid[rid]
     if not r or not r.ended then return end
@@ -188,7 +202,7 @@ local function tap_task()
     local sock
     local seq = 0
     while true do
-        if #tap.reqs == 0 then
+        if #tap.reqs == 0 and #tap.outcomes == 0 then
             core.msleep(TAP_IDLE_MS)
         elseif not sock then
             sock = core.tcp()
@@ -203,6 +217,13 @@ local function tap_task()
             end
         else
             local batch, size = {}, 0
+            -- Attempt results first: breakers want them early.
+            local outcomes = tap.outcomes
+            if #outcomes > 0 then
+                tap.outcomes = {}
+                batch[1] = table.concat(outcomes)
+                size = #batch[1]
+            end
             for _, r in ipairs(tap.reqs) do
                 while r.sent < #r.frames and size < TAP_BATCH do
                     r.sent = r.sent + 1
@@ -273,10 +294,15 @@ function Tap:http_headers(txn, msg)
     end
     local hdrs = msg:get_headers()
     local ct = hdrs["content-type"] and hdrs["content-type"][0] or ""
+    -- An upstream 429/529 travels as 425 between the relay and fe_realms
+    -- (so that HAProxy retries it); the record keeps the real status.
+    local status = tonumber(msg:get_stline().code) or 0
+    local orig = hdrs["x-realms-orig-status"] and tonumber(hdrs["x-realms-orig-status"][0])
+    if status == 425 and orig then status = orig end
     local t0 = tonumber(txn:get_var("txn.realms_t0")) or now_ms()
     self.t0 = t0
     self.r = tap_begin(rid, {
-        status = msg:get_stline().code,
+        status = status,
         ctype = ct,
         token = txn:get_var("txn.realms.token") or "",
         token_id = txn:get_var("txn.realms.token_id") or "",
@@ -284,7 +310,7 @@ function Tap:http_headers(txn, msg)
         model = txn:get_var("txn.realms.model") or "",
         server = txn:get_var("txn.realms_srv") or "",
         ts_ms = t0,
-        ttfb_ms = now_ms() - t0,
+        ttfb_ms = math.max(0, now_ms() - t0),
     })
     if self.r then
         filter.register_data_filter(self, msg.channel)
@@ -316,11 +342,70 @@ end
 function Tap:end_analyze(txn, chn)
     if chn:is_resp() and self.r and not self.r.ended then
         tap_end(self.r, self.complete and "complete" or "aborted",
-                { duration_ms = now_ms() - self.t0 })
+                { duration_ms = math.max(0, now_ms() - self.t0) })
     end
     return filter.CONTINUE
 end
 
 core.register_filter("realms-tap", Tap, function(tp, args)
     return tp
+end)
+
+-- realms-outcome: on the relay, reports the result of each attempt (the
+-- upstream's status and retry-after, or no response at all) to the agent,
+-- which feeds the credential's breaker. Sent over the tap's connection as
+--     "O <server> <n>\n" + n bytes of "status=<code>\n[retry_after=<s>\n]"
+-- (status 0: no response: connection failure, timeout, reset). Nothing is
+-- delayed or changed.
+local Outcome = {
+    id = "realms-outcome",
+    flags = filter.FLT_CFG_FL_HTX,
+}
+Outcome.__index = Outcome
+
+function Outcome:new()
+    return setmetatable({}, Outcome)
+end
+
+local function outcome_server(txn)
+    -- Only attempts the agent prepared: a refusal by the relay itself is
+    -- not the credential's fault.
+    if not txn:get_var("txn.realms.backend") then return nil end
+    local srv = txn:get_var("txn.realms_attempt_srv")
+    if srv and srv ~= "" and not srv:find("[%s]") then return srv end
+    return nil
+end
+
+function Outcome:http_headers(txn, msg)
+    if TAP_HOST and msg.channel:is_resp() and not self.sent then
+        self.sent = true
+        local srv = outcome_server(txn)
+        if srv then
+            local hdrs = msg:get_headers()
+            local ra = hdrs["retry-after"] and hdrs["retry-after"][0]
+            -- delta-seconds only; an HTTP-date falls back to the cooldown
+            ra = ra and ra:match("^%s*(%d+)%s*$")
+            -- This runs after the http-response rules: a 429/529 already
+            -- travels as 425, with the real status alongside.
+            local code = tonumber(msg:get_stline().code) or 0
+            local orig = hdrs["x-realms-orig-status"] and tonumber(hdrs["x-realms-orig-status"][0])
+            if code == 425 and orig then code = orig end
+            tap_outcome(srv, code, ra and tonumber(ra))
+        end
+    end
+    return filter.CONTINUE
+end
+
+function Outcome:end_analyze(txn, chn)
+    if TAP_HOST and chn:is_resp() and not self.sent then
+        -- The response channel ends without headers: no response.
+        self.sent = true
+        local srv = outcome_server(txn)
+        if srv then tap_outcome(srv, 0) end
+    end
+    return filter.CONTINUE
+end
+
+core.register_filter("realms-outcome", Outcome, function(o, args)
+    return o
 end)

@@ -1,5 +1,7 @@
 /*
- * Admin HTTP: GET /metrics and GET /healthz, one request per connection.
+ * Admin HTTP: GET /metrics and GET /healthz, one request per connection;
+ * and the agent-check responder HAProxy polls for each pool server: it
+ * sends "<server>\n" (agent-send) and reads one line of state.
  * A request must arrive whole within ADMIN_TIMEOUT_S and ADMIN_REQ_MAX
  * bytes; anything else is closed. The main loop never blocks on it.
  */
@@ -14,6 +16,7 @@
 
 #include <realms/admin.h>
 #include <realms/config-t.h>
+#include <realms/health.h>
 #include <realms/log.h>
 #include <realms/mirror.h>
 #include <realms/netaddr.h>
@@ -25,18 +28,23 @@
 
 #define ADMIN_REQ_MAX    4096
 #define ADMIN_TIMEOUT_S  2.0
-#define ADMIN_BODY_MAX   16384
+#define ADMIN_BODY_MAX   (256 * 1024)
+
+enum admin_kind { ADMIN_HTTP, ADMIN_CHECK, ADMIN_KINDS };
 
 struct admin_conn {
 	int fd;
+	enum admin_kind kind;
 	ev_io io;
 	ev_timer tmr;
 	char req[ADMIN_REQ_MAX];
 	size_t len;
 };
 
-static int admin_fd = -1;
-static ev_io admin_io;
+static struct admin_lst {
+	int fd;
+	ev_io io;
+} lst[ADMIN_KINDS] = { { .fd = -1 }, { .fd = -1 } };
 
 static void conn_end(struct ev_loop *loop, struct admin_conn *c)
 {
@@ -46,12 +54,35 @@ static void conn_end(struct ev_loop *loop, struct admin_conn *c)
 	free(c);
 }
 
+struct bstate_ctx {
+	char *out;
+	size_t size, off;
+	int full;
+};
+
+static void bstate_line(const char *server, size_t len, enum health_state st, void *arg)
+{
+	struct bstate_ctx *bc = arg;
+	int n;
+
+	if (bc->full)
+		return;
+	/* Server names are [A-Za-z0-9._-]: nothing to escape in a label. */
+	n = snprintf(bc->out + bc->off, bc->size - bc->off,
+	             "realms_breaker_state{server=\"%.*s\"} %d\n", (int)len, server, (int)st);
+	if (n < 0 || (size_t)n >= bc->size - bc->off)
+		bc->full = 1;
+	else
+		bc->off += (size_t)n;
+}
+
 /* The metrics page, Prometheus text exposition format. */
 static int metrics(char *out, size_t size)
 {
 	struct spoa_stats s;
 	struct mirror_stats m;
 	struct records_stats r;
+	struct health_stats h;
 	struct realms_config *cfg = state_config();
 	size_t off = 0;
 	int n;
@@ -59,6 +90,7 @@ static int metrics(char *out, size_t size)
 	spoa_stats_get(&s);
 	mirror_stats_get(&m);
 	records_stats_get(&r);
+	health_stats_get(&h);
 #define M(type, name, help, val) do { \
 		n = snprintf(out + off, size - off, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", \
 		             name, help, name, type, name, (unsigned long long)(val)); \
@@ -85,7 +117,24 @@ static int metrics(char *out, size_t size)
 	M("gauge", "realms_spool_bytes", "bytes of usage records waiting in the spool", r.spool_bytes);
 	M("gauge", "realms_token_cache_entries", "client tokens in the cache", tokcache_count());
 	M("gauge", "realms_config_generation", "configuration loads so far (reloads + 1)", cfg ? cfg->generation : 0);
+	M("counter", "realms_attempt_outcomes_total", "upstream attempt results fed to the breakers", m.outcomes);
+	M("counter", "realms_breaker_opened_total", "breakers opened (or opened again after a failed probe)", h.opened);
+	M("counter", "realms_breaker_closed_total", "breakers closed after a successful probe", h.closed);
+	M("counter", "realms_breaker_revoked_total", "credentials taken out by an upstream 401/403", h.revoked);
 #undef M
+	n = snprintf(out + off, size - off, "# HELP realms_breaker_state credential breaker: "
+	             "0 closed, 1 open, 2 half-open, 3 revoked\n# TYPE realms_breaker_state gauge\n");
+	if (n < 0 || (size_t)n >= size - off)
+		goto full;
+	off += (size_t)n;
+	{
+		struct bstate_ctx bc = { out, size, off, 0 };
+
+		health_foreach(clock_mono_ms(), bstate_line, &bc);
+		if (bc.full)
+			goto full;
+		off = bc.off;
+	}
 	config_unref(cfg);
 	return (int)off;
 full:
@@ -110,10 +159,20 @@ static void respond(struct admin_conn *c, int status, const char *ctype, const c
 		(void)!send(c->fd, body, (size_t)blen, MSG_NOSIGNAL);
 }
 
+/* agent-check: one line naming a pool server, one line of state back. */
+static void check_answer(struct admin_conn *c)
+{
+	char line[160];
+	size_t len = strcspn(c->req, "\r\n");
+	int n = health_check_answer(c->req, len, clock_mono_ms(), line, sizeof(line));
+
+	if (n > 0)
+		(void)!send(c->fd, line, (size_t)n, MSG_NOSIGNAL);
+}
+
 static void read_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct admin_conn *c = io->data;
-	char body[ADMIN_BODY_MAX];
 	ssize_t n = recv(c->fd, c->req + c->len, sizeof(c->req) - 1 - c->len, 0);
 	int blen;
 
@@ -125,17 +184,23 @@ static void read_cb(struct ev_loop *loop, ev_io *io, int revents)
 	}
 	c->len += (size_t)n;
 	c->req[c->len] = '\0';
-	if (!strstr(c->req, "\r\n\r\n") && !strstr(c->req, "\n\n")) {
+	if (c->kind == ADMIN_CHECK ? !strchr(c->req, '\n') :
+	    !strstr(c->req, "\r\n\r\n") && !strstr(c->req, "\n\n")) {
 		if (c->len == sizeof(c->req) - 1)
 			conn_end(loop, c);
 		return;
 	}
-	if (!strncmp(c->req, "GET /metrics ", 13)) {
-		blen = metrics(body, sizeof(body));
+	if (c->kind == ADMIN_CHECK) {
+		check_answer(c);
+	} else if (!strncmp(c->req, "GET /metrics ", 13)) {
+		char *body = malloc(ADMIN_BODY_MAX);
+
+		blen = body ? metrics(body, ADMIN_BODY_MAX) : -1;
 		if (blen < 0)
 			respond(c, 500, "text/plain", "", 0);
 		else
 			respond(c, 200, "text/plain; version=0.0.4", body, blen);
+		free(body);
 	} else if (!strncmp(c->req, "GET /healthz ", 13)) {
 		struct realms_config *cfg = state_config();
 
@@ -154,9 +219,10 @@ static void timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
+	struct admin_lst *l = io->data;
 	int fd;
 
-	while ((fd = accept4(admin_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+	while ((fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
 		struct admin_conn *c = calloc(1, sizeof(*c));
 
 		if (!c) {
@@ -164,6 +230,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 			continue;
 		}
 		c->fd = fd;
+		c->kind = (enum admin_kind)(l - lst);
 		ev_io_init(&c->io, read_cb, fd, EV_READ);
 		ev_timer_init(&c->tmr, timeout_cb, ADMIN_TIMEOUT_S, 0.);
 		c->io.data = c->tmr.data = c;
@@ -172,34 +239,47 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 	}
 }
 
-int admin_start(struct ev_loop *loop, const struct netaddr *addr)
+static int lst_start(struct ev_loop *loop, struct admin_lst *l, const struct netaddr *addr)
 {
 	int one = 1;
 
-	admin_fd = socket(addr->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (admin_fd < 0)
+	l->fd = socket(addr->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (l->fd < 0)
 		return -1;
 	if (addr->family != AF_UNIX)
-		setsockopt(admin_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(admin_fd, (const struct sockaddr *)&addr->ss, addr->len) < 0 ||
-	    listen(admin_fd, 64) < 0) {
+		setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(l->fd, (const struct sockaddr *)&addr->ss, addr->len) < 0 ||
+	    listen(l->fd, 64) < 0) {
 		int e = errno;
 
-		close(admin_fd);
-		admin_fd = -1;
+		close(l->fd);
+		l->fd = -1;
 		errno = e;
 		return -1;
 	}
-	ev_io_init(&admin_io, accept_cb, admin_fd, EV_READ);
-	ev_io_start(loop, &admin_io);
+	ev_io_init(&l->io, accept_cb, l->fd, EV_READ);
+	l->io.data = l;
+	ev_io_start(loop, &l->io);
 	return 0;
+}
+
+int admin_start(struct ev_loop *loop, const struct netaddr *addr)
+{
+	return lst_start(loop, &lst[ADMIN_HTTP], addr);
+}
+
+int admin_check_start(struct ev_loop *loop, const struct netaddr *addr)
+{
+	return lst_start(loop, &lst[ADMIN_CHECK], addr);
 }
 
 void admin_stop(struct ev_loop *loop)
 {
-	if (admin_fd < 0)
-		return;
-	ev_io_stop(loop, &admin_io);
-	close(admin_fd);
-	admin_fd = -1;
+	for (int k = 0; k < ADMIN_KINDS; k++) {
+		if (lst[k].fd < 0)
+			continue;
+		ev_io_stop(loop, &lst[k].io);
+		close(lst[k].fd);
+		lst[k].fd = -1;
+	}
 }

@@ -1364,7 +1364,10 @@ static void parse_agent(struct pctx *p, int tok)
 	}
 	if (v[2] >= 0) {
 		o2 = path_str(p, "check");
-		get_addr(p, v[2], &ag->check, &ag->check_addr);
+		if (get_addr(p, v[2], &ag->check, &ag->check_addr) == 0 &&
+		    ag->check_addr.family == AF_UNIX)
+			report(p, CFG_ERROR, v[2], "must be host:port: HAProxy's agent-check "
+			       "speaks TCP only");
 		path_pop(p, o2);
 	}
 	if (v[3] >= 0) {
@@ -1395,6 +1398,41 @@ static void parse_agent(struct pctx *p, int tok)
 
 		o2 = path_str(p, "spool");
 		get_str(p, v[7], PATH_MAX, &ag->spool, &len);
+		path_pop(p, o2);
+	}
+out:
+	path_pop(p, old);
+}
+
+static void parse_failover(struct pctx *p, int tok)
+{
+	static const char *const keys[] = {
+		"attempts", "failures", "cooldown", "timeout", NULL
+	};
+	static const struct { long long min, max; } range[] = {
+		{ 1, CFG_ATTEMPTS_MAX }, { 1, 1000 }, { 1, 86400 }, { 1, 86400 },
+	};
+	struct cfg_failover *f = &p->c->failover;
+	int *dst[] = { &f->attempts, &f->failures, &f->cooldown_s, &f->timeout_s };
+	int v[5];
+	size_t old = path_str(p, "failover");
+	long long x;
+
+	f->attempts = CFG_ATTEMPTS_DEFAULT;
+	f->failures = CFG_FAILURES_DEFAULT;
+	f->cooldown_s = CFG_COOLDOWN_DEFAULT_S;
+	f->timeout_s = CFG_TIMEOUT_DEFAULT_S;
+	if (tok < 0 || !want(p, tok, JSMN_OBJECT, "an object"))
+		goto out;
+	obj_fields(p, tok, keys, v);
+	for (int i = 0; i < 4; i++) {
+		size_t o2;
+
+		if (v[i] < 0)
+			continue;
+		o2 = path_str(p, keys[i]);
+		if (get_int(p, v[i], range[i].min, range[i].max, &x) == 0)
+			*dst[i] = (int)x;
 		path_pop(p, o2);
 	}
 out:
@@ -2243,14 +2281,14 @@ static struct realms_config *parse(const char *json, size_t len, const char *ori
                                    const char *base_dir, struct cfg_diag *diag)
 {
 	static const char *const keys[] = {
-		"redis", "agent", "groups", "models", "channels", NULL
+		"redis", "agent", "groups", "models", "channels", "failover", NULL
 	};
 	struct pctx p;
 	struct jchk jc;
 	jsmn_parser jp;
 	struct realms_config *c = NULL;
 	size_t first = diag ? diag->n : 0;
-	int v[6], r;
+	int v[7], r;
 
 	memset(&p, 0, sizeof(p));
 	p.origin = origin ? origin : "config";
@@ -2315,6 +2353,7 @@ static struct realms_config *parse(const char *json, size_t len, const char *ori
 	parse_groups(&p, v[2]);
 	parse_models(&p, v[3]);
 	parse_channels(&p, v[4]);
+	parse_failover(&p, v[5]);
 	if (!p.oom)
 		build_routes(&p);
 	if (!p.oom) {

@@ -270,7 +270,14 @@ static void decide_and_answer(struct spoa_req *req, struct realms_config *cfg,
 	uint64_t fallback = 0x2545f4914f6cdd1dULL;
 	struct sched_env env = { avail, cfg, rng_next, rw ? &rw->rng : &fallback };
 
-	verdict_decide(cfg, in, tok, clock_unix_s(), &env, v);
+	/* A half-open credential takes one probe: when another verdict
+	 * claimed it between the choice and now, choose again (it is no
+	 * longer available). Bounded: each round removes a candidate. */
+	for (int round = 0; round < 4; round++) {
+		verdict_decide(cfg, in, tok, clock_unix_s(), &env, v);
+		if (v->status || !v->cred || health_claim(cfg, v->cred->id, clock_mono_ms()))
+			break;
+	}
 	answer(req, cfg, v, tok, token_id);
 }
 

@@ -56,6 +56,7 @@ static struct {
 	const char *spool;
 	const char *mirror;
 	const char *admin;
+	const char *check_addr;
 	enum log_level verbosity;
 	struct listener lst[AGENT_MAX_LISTENERS];
 	int nb_lst;
@@ -462,6 +463,7 @@ int main(int argc, char **argv)
 		if (!agent.spool)
 			agent.spool = c->agent.spool;
 		agent.admin = c->agent.admin;
+		agent.check_addr = c->agent.check;
 		state_install(c);
 		if (hdl_request_register() < 0) {
 			rlog(LOG_LVL_ERR, "cannot register handlers");
@@ -536,6 +538,17 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		rlog(LOG_LVL_INFO, "admin HTTP (/metrics, /healthz) on %s", agent.admin);
+	}
+	if (agent.check_addr) {
+		struct netaddr a;
+
+		if (netaddr_parse(agent.check_addr, &a, buf, sizeof(buf)) < 0 ||
+		    admin_check_start(loop, &a) < 0) {
+			rlog(LOG_LVL_ERR, "cannot answer agent checks on %s: %s", agent.check_addr,
+			     strerror(errno));
+			return 1;
+		}
+		rlog(LOG_LVL_INFO, "agent-check responder on %s", agent.check_addr);
 	}
 	ev_signal_init(&sig_term, stop_cb, SIGTERM);
 	ev_signal_init(&sig_int, stop_cb, SIGINT);

@@ -19,6 +19,8 @@
 
 #include <ev.h>
 
+#include <realms/health.h>
+#include <realms/limits.h>
 #include <realms/log.h>
 #include <realms/meter.h>
 #include <realms/mirror.h>
@@ -29,13 +31,14 @@
 #define MIRROR_META_MAX      8192     /* B and E payloads */
 #define MIRROR_FRAME_MAX     (64u * 1024 * 1024)  /* any payload */
 #define MIRROR_RID_MAX       63
+#define MIRROR_SERVER_MAX    (2 * CFG_NAME_MAX + 2)   /* "<channel>--<cred>" */
 #define MIRROR_BUCKETS       256
 #define MIRROR_READ_CHUNK    65536
 /* Acknowledgements waiting to be written before we stop reading. */
 #define MIRROR_OUT_HIGH      (1024u * 1024)
 
 static struct {
-	_Atomic unsigned long long conns, requests, bytes, acked, proto_errors;
+	_Atomic unsigned long long conns, requests, bytes, acked, proto_errors, outcomes;
 } mstats;
 
 void mirror_stats_get(struct mirror_stats *o)
@@ -45,6 +48,7 @@ void mirror_stats_get(struct mirror_stats *o)
 	o->bytes = atomic_load(&mstats.bytes);
 	o->acked = atomic_load(&mstats.acked);
 	o->proto_errors = atomic_load(&mstats.proto_errors);
+	o->outcomes = atomic_load(&mstats.outcomes);
 }
 
 struct mreq {
@@ -69,6 +73,7 @@ struct mconn {
 	size_t hdr_len;
 	char kind;
 	char rid[MIRROR_RID_MAX + 1];
+	char server[MIRROR_SERVER_MAX + 1];   /* O frames */
 	size_t remain;               /* payload bytes still to come */
 	char meta[MIRROR_META_MAX];
 	size_t meta_len;
@@ -142,6 +147,14 @@ static void req_free(struct mreq *r)
 }
 
 /* Copies "value" of "key=value" lines into the record. */
+/* A duration from the shim: negative (two clocks a few ms apart) is 0. */
+static uint64_t ms_field(const char *v)
+{
+	long long x = strtoll(v, NULL, 10);
+
+	return x > 0 ? (uint64_t)x : 0;
+}
+
 static void meta_apply(struct usage_record *rec, char *meta, size_t len,
                        int *ended, int *lost)
 {
@@ -167,8 +180,8 @@ static void meta_apply(struct usage_record *rec, char *meta, size_t len,
 			else if (!strcmp(k, "server")) COPY(server);
 			else if (!strcmp(k, "status")) rec->status = atoi(v);
 			else if (!strcmp(k, "ts_ms")) rec->ts_ms = strtoll(v, NULL, 10);
-			else if (!strcmp(k, "ttfb_ms")) rec->ttfb_ms = strtoull(v, NULL, 10);
-			else if (!strcmp(k, "duration_ms")) rec->duration_ms = strtoull(v, NULL, 10);
+			else if (!strcmp(k, "ttfb_ms")) rec->ttfb_ms = ms_field(v);
+			else if (!strcmp(k, "duration_ms")) rec->duration_ms = ms_field(v);
 			else if (!strcmp(k, "reason") && ended) *ended = !strcmp(v, "complete");
 			else if (!strcmp(k, "lost") && lost) *lost = atoi(v) != 0;
 #undef COPY
@@ -284,11 +297,52 @@ static void finish_request(struct mconn *c, struct mreq *r)
 	records_commit(c->w, &r->rec, on_committed, cc);
 }
 
-/* A whole B or E frame, or the start of a D frame. Returns -1 on a
+/* An O frame: the result of one attempt on a credential, for its breaker.
+ * Meta lines: status=<HTTP status, 0 for no response>, retry_after=<s>. */
+static void outcome_apply(struct mconn *c)
+{
+	struct health_outcome o = { 0, -1 };
+	char *p = c->meta, *end = c->meta + c->meta_len;
+
+	while (p < end) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		char *line_end = nl ? nl : end;
+		char num[24];
+		size_t vlen;
+		char *eq = memchr(p, '=', (size_t)(line_end - p));
+
+		if (eq && (vlen = (size_t)(line_end - eq - 1)) > 0 && vlen < sizeof(num)) {
+			char *e;
+			long long v;
+
+			memcpy(num, eq + 1, vlen);
+			num[vlen] = '\0';
+			v = strtoll(num, &e, 10);
+			if (*e == '\0' && v >= 0) {
+				if (eq - p == 6 && !memcmp(p, "status", 6) && v < 1000)
+					o.status = (int)v;
+				else if (eq - p == 11 && !memcmp(p, "retry_after", 11))
+					o.retry_after_s = v;
+			}
+		}
+		p = line_end + 1;
+	}
+	atomic_fetch_add(&mstats.outcomes, 1);
+	health_report(c->server, strlen(c->server), &o, clock_mono_ms());
+}
+
+/* A whole B, E or O frame, or the start of a D frame. Returns -1 on a
  * protocol error. */
 static int frame_meta_done(struct mconn *c)
 {
-	struct mreq **pp = req_slot(c, c->rid), *r = *pp;
+	struct mreq **pp, *r;
+
+	if (c->kind == 'O') {
+		outcome_apply(c);
+		return 0;
+	}
+	pp = req_slot(c, c->rid);
+	r = *pp;
 
 	if (c->kind == 'B') {
 		if (r) {
@@ -355,10 +409,19 @@ static int frame_header(struct mconn *c)
 	}
 	sp1 = c->hdr + 1;
 	sp2 = strchr(sp1 + 1, ' ');
-	if (!sp2 || (size_t)(sp2 - sp1 - 1) > MIRROR_RID_MAX || sp2 == sp1 + 1)
+	if (!sp2 || sp2 == sp1 + 1)
 		return -1;
-	memcpy(c->rid, sp1 + 1, (size_t)(sp2 - sp1 - 1));
-	c->rid[sp2 - sp1 - 1] = '\0';
+	if (c->kind == 'O') {
+		if ((size_t)(sp2 - sp1 - 1) > MIRROR_SERVER_MAX)
+			return -1;
+		memcpy(c->server, sp1 + 1, (size_t)(sp2 - sp1 - 1));
+		c->server[sp2 - sp1 - 1] = '\0';
+	} else {
+		if ((size_t)(sp2 - sp1 - 1) > MIRROR_RID_MAX)
+			return -1;
+		memcpy(c->rid, sp1 + 1, (size_t)(sp2 - sp1 - 1));
+		c->rid[sp2 - sp1 - 1] = '\0';
+	}
 	n = strtoull(sp2 + 1, &end, 10);
 	if (*end || end == sp2 + 1 || n > MIRROR_FRAME_MAX)
 		return -1;
@@ -367,6 +430,7 @@ static int frame_header(struct mconn *c)
 	switch (c->kind) {
 	case 'B':
 	case 'E':
+	case 'O':
 		if (n > MIRROR_META_MAX)
 			return -1;
 		c->st = MS_META;

@@ -11,9 +11,6 @@
 #include <realms/render.h>
 #include <realms/verdict.h>
 
-/* Further attempts after the first, on other credentials of the pool. */
-#define RENDER_RETRIES  2
-
 int render_model_offered(const struct realms_config *c, size_t mi)
 {
 	const struct cfg_model *m = &c->models[mi];
@@ -32,22 +29,51 @@ int render_model_offered(const struct realms_config *c, size_t mi)
 	return 0;
 }
 
+/* The agent-check part of a server line, or "" without agent.check. */
+static void render_agent_check(FILE *f, const struct realms_config *c, const char *server)
+{
+	const struct netaddr *a = &c->agent.check_addr;
+	const char *host = a->host;
+
+	if (!c->agent.check || a->family == AF_UNIX)
+		return;
+	if (!strcmp(host, "0.0.0.0"))
+		host = "127.0.0.1";
+	else if (!strcmp(host, "::"))
+		host = "::1";
+	fprintf(f, " agent-check agent-addr %s agent-port %d agent-inter 1s agent-send \"%s\\n\"",
+	        host, a->port, server);
+}
+
 /* One pool backend; `channels`/`n` are the channels serving it. */
-static void render_pool(FILE *f, const char *pool, const char *what,
-                        const struct cfg_channel *const *channels, size_t n)
+static void render_pool(FILE *f, const struct realms_config *c, const char *pool,
+                        const char *what, const struct cfg_channel *const *channels, size_t n)
 {
 	fprintf(f, "backend %s\n", pool);
 	fprintf(f, "    # %s\n", what);
 	fprintf(f, "    # The agent names the credential for the first attempt; a\n"
-	           "    # redispatch picks another server of this pool. HAProxy tells\n"
-	           "    # the relay which one in x-realms-server.\n");
+	           "    # redispatch picks another server of this pool (never the one\n"
+	           "    # that just failed while another is up). HAProxy tells the relay\n"
+	           "    # which one in x-realms-server.\n");
 	fprintf(f, "    balance random\n");
 	fprintf(f, "    http-send-name-header x-realms-server\n");
 	fprintf(f, "    # Retried only before any response byte reached the client, and\n"
-	           "    # only for requests that fit in tune.bufsize (docs/failover.md).\n");
-	fprintf(f, "    retries %d\n", RENDER_RETRIES);
+	           "    # only for requests that fit in tune.bufsize (docs/failover.md).\n"
+	           "    # 425 is the relay's stand-in for an upstream 429 or 529, which\n"
+	           "    # retry-on does not take; fe_realms restores the real status.\n");
+	fprintf(f, "    retries %d\n", c->failover.attempts - 1);
 	fprintf(f, "    option redispatch 1\n");
-	fprintf(f, "    retry-on conn-failure empty-response response-timeout 500 502 503 504\n");
+	fprintf(f, "    # The agent's choice stands even before the next agent-check\n"
+	           "    # has told HAProxy a breaker closed; redispatches skip servers\n"
+	           "    # that are down.\n");
+	fprintf(f, "    option persist\n");
+	fprintf(f, "    retry-on conn-failure empty-response response-timeout 401 403 425 500 502 503 504\n");
+	fprintf(f, "    # Upstream silence that ends an attempt (failover.timeout).\n");
+	fprintf(f, "    timeout server %ds\n", c->failover.timeout_s);
+	if (c->agent.check)
+		fprintf(f, "    # Breakers: the agent answers each server's agent-check with\n"
+		           "    # \"up 100%%\" (closed or half-open) or \"down\" (open, or the\n"
+		           "    # upstream refused the key).\n");
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < channels[i]->n_creds; k++) {
 			const struct cfg_cred *cr = &channels[i]->creds[k];
@@ -60,17 +86,26 @@ static void render_pool(FILE *f, const char *pool, const char *what,
 		for (size_t k = 0; k < channels[i]->n_creds; k++) {
 			const struct cfg_cred *cr = &channels[i]->creds[k];
 
-			if (cr->enabled)
-				fprintf(f, "    server %s \"abns@${REALMS_RELAY}\"\n", cr->server);
+			if (!cr->enabled)
+				continue;
+			fprintf(f, "    server %s \"abns@${REALMS_RELAY}\" weight %d", cr->server,
+			        channels[i]->weight > 256 ? 256 : channels[i]->weight);
+			render_agent_check(f, c, cr->server);
+			fputc('\n', f);
 		}
 	fputc('\n', f);
 }
 
-static void render_upstream(FILE *f, const struct cfg_channel *ch)
+static void render_upstream(FILE *f, const struct realms_config *c, const struct cfg_channel *ch)
 {
 	fprintf(f, "backend up_%s\n", ch->name);
 	fprintf(f, "    # channel %s: %s\n", ch->name, ch->base_url);
 	fprintf(f, "    http-request set-header host %s\n", ch->authority);
+	fprintf(f, "    timeout server %ds\n", c->failover.timeout_s);
+	fprintf(f, "    # Failures go back to the pool at once, which retries elsewhere;\n"
+	           "    # an attempt the pool gave up on is abandoned here too.\n");
+	fprintf(f, "    retries 0\n");
+	fprintf(f, "    option abortonclose\n");
 	fprintf(f, "    server %s %s%s:%d", ch->name, ch->ipv6 ? "ipv6@" : "",
 	        ch->host, ch->port);
 	if (ch->tls)
@@ -103,7 +138,7 @@ int render_haproxy(const struct realms_config *c, FILE *f)
 		v.model = m;
 		verdict_pool_name(&v, pool, sizeof(pool));
 		snprintf(what, sizeof(what), "model %s", m->name);
-		render_pool(f, pool, what, chs, n);
+		render_pool(f, c, pool, what, chs, n);
 	}
 	if (c->agent.allow_unknown_models && c->n_wildcard) {
 		size_t n = 0;
@@ -113,11 +148,11 @@ int render_haproxy(const struct realms_config *c, FILE *f)
 				chs[n++] = c->wildcard[i];
 		memset(&v, 0, sizeof(v));
 		verdict_pool_name(&v, pool, sizeof(pool));
-		render_pool(f, pool, "models not in the catalogue, passed through (allow_unknown_models)",
+		render_pool(f, c, pool, "models not in the catalogue, passed through (allow_unknown_models)",
 		            chs, n);
 	}
 	for (size_t i = 0; i < c->n_channels; i++)
-		render_upstream(f, &c->channels[i]);
+		render_upstream(f, c, &c->channels[i]);
 	return ferror(f) ? -1 : 0;
 }
 

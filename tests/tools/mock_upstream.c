@@ -14,7 +14,9 @@
  * (head + chunked decoder, pure functions over the connection's buffer),
  * response builders, the stream generator, then the libev shell.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -175,6 +177,7 @@ static struct {
 	struct mu_stats st;
 	int fail_status;
 	unsigned long fail_count;
+	long fail_close_after, fail_stall_after;   /* -1: none */
 	unsigned long long rec_seq, resp_seq;
 } g;
 
@@ -1343,6 +1346,10 @@ static void do_messages(struct conn *c)
 	if (g.fail_count) {
 		status = g.fail_status;
 		g.fail_count--;
+		if (g.fail_close_after >= 0)
+			rq->close_after = g.fail_close_after;
+		if (g.fail_stall_after >= 0)
+			rq->stall_after = g.fail_stall_after;
 	} else if (rq->status >= 0) {
 		status = (int)rq->status;
 	}
@@ -1472,17 +1479,23 @@ static void do_control(struct conn *c, const char *path, size_t plen)
 		buf_adds(&c->ev, "{\"ok\":true}");
 		reply_json(c, 200);
 	} else if (plen == 10 && !memcmp(path, "/mock/fail", 10)) {
-		struct js_field f[2] = { { "status", NULL, NULL }, { "count", NULL, NULL } };
-		unsigned long long st, cnt = 1;
+		struct js_field f[4] = { { "status", NULL, NULL }, { "count", NULL, NULL },
+					 { "close_after", NULL, NULL }, { "stall_after", NULL, NULL } };
+		unsigned long long st, cnt = 1, ca = 0, sa = 0;
 
-		if (js_root(body, body + blen, f, 2) < 0 || !f[0].v ||
+		if (js_root(body, body + blen, f, 4) < 0 || !f[0].v ||
 		    parse_u64(f[0].v, (size_t)(f[0].ve - f[0].v), 599, &st) < 0 || st < 200 ||
-		    (f[1].v && parse_u64(f[1].v, (size_t)(f[1].ve - f[1].v), 1000000000, &cnt) < 0)) {
-			reply_error(c, 400, "mock: want {\\\"status\\\":200..599,\\\"count\\\":N}");
+		    (f[1].v && parse_u64(f[1].v, (size_t)(f[1].ve - f[1].v), 1000000000, &cnt) < 0) ||
+		    (f[2].v && parse_u64(f[2].v, (size_t)(f[2].ve - f[2].v), 1000000, &ca) < 0) ||
+		    (f[3].v && parse_u64(f[3].v, (size_t)(f[3].ve - f[3].v), 1000000, &sa) < 0)) {
+			reply_error(c, 400, "mock: want {\\\"status\\\":200..599,\\\"count\\\":N"
+				    "[,\\\"close_after\\\":N][,\\\"stall_after\\\":N]}");
 			return;
 		}
 		g.fail_status = (int)st;
 		g.fail_count = (unsigned long)cnt;
+		g.fail_close_after = f[2].v ? (long)ca : -1;
+		g.fail_stall_after = f[3].v ? (long)sa : -1;
 		buf_addf(&c->ev, "{\"ok\":true,\"status\":%llu,\"count\":%llu}", st, cnt);
 		reply_json(c, 200);
 	} else {

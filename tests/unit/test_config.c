@@ -261,6 +261,10 @@ static void test_minimal_defaults(void **state)
 	assert_null(c->agent.admin);
 	assert_int_equal(c->agent.threads, 2);
 	assert_int_equal(c->agent.body_prefix, CFG_BODY_PREFIX_DEFAULT);
+	assert_int_equal(c->failover.attempts, CFG_ATTEMPTS_DEFAULT);
+	assert_int_equal(c->failover.failures, CFG_FAILURES_DEFAULT);
+	assert_int_equal(c->failover.cooldown_s, CFG_COOLDOWN_DEFAULT_S);
+	assert_int_equal(c->failover.timeout_s, CFG_TIMEOUT_DEFAULT_S);
 	assert_int_equal(c->n_groups, 1);
 	assert_string_equal(c->groups[0], "default");
 	ch = &c->channels[0];
@@ -512,6 +516,38 @@ static void test_wrong_types(void **state)
 	expect_error("channels", 6, "must be an array, not an object");
 }
 
+static void test_failover_section(void **state)
+{
+	struct realms_config *c = parse(
+		"{\n"
+		"\"failover\": {\"attempts\": 5, \"failures\": 4, \"cooldown\": 60, \"timeout\": 120},\n"
+		"\"models\": [\"m\"],\n"
+		"\"channels\": [{\"name\": \"a\", \"base_url\": \"https://a.example\",\n"
+		" \"credentials\": [{\"name\": \"k\", \"key\": \"sk-1\"}], \"models\": [\"m\"]}]}\n");
+
+	assert_non_null(c);
+	assert_int_equal(c->failover.attempts, 5);
+	assert_int_equal(c->failover.failures, 4);
+	assert_int_equal(c->failover.cooldown_s, 60);
+	assert_int_equal(c->failover.timeout_s, 120);
+	config_unref(c);
+
+	assert_null(parse(
+		"{\n"
+		"\"agent\": {\"check\": \"unix:/run/realms/check.sock\"},\n"
+		"\"failover\": {\"attempts\": 11, \"failures\": 0,\n"
+		"  \"cooldown\": \"30s\", \"timeout\": 1.5, \"tries\": 2},\n"
+		"\"models\": [\"m\"],\n"
+		"\"channels\": [{\"name\": \"a\", \"base_url\": \"https://a.example\",\n"
+		" \"credentials\": [{\"name\": \"k\", \"key\": \"sk-1\"}], \"models\": [\"m\"]}]}\n"));
+	expect_error("agent.check", 2, "agent-check speaks TCP only");
+	expect_error("failover.attempts", 3, "must be an integer from 1 to 10");
+	expect_error("failover.failures", 3, "must be an integer from 1 to 1000");
+	expect_error("failover.cooldown", 4, "must be an integer, not a string");
+	expect_error("failover.timeout", 4, "must be an integer, not a fraction");
+	expect_error("failover.tries", 4, "unknown key");
+}
+
 static void test_missing_required(void **state)
 {
 	assert_null(parse(
@@ -540,7 +576,7 @@ static void test_unknown_keys(void **state)
 		"\"channels\": [{\"name\": \"a\", \"base_url\": \"https://x.example\", \"weigth\": 1,\n"
 		"  \"credentials\": [{\"name\": \"k\", \"key\": \"sk-1\", \"secret\": 1}]}]\n"
 		"}\n"));
-	expect_error("chanels", 2, "unknown key (expected one of: redis, agent, groups, models, channels)");
+	expect_error("chanels", 2, "unknown key (expected one of: redis, agent, groups, models, channels, failover)");
 	expect_error("agent.treads", 3, "unknown key");
 	expect_error("models[0].price.inptu", 4, "unknown key");
 	expect_error("channels[0].weigth", 5, "unknown key");
@@ -1307,6 +1343,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_truncated_prefixes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bom_and_comments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrong_types, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failover_section, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_required, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicate_keys, setup, teardown),

@@ -154,6 +154,14 @@ struct cfg_agent {
 	bool allow_unknown_models;
 };
 
+/* Failover and credential breakers ("failover" in the file). */
+struct cfg_failover {
+	int attempts;               /* tries per request, first one included */
+	int failures;               /* consecutive failures that open a breaker */
+	int cooldown_s;             /* how long an open breaker stays open */
+	int timeout_s;              /* upstream silence that ends an attempt */
+};
+
 struct cfg_arena;
 
 struct realms_config {
@@ -165,6 +173,7 @@ struct realms_config {
 	struct netaddr redis_addr;
 
 	struct cfg_agent agent;
+	struct cfg_failover failover;
 
 	const char **groups;        /* file order; index = group id */
 	size_t n_groups;

@@ -94,6 +94,15 @@
  * INSPECT_MODEL_MAX, so any configured name can be matched and rewritten. */
 /* Configuration: SPOP listeners in agent.listen at most. */
 #define CFG_MAX_LISTEN             8
+/* Configuration: failover.attempts (HAProxy "retries" + 1), its default,
+ * and the defaults of the breaker settings (failover.failures,
+ * failover.cooldown in seconds) and of failover.timeout (seconds of
+ * upstream silence; Claude Code itself waits 600 s). */
+#define CFG_ATTEMPTS_MAX           10
+#define CFG_ATTEMPTS_DEFAULT       3
+#define CFG_FAILURES_DEFAULT       3
+#define CFG_COOLDOWN_DEFAULT_S     30
+#define CFG_TIMEOUT_DEFAULT_S      600
 /* Configuration: largest secret read from a "file:" credential. */
 #define CFG_SECRET_MAX             8192
 /* Configuration: problems kept for printing; further ones are counted. */

@@ -29,6 +29,7 @@ struct mirror_stats {
 	unsigned long long bytes;         /* body bytes seen */
 	unsigned long long acked;
 	unsigned long long proto_errors;
+	unsigned long long outcomes;     /* attempt results fed to the breakers */
 };
 void mirror_stats_get(struct mirror_stats *out);
 
