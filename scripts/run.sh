@@ -37,7 +37,8 @@ wait_for() {   # wait_for TEST-COMMAND WHAT
 	die "$2 did not start (logs in $run)"
 }
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-pick_port() { local p; for _ in $(seq 100); do p=$((20000 + RANDOM % 40000)); port_free "$p" && { echo "$p"; return; }; done; die "no free port"; }
+# Below the kernel's ephemeral range, so no outgoing connection holds it.
+pick_port() { local p; for _ in $(seq 100); do p=$((10000 + RANDOM % 20000)); port_free "$p" && { echo "$p"; return; }; done; die "no free port"; }
 
 port_free "$port" || die "port $port is in use: set REALMS_PORT"
 rm -rf "$run"
@@ -72,8 +73,11 @@ else
 fi
 "$bin/realms-agent" -c "$config" --check >"$run/check.log" 2>&1 || { cat "$run/check.log" >&2; die "invalid configuration $config"; }
 
-# The agent
-"$bin/realms-agent" -f -c "$config" -l "unix:$run/agent.sock" >"$run/agent.log" 2>&1 &
+# The agent, with the response mirror so that usage is recorded
+# (`realmsctl usage`) and attempt results reach the breakers.
+mirror_port=$(pick_port)
+"$bin/realms-agent" -f -c "$config" -l "unix:$run/agent.sock" -M "127.0.0.1:$mirror_port" \
+	-s "$run/spool" >"$run/agent.log" 2>&1 &
 pids+=($!)
 wait_for "[ -S '$run/agent.sock' ]" "realms-agent"
 
@@ -82,7 +86,7 @@ cp "$top/haproxy/realms.spoe" "$run/hp/"
 "$bin/realmsctl" -c "$config" render-haproxy -o "$run/hp/channels.cfg" --setup-page "$run/hp/setup.html"
 export REALMS_LISTEN="127.0.0.1:$port" REALMS_AGENT_ADDR="unix@$run/agent.sock"
 export REALMS_HAPROXY_DIR="$run/hp" REALMS_LUA="$top/lua-shim/realms.lua"
-export REALMS_RELAY="realms-relay-$port"
+export REALMS_RELAY="realms-relay-$port" REALMS_MIRROR="127.0.0.1:$mirror_port"
 haproxy -c -q -f "$top/haproxy/realms.cfg" -f "$run/hp/channels.cfg" || die "HAProxy refused the configuration"
 haproxy -db -f "$top/haproxy/realms.cfg" -f "$run/hp/channels.cfg" >"$run/haproxy.log" 2>&1 &
 pids+=($!)
