@@ -74,6 +74,7 @@ end)
 -- format (docs/architecture.md, "Response mirror"), one frame after another:
 --     "B <rid> <n>\n" + n bytes of "key=value\n" lines   response begins
 --     "D <rid> <n>\n" + n bytes of the response body     body bytes
+--     "G <rid> <n>\n" + n bytes of "key=value\n" lines   bytes left out here
 --     "E <rid> <n>\n" + n bytes of "key=value\n" lines   response ended
 --     "S <seq>\n"                                       sync (no payload)
 -- and from the agent "A <rid>\n" once the request's record is durable (in
@@ -83,11 +84,25 @@ end)
 -- again from its start, and the agent's per-request idempotency makes the
 -- repeat harmless.
 --
+-- Event streams are not copied whole: usage sits in message_start (the
+-- first event) and in the last message_delta (with the end states:
+-- message_stop, or an error event), while the content deltas between them
+-- are most of the bytes and carry nothing the agent reads. So the tap sends
+-- the first TAP_HEAD bytes of a stream as they come and holds a window of
+-- its last TAP_TAIL bytes (whole chunks, dropping the oldest, the first
+-- one cut at the end); if anything was dropped, the end of the response
+-- sends one "G" frame (skipped=<n>) and then the window. The agent's SSE
+-- parser resumes at the next event after a gap. A 200 KB stream costs
+-- 32 KB of copying, a 5 KB one all of it. JSON answers are copied whole
+-- (their usage object comes last, and the agent parses the document).
+--
 -- Memory is bounded per thread (TAP_MAX_BYTES). Past it, new body bytes are
 -- dropped, the request is flagged lost=1 in its E frame (the agent records
 -- it as partial, reason tap_overflow) and a warning is logged.
 
 local TAP_MAX_BYTES = 64 * 1024 * 1024   -- per HAProxy thread
+local TAP_HEAD = 16 * 1024               -- event streams: first bytes sent
+local TAP_TAIL = 16 * 1024               -- and at least the last ones
 local TAP_BATCH = 256 * 1024             -- bytes per socket send
 local TAP_IDLE_MS = 20                   -- task sleep when idle
 local TAP_RETRY_MS = 500                 -- reconnect back-off
@@ -98,13 +113,15 @@ local tap = {
     outcomes = {},    -- "O" frames not yet sent (never acknowledged)
     reqs = {},        -- requests not yet acknowledged, in arrival order
     by_rid = {},
+    nacked = 0,       -- acknowledged, still to be removed from reqs
     bytes = 0,        -- bytes held for them
     dropped = 0,      -- body bytes given up (memory bound)
     warned = false,
 }
 
--- HAProxy's internal clock (core.now) and the date() of the request's
--- t0 may differ by a few milliseconds: differences are clamped at 0.
+-- HAProxy's internal clock, for durations: both ends of one are read from
+-- it (the request's start when its headers pass the tap), never mixed with
+-- date(), which is the record's wall-clock timestamp only.
 local function now_ms()
     local t = core.now()
     return t.sec * 1000 + math.floor(t.usec / 1000)
@@ -125,15 +142,39 @@ local function hold(r, f)
     tap.bytes = tap.bytes + #f
 end
 
-local function tap_begin(rid, m)
+-- sse: whether the answer is an event stream (its middle may be left out).
+local function tap_begin(rid, m, sse)
     if tap.by_rid[rid] then
         return nil    -- same id twice on this thread: keep the first
     end
     local r = { rid = rid, frames = {}, sent = 0, lost = false }
+    if sse then
+        r.head = 0
+        r.tail = { first = 1, last = 0, len = 0 }
+        r.skipped = 0
+    end
     hold(r, frame("B", rid, meta(m)))
     tap.reqs[#tap.reqs + 1] = r
     tap.by_rid[rid] = r
     return r
+end
+
+-- An event stream past its head: the chunk joins the tail window, and
+-- the oldest chunks leave it while the rest still holds TAP_TAIL bytes.
+local function tail_add(r, data)
+    local t = r.tail
+    t.last = t.last + 1
+    t[t.last] = data
+    t.len = t.len + #data
+    tap.bytes = tap.bytes + #data
+    while t.len - #t[t.first] >= TAP_TAIL do
+        local d = t[t.first]
+        t[t.first] = nil
+        t.first = t.first + 1
+        t.len = t.len - #d
+        tap.bytes = tap.bytes - #d
+        r.skipped = r.skipped + #d
+    end
 end
 
 local function tap_data(r, data)
@@ -147,10 +188,40 @@ local function tap_data(r, data)
         end
         return
     end
+    if r.tail and r.head >= TAP_HEAD then
+        return tail_add(r, data)
+    end
+    if r.tail and r.head + #data > TAP_HEAD then
+        local take = TAP_HEAD - r.head
+        r.head = TAP_HEAD
+        hold(r, frame("D", r.rid, data:sub(1, take)))
+        return tail_add(r, data:sub(take + 1))
+    end
+    if r.tail then r.head = r.head + #data end
     hold(r, frame("D", r.rid, data))
 end
 
 local function tap_end(r, reason, m)
+    local t = r.tail
+    if t then
+        -- The window holds whole chunks (no copy per chunk); its first one
+        -- is cut once, here, so that TAP_TAIL bytes are sent.
+        if t.len > TAP_TAIL then
+            local cut = t.len - TAP_TAIL
+            tap.bytes = tap.bytes - cut
+            t[t.first] = t[t.first]:sub(cut + 1)
+            t.len = TAP_TAIL
+            r.skipped = r.skipped + cut
+        end
+        if r.skipped > 0 then
+            hold(r, frame("G", r.rid, "skipped=" .. r.skipped .. "\n"))
+        end
+        for i = t.first, t.last do
+            tap.bytes = tap.bytes - #t[i]
+            hold(r, frame("D", r.rid, t[i]))
+        end
+        r.tail = nil
+    end
     m.reason = reason
     if r.lost then m.lost = 1 end
     hold(r, frame("E", r.rid, meta(m)))
@@ -166,15 +237,26 @@ local function tap_outcome(server, status, retry_after)
     tap.outcomes[#tap.outcomes + 1] = frame("O", server, m)
 end
 
+-- An acknowledged request leaves by_rid at once and tap.reqs at the next
+-- round of the task (tap_compact): one pass per round, not one per ack.
 local function tap_ack(rid)
     local r = tap.by_rid[rid]
     if not r or not r.ended then return end
     tap.by_rid[rid] = nil
     for _, f in ipairs(r.frames) do tap.bytes = tap.bytes - #f end
-    for i, x in ipairs(tap.reqs) do
-        if x == r then table.remove(tap.reqs, i) break end
-    end
+    r.frames = nil
+    r.acked = true
+    tap.nacked = tap.nacked + 1
     if tap.bytes < TAP_MAX_BYTES / 2 then tap.warned = false end
+end
+
+local function tap_compact()
+    local keep = {}
+    for _, r in ipairs(tap.reqs) do
+        if not r.acked then keep[#keep + 1] = r end
+    end
+    tap.reqs = keep
+    tap.nacked = 0
 end
 
 -- The task: connect, send what is pending, collect acknowledgements.
@@ -202,6 +284,7 @@ local function tap_task()
     local sock
     local seq = 0
     while true do
+        if tap.nacked > 0 then tap_compact() end
         if #tap.reqs == 0 and #tap.outcomes == 0 then
             core.msleep(TAP_IDLE_MS)
         elseif not sock then
@@ -285,7 +368,11 @@ end
 -- Response headers: only billable requests (txn.realms_bill, set by
 -- fe_realms for allowed /v1/messages) are mirrored.
 function Tap:http_headers(txn, msg)
-    if not TAP_HOST or not msg.channel:is_resp() or self.r then
+    if not TAP_HOST or self.r then
+        return filter.CONTINUE
+    end
+    if not msg.channel:is_resp() then
+        self.t0 = now_ms()
         return filter.CONTINUE
     end
     local rid = txn:get_var("txn.realms_rid")
@@ -299,8 +386,8 @@ function Tap:http_headers(txn, msg)
     local status = tonumber(msg:get_stline().code) or 0
     local orig = hdrs["x-realms-orig-status"] and tonumber(hdrs["x-realms-orig-status"][0])
     if status == 425 and orig then status = orig end
-    local t0 = tonumber(txn:get_var("txn.realms_t0")) or now_ms()
-    self.t0 = t0
+    local now = now_ms()
+    self.t0 = self.t0 or now
     self.r = tap_begin(rid, {
         status = status,
         ctype = ct,
@@ -309,9 +396,9 @@ function Tap:http_headers(txn, msg)
         group = txn:get_var("txn.realms.group") or "",
         model = txn:get_var("txn.realms.model") or "",
         server = txn:get_var("txn.realms_srv") or "",
-        ts_ms = t0,
-        ttfb_ms = math.max(0, now_ms() - t0),
-    })
+        ts_ms = tonumber(txn:get_var("txn.realms_t0")) or now,
+        ttfb_ms = math.max(0, now - self.t0),
+    }, ct:lower():find("^%s*text/event%-stream") ~= nil)
     if self.r then
         filter.register_data_filter(self, msg.channel)
     end

@@ -109,6 +109,8 @@ static int metrics(char *out, size_t size)
 	M("counter", "realms_mirror_connections_total", "mirror connections from HAProxy's tap", m.conns);
 	M("counter", "realms_mirror_requests_total", "mirrored responses metered", m.requests);
 	M("counter", "realms_mirror_bytes_total", "mirrored body bytes", m.bytes);
+	M("counter", "realms_mirror_gaps_total", "event streams whose middle the tap left out", m.gaps);
+	M("counter", "realms_mirror_skipped_bytes_total", "body bytes the tap left out (content deltas)", m.skipped);
 	M("counter", "realms_mirror_acked_total", "mirrored responses acknowledged as durable", m.acked);
 	M("counter", "realms_mirror_protocol_errors_total", "mirror connections closed for a framing error", m.proto_errors);
 	M("counter", "realms_spool_appended_total", "usage records written to the spool (Redis down)", r.appended);

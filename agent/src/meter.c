@@ -96,6 +96,19 @@ void meter_feed(struct meter *m, const char *data, size_t len)
 	m->json_len += len;
 }
 
+void meter_gap(struct meter *m, unsigned long long skipped)
+{
+	m->bytes += skipped;
+	if (m->sse) {
+		sse_gap(m->sp);
+		return;
+	}
+	m->json_overflow = 1;
+	free(m->json);
+	m->json = NULL;
+	m->json_len = 0;
+}
+
 void meter_finish(struct meter *m, int ended, int lost, struct usage_record *rec)
 {
 	rec->stream = m->sse;

@@ -38,7 +38,8 @@
 #define MIRROR_OUT_HIGH      (1024u * 1024)
 
 static struct {
-	_Atomic unsigned long long conns, requests, bytes, acked, proto_errors, outcomes;
+	_Atomic unsigned long long conns, requests, bytes, acked, proto_errors, outcomes,
+	                           gaps, skipped;
 } mstats;
 
 void mirror_stats_get(struct mirror_stats *o)
@@ -49,6 +50,8 @@ void mirror_stats_get(struct mirror_stats *o)
 	o->acked = atomic_load(&mstats.acked);
 	o->proto_errors = atomic_load(&mstats.proto_errors);
 	o->outcomes = atomic_load(&mstats.outcomes);
+	o->gaps = atomic_load(&mstats.gaps);
+	o->skipped = atomic_load(&mstats.skipped);
 }
 
 struct mreq {
@@ -379,6 +382,21 @@ static int frame_meta_done(struct mconn *c)
 		c->bucket[rid_hash(c->rid)] = r;
 		return 0;
 	}
+	if (c->kind == 'G') {
+		/* skipped=<n>: body bytes the tap left out here. */
+		const char *p = memmem(c->meta, c->meta_len, "skipped=", 8);
+		const char *end = c->meta + c->meta_len;
+		unsigned long long n = 0;
+
+		for (p = p ? p + 8 : end; p < end && *p >= '0' && *p <= '9'; p++)
+			n = n * 10 + (unsigned)(*p - '0');
+		if (r) {
+			meter_gap(r->meter, n);
+			atomic_fetch_add(&mstats.gaps, 1);
+			atomic_fetch_add(&mstats.skipped, n);
+		}
+		return 0;
+	}
 	if (c->kind == 'E') {
 		if (!r)
 			return 0;   /* its B went to an earlier connection */
@@ -430,6 +448,7 @@ static int frame_header(struct mconn *c)
 	switch (c->kind) {
 	case 'B':
 	case 'E':
+	case 'G':
 	case 'O':
 		if (n > MIRROR_META_MAX)
 			return -1;

@@ -288,6 +288,7 @@ void sse_init(struct sse_parser *p, sse_want_fn want, sse_event_fn on_event,
 	p->skipped = 0;
 	p->dropped = 0;
 	p->data_hwm = 0;
+	p->gaps = 0;
 	p->st = SSE_ST_FIELD;
 	p->field = SSE_F_OTHER;
 	p->fname_len = 0;
@@ -296,6 +297,24 @@ void sse_init(struct sse_parser *p, sse_want_fn want, sse_event_fn on_event,
 	p->bom_done = 0;
 	p->err = 0;
 	event_reset(p);
+}
+
+void sse_gap(struct sse_parser *p)
+{
+	p->gaps++;
+	/* Wherever the gap fell, what follows it is not a stream start, and a
+	 * \n after it does not pair with a \r before it. */
+	p->bom_done = 1;
+	p->cr = 0;
+	p->fname_len = 0;
+	p->field = SSE_F_OTHER;
+	p->st = SSE_ST_IGNORE;
+	/* The cut event, even if the gap fell between its lines or right after
+	 * the blank line before it: it is counted as dropped at its end, and
+	 * its later "event:" and "data:" lines cannot revive it. */
+	if (!p->data_lines)
+		p->data_lines = 1;
+	event_drop(p);
 }
 
 long sse_feed(struct sse_parser *p, const char *buf, size_t len)

@@ -85,6 +85,30 @@ assert_eq "$(metric realms_spop_protocol_errors_total)" 0 "metrics: no SPOP prot
 assert_eq "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$ADMIN/healthz")" 200 "healthz: 200"
 assert_eq "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$ADMIN/nope")" 404 "admin: unknown path 404"
 
+# --- 1b. long streams: the tap sends their head and tail only -------------------
+# 200 KB event streams (100 deltas of 2 KB): the tap copies the first and the
+# last 16 KB and says how much it left out; the usage is still exact.
+gaps0=$(metric realms_mirror_gaps_total)
+seq 1 40 | xargs -P 8 -I{} curl -sS -o "$T_DIR/long.{}" --max-time 30 -H "x-api-key: $TOK" \
+	-H "content-type: application/json" -H "x-mock-random-usage: {}" -H "x-mock-deltas: 100" \
+	-H "x-mock-delta-bytes: 2048" \
+	--data-binary '{"model":"claude-sonnet-4-5","max_tokens":64,"stream":true,"messages":[]}' "$URL" 2>/dev/null
+assert_eq "$(grep -c '^event: content_block_delta' "$T_DIR/long.7")" 100 "long stream: the client got every delta"
+check_totals "40 long streams"
+assert_eq "$(( $(metric realms_mirror_gaps_total) - gaps0 ))" 40 "long streams: each sent as head + tail"
+skipped=$(metric realms_mirror_skipped_bytes_total)
+assert_eq "$(( skipped > 40 * 150000 ))" 1 "long streams: the tap left out most bytes ($skipped)"
+assert_eq "$(redis_sum partial)" 0 "long streams: no record partial"
+
+# A long stream that ends with an error event: seen past the gap.
+curl -sS -o /dev/null --max-time 30 -H "x-api-key: $TOK" -H "content-type: application/json" \
+	-H "x-mock-deltas: 60" -H "x-mock-delta-bytes: 2048" -H "x-mock-error-after: 59" \
+	-H "x-request-id: long-error-1" \
+	--data-binary '{"model":"claude-sonnet-4-5","max_tokens":64,"stream":true,"messages":[]}' "$URL"
+for _ in $(seq 50); do [ "$(rcli XLEN realms:usage:events)" -gt 440 ] && break; sleep 0.2; done
+assert_match "$(rcli XREVRANGE realms:usage:events + - COUNT 1 | tr '\n' ' ')" 'partial upstream_error' \
+	"long stream ending in an error event: recorded partial, upstream_error"
+
 # --- 2. Redis stopped in the middle and restarted ------------------------------
 burst 401 700 &
 bpid=$!

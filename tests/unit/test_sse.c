@@ -3,7 +3,8 @@
  * and one byte at a time, in every line-ending style; multi-line data,
  * comments and ignored fields, unknown events, a 1 MB content delta that
  * must not be buffered, unnamed and oversized events, a BOM, an error
- * event mid-stream, and a callback that stops the parser.
+ * event mid-stream, a callback that stops the parser, and gaps (bytes the
+ * tap left out) at many cut points, through the parser and the meter.
  *
  * Every feed is handed over in a heap copy of exactly its size, so that
  * ASan catches any read past it.
@@ -18,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include <realms/meter.h>
 #include <realms/sse.h>
 #include <realms/usage.h>
 
@@ -695,6 +697,227 @@ static void test_callback_stop(void **state)
 	free(p);
 }
 
+/* ------------------------------------------------------------------------ */
+/* gaps (the tap leaves out the middle of long streams)                     */
+/* ------------------------------------------------------------------------ */
+
+#define GAP_EVENTS_MAX 16
+
+/* The events of `stream`, in order, and what a gapped run matched. */
+struct gap_run {
+	size_t nev;
+	size_t start[GAP_EVENTS_MAX], end[GAP_EVENTS_MAX];
+	char name[GAP_EVENTS_MAX][32];
+	char *data[GAP_EVENTS_MAX];
+	int seen[GAP_EVENTS_MAX];
+	size_t next;            /* events before this one can no longer match */
+	struct usage u;
+};
+
+/* Every event dispatched after a gap must be one of the stream's events,
+ * whole, after the previous one dispatched. */
+static int gap_on_event(void *arg, const char *name, const char *data, size_t len)
+{
+	struct gap_run *g = arg;
+	size_t k;
+
+	for (k = g->next; k < g->nev; k++)
+		if (!strcmp(g->name[k], name) && strlen(g->data[k]) == len &&
+		    !memcmp(g->data[k], data, len))
+			break;
+	assert_true(k < g->nev);
+	g->seen[k] = 1;
+	g->next = k + 1;
+	usage_on_sse_event(&g->u, name, data, len);
+	return 0;
+}
+
+/* Splits `stream` into its events (it uses \n line ends and one blank line
+ * after each event). */
+static void gap_events(struct gap_run *g)
+{
+	const char *s = stream, *end = stream + sizeof(stream) - 1;
+
+	memset(g, 0, sizeof(*g));
+	while (s < end) {
+		const char *blank = strstr(s, "\n\n");
+		const char *nl = strchr(s, '\n');
+		const char *d = strstr(s, "\ndata: ") + 7;
+
+		assert_true(g->nev < GAP_EVENTS_MAX);
+		assert_non_null(blank);
+		g->start[g->nev] = (size_t)(s - stream);
+		g->end[g->nev] = (size_t)(blank + 2 - stream);
+		snprintf(g->name[g->nev], sizeof(g->name[0]), "%.*s", (int)(nl - s - 7), s + 7);
+		g->data[g->nev] = strndup(d, (size_t)(blank - d));
+		g->nev++;
+		s = blank + 2;
+	}
+	assert_int_equal(g->nev, 9);
+}
+
+static size_t gap_event(const struct gap_run *g, const char *name)
+{
+	for (size_t k = 0; k < g->nev; k++)
+		if (!strcmp(g->name[k], name))
+			return k;
+	fail();
+	return 0;
+}
+
+/* The stream with bytes [a, b) left out, for many a <= b: nothing cut by
+ * the gap is dispatched, everything before it is, and as soon as the head
+ * holds message_start and the tail starts before content_block_stop (one
+ * event of slack before message_delta), the usage is whole. */
+static void test_gap_every_cut(void **state)
+{
+	struct gap_run g, ref;
+	struct sse_parser *p = malloc(sizeof(*p));
+	size_t n = sizeof(stream) - 1, ms, cbs, md, stop, checked = 0, whole = 0;
+
+	assert_non_null(p);
+	gap_events(&ref);
+	ms = gap_event(&ref, "message_start");
+	cbs = gap_event(&ref, "content_block_stop");
+	md = gap_event(&ref, "message_delta");
+	stop = gap_event(&ref, "message_stop");
+	for (size_t a = 0; a <= n; a += (a < 40 || a > n - 40) ? 1 : 7) {
+		for (size_t b = a; b <= n; b += (b - a < 40 || b > n - 40) ? 1 : 5) {
+			g = ref;
+			memset(g.seen, 0, sizeof(g.seen));
+			g.next = 0;
+			usage_init(&g.u);
+			sse_init(p, NULL, gap_on_event, &g);
+			assert_int_equal(feed(p, stream, a), (long)a);
+			sse_gap(p);
+			assert_int_equal(feed(p, stream + b, n - b), (long)(n - b));
+			assert_int_equal(p->gaps, 1);
+			for (size_t k = 0; k < g.nev; k++) {
+				if (g.end[k] <= a)
+					assert_true(g.seen[k]);
+				if (g.start[k] < b && a < g.end[k])
+					assert_false(g.seen[k]);
+			}
+			if (a >= g.end[ms] && b <= g.start[cbs]) {
+				assert_true(g.seen[md] && g.seen[stop]);
+				check_stream_usage(&g.u);
+				assert_false(sse_pending(p));
+				whole++;
+			}
+			checked++;
+		}
+	}
+	assert_true(whole > 1000);
+	assert_true(checked > whole);
+	for (size_t k = 0; k < ref.nev; k++)
+		free(ref.data[k]);
+	free(p);
+}
+
+/* A gap right after a blank line, or between an event's lines, or inside a
+ * \r\n: the next event is dropped or kept as the rules say, never merged. */
+static void test_gap_boundaries(void **state)
+{
+	struct run r;
+	struct sse_parser *p;
+
+	/* Right after a blank line: the event that follows cannot be told
+	 * from the rest of a cut one, so it is dropped; the next one is not. */
+	run_init(&r, 1);
+	p = parser_new(&r);
+	FEED_LIT(p, "data: 1\n\n");
+	sse_gap(p);
+	FEED_LIT(p, "event: message_delta\ndata: 2\n\ndata: 3\n\n");
+	assert_string_equal(r.log, "<|1><|3>");
+	assert_int_equal(p->dropped, 1);
+	free(p);
+	run_free(&r);
+
+	/* Between the lines of an event: its later data is not taken. */
+	run_init(&r, 1);
+	p = parser_new(&r);
+	FEED_LIT(p, "event: x\ndata: a\n");
+	sse_gap(p);
+	FEED_LIT(p, "data: b\n\ndata: c\n\n");
+	assert_string_equal(r.log, "<|c>");
+	free(p);
+	run_free(&r);
+
+	/* Inside \r\n: the \n after the gap ends the ignored line; the
+	 * next blank line ends the cut event. */
+	run_init(&r, 1);
+	p = parser_new(&r);
+	FEED_LIT(p, "data: a\r");
+	sse_gap(p);
+	FEED_LIT(p, "\n\r\ndata: b\r\n\r\n");
+	assert_string_equal(r.log, "<|b>");
+	free(p);
+	run_free(&r);
+
+	/* At the very start (no BOM can follow) and at the end (pending). */
+	run_init(&r, 1);
+	p = parser_new(&r);
+	sse_gap(p);
+	assert_true(sse_pending(p));
+	FEED_LIT(p, "\xef\xbb\xbf" "data: a\n\ndata: b\n\n");
+	assert_string_equal(r.log, "<|b>");
+	sse_gap(p);
+	assert_true(sse_pending(p));
+	free(p);
+	run_free(&r);
+}
+
+/* The meter: a gapped stream is billed whole and complete; a gap in a
+ * JSON answer makes it unreadable, and the record says so. */
+static void test_meter_gap(void **state)
+{
+	size_t n = sizeof(stream) - 1, head = 1000, tail = n - 700;
+	struct usage_record rec;
+	struct meter *m = meter_new("text/event-stream; charset=utf-8");
+	static const char json[] =
+		"{\"type\":\"message\",\"content\":[],\"usage\":{\"input_tokens\":3,"
+		"\"output_tokens\":4}}";
+
+	assert_non_null(m);
+	assert_true(strstr(stream, "event: content_block_stop") - stream > (long)tail);
+	meter_feed(m, stream, head);
+	meter_gap(m, tail - head);
+	meter_feed(m, stream + tail, n - tail);
+	memset(&rec, 0, sizeof(rec));
+	rec.status = 200;
+	meter_finish(m, 1, 0, &rec);
+	meter_free(m);
+	check_stream_usage(&rec.u);
+	assert_int_equal(rec.partial, USAGE_COMPLETE);
+	assert_true(rec.stream);
+
+	/* The tail started too late: message_delta is gone, and the record
+	 * is partial rather than quietly short. */
+	m = meter_new("text/event-stream");
+	assert_non_null(m);
+	meter_feed(m, stream, head);
+	meter_gap(m, 1);
+	meter_feed(m, stream + n - 20, 20);
+	memset(&rec, 0, sizeof(rec));
+	rec.status = 200;
+	meter_finish(m, 1, 0, &rec);
+	meter_free(m);
+	assert_int_equal(rec.u.input, 472);
+	assert_int_equal(rec.partial, USAGE_PARTIAL_TRUNCATED);
+
+	m = meter_new("application/json");
+	assert_non_null(m);
+	meter_feed(m, json, 10);
+	meter_gap(m, 5);
+	meter_feed(m, json + 15, sizeof(json) - 1 - 15);
+	memset(&rec, 0, sizeof(rec));
+	rec.status = 200;
+	meter_finish(m, 1, 0, &rec);
+	meter_free(m);
+	assert_int_equal(rec.u.input, 0);
+	assert_int_equal(rec.partial, USAGE_PARTIAL_UNPARSABLE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -712,6 +935,9 @@ int main(void)
 		cmocka_unit_test(test_bom),
 		cmocka_unit_test(test_cut_stream),
 		cmocka_unit_test(test_callback_stop),
+		cmocka_unit_test(test_gap_every_cut),
+		cmocka_unit_test(test_gap_boundaries),
+		cmocka_unit_test(test_meter_gap),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,6 +18,11 @@ struct meter *meter_new(const char *ctype);
 /* Body bytes, in order, split anywhere. */
 void meter_feed(struct meter *m, const char *data, size_t len);
 
+/* `skipped` body bytes are missing here: the tap left out the middle of an
+ * event stream (see sse_gap()). In a JSON answer, the document is then
+ * unreadable. */
+void meter_gap(struct meter *m, unsigned long long skipped);
+
 /* Ends the response and fills rec->u, rec->stream and rec->partial from
  * what was seen. `ended` says whether the response finished normally (the
  * tap saw its end) and `lost` whether the tap dropped bytes. */

@@ -4,6 +4,7 @@
  * Frames (text header line, then exactly n payload bytes):
  *     "B <rid> <n>\n" meta lines "key=value\n"   response begins
  *     "D <rid> <n>\n" body bytes                  (any number)
+ *     "G <rid> <n>\n" meta "skipped=<bytes>\n"    body bytes left out here
  *     "E <rid> <n>\n" meta lines                  response ended
  *     "S <seq>\n"                                 sync
  * Answers: "A <rid>\n" once the request's record is durable (Redis or the
@@ -30,6 +31,8 @@ struct mirror_stats {
 	unsigned long long acked;
 	unsigned long long proto_errors;
 	unsigned long long outcomes;     /* attempt results fed to the breakers */
+	unsigned long long gaps;         /* G frames: streams sent head + tail */
+	unsigned long long skipped;      /* body bytes the tap left out */
 };
 void mirror_stats_get(struct mirror_stats *out);
 

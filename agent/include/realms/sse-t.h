@@ -60,6 +60,7 @@ struct sse_parser {
 	uint64_t skipped;            /* of which not wanted */
 	uint64_t dropped;            /* of which too big or badly named */
 	size_t data_hwm;             /* most data bytes ever buffered at once */
+	uint64_t gaps;               /* sse_gap() calls */
 
 	/* Line state. */
 	enum sse_line_st st;

@@ -30,6 +30,12 @@ void sse_init(struct sse_parser *p, sse_want_fn want, sse_event_fn on_event,
  * once on_event has asked to stop; then every later call returns -1 too. */
 long sse_feed(struct sse_parser *p, const char *buf, size_t len);
 
+/* Bytes are missing from the stream here (the tap left out the middle of
+ * a long answer). The event being received, if any, is dropped, the rest of
+ * the current line is ignored, and parsing resumes with the next event: one
+ * that starts after the next blank line. */
+void sse_gap(struct sse_parser *p);
+
 /* Whether the stream stopped inside an event: a partial line, or a name or
  * data line not ended by a blank line yet. At the end of a stream, that
  * event was cut off. */
