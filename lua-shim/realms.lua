@@ -93,7 +93,7 @@ end)
 -- one cut at the end); if anything was dropped, the end of the response
 -- sends one "G" frame (skipped=<n>) and then the window. The agent's SSE
 -- parser resumes at the next event after a gap. A 200 KB stream costs
--- 32 KB of copying, a 5 KB one all of it. JSON answers are copied whole
+-- 16 KB of copying, a 5 KB one all of it. JSON answers are copied whole
 -- (their usage object comes last, and the agent parses the document).
 --
 -- Memory is bounded per thread (TAP_MAX_BYTES). Past it, new body bytes are
@@ -101,9 +101,9 @@ end)
 -- it as partial, reason tap_overflow) and a warning is logged.
 
 local TAP_MAX_BYTES = 64 * 1024 * 1024   -- per HAProxy thread
-local TAP_HEAD = 16 * 1024               -- event streams: first bytes sent
-local TAP_TAIL = 16 * 1024               -- and at least the last ones
-local TAP_BATCH = 256 * 1024             -- bytes per socket send
+local TAP_HEAD = 8 * 1024                -- event streams: first bytes sent
+local TAP_TAIL = 8 * 1024                -- and at least the last ones
+local TAP_BATCH = 256 * 1024            -- bytes per socket send
 local TAP_IDLE_MS = 20                   -- task sleep when idle
 local TAP_RETRY_MS = 500                 -- reconnect back-off
 

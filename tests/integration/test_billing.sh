@@ -87,7 +87,7 @@ assert_eq "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0
 
 # --- 1b. long streams: the tap sends their head and tail only -------------------
 # 200 KB event streams (100 deltas of 2 KB): the tap copies the first and the
-# last 16 KB and says how much it left out; the usage is still exact.
+# last 8 KB and says how much it left out; the usage is still exact.
 gaps0=$(metric realms_mirror_gaps_total)
 seq 1 40 | xargs -P 8 -I{} curl -sS -o "$T_DIR/long.{}" --max-time 30 -H "x-api-key: $TOK" \
 	-H "content-type: application/json" -H "x-mock-random-usage: {}" -H "x-mock-deltas: 100" \
