@@ -5,7 +5,7 @@ CC     := clang
 JOBS   ?= 2
 FUZZ_SECONDS ?= 300
 
-.PHONY: all deps build test fuzz bench run clean
+.PHONY: all deps build test fuzz bench bench-datapath bench-tap run clean
 
 all: build
 
@@ -27,8 +27,18 @@ test: build
 fuzz: build
 	@for f in $(BUILD)/fuzz_*; do bash tests/fuzz/run.sh $$f $(FUZZ_SECONDS) || exit 1; done
 
+# The agent alone and behind HAProxy (run.sh), the whole data path against
+# a plain proxy (datapath.sh), the cost of the response mirror (tap.sh).
 bench: build
 	bash bench/run.sh
+	bash bench/datapath.sh
+	bash bench/tap.sh
+
+bench-datapath: build
+	bash bench/datapath.sh
+
+bench-tap: build
+	bash bench/tap.sh
 
 # A local gateway in the foreground (see scripts/run.sh for its variables).
 run: build

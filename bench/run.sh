@@ -16,116 +16,27 @@
 # run, default 10), BENCH_RUNS (runs of each throughput case, default 3: the
 # medians are reported), WRK_THREADS (default 2), WRK_CONNS (default 32),
 # TMPDIR (where the scratch directory goes), KEEP_BENCH_DIR=1 (keep it).
-set -uo pipefail
-
-SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BUILD=${BUILD:-$SRC/build}
-case $BUILD in /*) ;; *) BUILD=$SRC/$BUILD ;; esac
-SECS=${BENCH_SECONDS:-10}
-RUNS=${BENCH_RUNS:-3}
+# shellcheck disable=SC2034 # NAME and NEEDS are read by lib.sh
+NAME=bench NEEDS="haproxy wrk curl timeout"
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 WRK_THREADS=${WRK_THREADS:-2}
 WRK_CONNS=${WRK_CONNS:-32}
 BODY=$SRC/tests/fixtures/claude-code/messages-1.json
-MODEL=claude-sonnet-4-5      # that fixture's model: every ACK must carry it
 PREFIX=65536                 # what inspect.spoe sends: bytes(0,65536)
 SPOE_CONF=$SRC/tests/integration/inspect.spoe
 HAPROXY_CFG=$SRC/bench/haproxy-bench.cfg
-CLK_TCK=$(getconf CLK_TCK)
 
-for t in haproxy wrk curl timeout; do
-	command -v "$t" >/dev/null || { echo "run.sh: $t not found (make deps)" >&2; exit 1; }
-done
-
-DIR=$(mktemp -d "${TMPDIR:-/tmp}/realms-bench.XXXXXX") || exit 1
-PIDS=()
-
-# stop_pid PID: TERM, bounded wait, then KILL; returns the exit status.
-stop_pid() {
-	local pid=$1 rc keep=() p
-	kill -TERM "$pid" 2>/dev/null
-	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	rc=$?
-	for p in "${PIDS[@]}"; do [ "$p" != "$pid" ] && keep+=("$p"); done
-	PIDS=("${keep[@]}")
-	return $rc
-}
-
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do stop_pid "$p"; done
-	if [ -n "${KEEP_BENCH_DIR:-}" ]; then echo "kept $DIR"; else rm -rf "$DIR"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# die MESSAGE: stops everything, shows the logs that tell why.
-die() {
-	local f
-	echo "run.sh: FAILED: $*" >&2
-	for f in "$DIR"/*.log; do
-		[ -s "$f" ] && { echo "--- $(basename "$f") (last 20 lines)" >&2; tail -20 "$f" >&2; }
-	done
-	exit 1
-}
-
-# Build if needed: in an existing build tree, the two binaries used here are
-# brought up to date; otherwise the Makefile configures and builds one (and
-# installs what is missing).
-if [ -f "$BUILD/CMakeCache.txt" ]; then
-	cmake --build "$BUILD" -j2 --target realms-agent spop_bench >"$DIR/build.out" 2>&1 ||
-		{ tail -30 "$DIR/build.out" >&2; echo "run.sh: build failed" >&2; exit 1; }
-else
-	make -C "$SRC" build BUILD="$BUILD" || exit 1
-fi
+build_tools realms-agent spop_bench
 AGENT_BIN=$BUILD/realms-agent
 BENCH_BIN=$BUILD/spop_bench
 
-# A TCP port on 127.0.0.1 that nothing listens on right now.
-free_port() {
-	local p lo
-	lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
-	[[ "$lo" =~ ^[0-9]+$ ]] && [ "$lo" -gt 12000 ] || lo=32768
-	for _ in $(seq 200); do
-		p=$((10000 + RANDOM % (lo - 10000)))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
-
-wait_tcp() {
-	for _ in $(seq 100); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
-wait_sock() {
-	for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done
-	return 1
-}
-
-# CPU time of a process so far, in clock ticks.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-# cpu_pct T0 T1: % of one core over a run of SECS seconds.
-cpu_pct() { awk -v a="$1" -v b="$2" -v hz="$CLK_TCK" -v s="$SECS" 'BEGIN { printf "%.0f", 100 * (b - a) / hz / s }'; }
-# cpu_per_op T0 T1 OPS: CPU microseconds per operation. Unlike rates, this
-# hardly moves when other processes take the cores.
-cpu_per_op() { awk -v a="$1" -v b="$2" -v hz="$CLK_TCK" -v n="$3" 'BEGIN { printf "%.1f", (n > 0 ? 1e6 * (b - a) / hz / n : 0) }'; }
-loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
-
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'; }
 # field NAME LINE: the number after "NAME=" in spop_bench's text line.
 field() { grep -o "$1=[0-9.]*" <<<"$2" | head -1 | cut -d= -f2; }
 
 # ---------------------------------------------------------------- agent ---
 
-start_agent() {
+start_spoa_agent() {
 	AGENT_THREADS=$1
 	AGENT_SOCK=$DIR/agent.sock
 	AGENT_TCP=$(free_port) || die "no free port"
@@ -139,7 +50,7 @@ start_agent() {
 # The agent must be alive and must not have logged an error. Warnings are
 # shown in the summary: HAProxy closing an idle SPOE connection ("timeout
 # idle" of the .spoe file) is one, and is not a failure.
-check_agent() {
+check_spoa_agent() {
 	kill -0 "$AGENT_PID" 2>/dev/null || die "agent (-t $AGENT_THREADS) died: $1"
 	if grep -qE '\] error: ' "$AGENT_LOG"; then
 		die "agent (-t $AGENT_THREADS) logged errors during: $1"
@@ -149,7 +60,7 @@ check_agent() {
 WARNINGS=()
 stop_agent() {
 	local rc line
-	check_agent "the run"
+	check_spoa_agent "the run"
 	stop_pid "$AGENT_PID"
 	rc=$?
 	[ $rc -eq 0 ] || die "agent (-t $AGENT_THREADS) exited with status $rc on SIGTERM"
@@ -182,14 +93,14 @@ spop_case() {
 			echo "$line"; cat "$out.err"
 			die "spop_bench -a $addr -c $conns -p $pipe $* (agent -t $AGENT_THREADS) exited with $rc"
 		fi
-		check_agent "spop_bench $label"
-		echo "  $label ($addr) conns=${line#* conns=} agent_cpu=$(cpu_pct "$t0" "$t1")%" \
+		check_spoa_agent "spop_bench $label"
+		echo "  $label ($addr) conns=${line#* conns=} agent_cpu=$(cpu_pct "$t0" "$t1" "$SECS")%" \
 			"agent_us/op=$(cpu_per_op "$t0" "$t1" "$(field acks "$line")")"
 		rates+=("$(field rate "$line")")
 		p50s+=("$(field p50 "$line")")
 		p99s+=("$(field p99 "$line")")
 		ccpu+=("$(field client_cpu "$line")")
-		acpu+=("$(cpu_pct "$t0" "$t1")")
+		acpu+=("$(cpu_pct "$t0" "$t1" "$SECS")")
 		aop+=("$(cpu_per_op "$t0" "$t1" "$(field acks "$line")")")
 	done
 	ROWS+=("$(printf '%-16s %2s %6s %4s %10s %9s %9s %6s%% %6s%% %8s' "$label" "$AGENT_THREADS" \
@@ -204,7 +115,7 @@ echo "== spop_bench: ${SECS}s per run, medians of $RUNS runs for 4x16"
 
 RATE_64K_T2=
 for threads in 1 2; do
-	start_agent "$threads"
+	start_spoa_agent "$threads"
 	echo "-- agent -t $threads"
 	spop_case "64KB prefix" "unix:$AGENT_SOCK" "$RUNS" 4 16 --body "$BODY" --prefix "$PREFIX"
 	[ "$threads" = 2 ] && RATE_64K_T2=$LAST_RATE
@@ -247,12 +158,12 @@ wrk_run() {
 		die "wrk on $label: errors"
 	fi
 	kill -0 "$HAPROXY_PID" 2>/dev/null || die "haproxy died during $label"
-	check_agent "wrk $label"
+	check_spoa_agent "wrk $label"
 	WRK_RPS[$label]+=" $rps"
 	WRK_P50[$label]+=" $(us "$(awk '$1 == "50%" { print $2 }' "$out")")"
 	WRK_P99[$label]+=" $(us "$(awk '$1 == "99%" { print $2 }' "$out")")"
-	WRK_ACPU[$label]+=" $(cpu_pct "$a0" "$a1")"
-	WRK_HCPU[$label]+=" $(cpu_pct "$h0" "$h1")"
+	WRK_ACPU[$label]+=" $(cpu_pct "$a0" "$a1" "$SECS")"
+	WRK_HCPU[$label]+=" $(cpu_pct "$h0" "$h1" "$SECS")"
 	nreq=$(awk '/ requests in / { print $1 }' "$out")
 	# HAProxy's SPOE connections to the agent (it opens more under load,
 	# and its own cost per request depends on how many it has)
@@ -265,13 +176,13 @@ wrk_run() {
 	WRK_HOP[$label]+=" $(cpu_per_op "$h0" "$h1" "$nreq")"
 	WRK_AOP[$label]+=" $(cpu_per_op "$a0" "$a1" "$nreq")"
 	echo "  $label: $rps req/s, p50 $(awk '$1 == "50%" { print $2 }' "$out"), p99 $(awk '$1 == "99%" { print $2 }' "$out")," \
-		"haproxy_cpu=$(cpu_pct "$h0" "$h1")% ($(cpu_per_op "$h0" "$h1" "$nreq") us/req)" \
-		"agent_cpu=$(cpu_pct "$a0" "$a1")% ($(cpu_per_op "$a0" "$a1" "$nreq") us/req)" \
+		"haproxy_cpu=$(cpu_pct "$h0" "$h1" "$SECS")% ($(cpu_per_op "$h0" "$h1" "$nreq") us/req)" \
+		"agent_cpu=$(cpu_pct "$a0" "$a1" "$SECS")% ($(cpu_per_op "$a0" "$a1" "$nreq") us/req)" \
 		"spoe_conns=$nspoe"
 }
 
 echo "== HAProxy + wrk: ${SECS}s per run, $RUNS runs each, wrk -t$WRK_THREADS -c$WRK_CONNS, 85 KB body"
-start_agent 2
+start_spoa_agent 2
 FE_SPOE_PORT=$(free_port) && FE_PLAIN_PORT=$(free_port) || die "no free port"
 export FE_SPOE_PORT FE_PLAIN_PORT AGENT_SOCK SPOE_CONF
 haproxy -c -f "$HAPROXY_CFG" >"$DIR/haproxy-check.log" 2>&1 || die "haproxy -c"

@@ -40,6 +40,8 @@
 #include <realms/netaddr.h>
 #include <realms/spop.h>
 
+#include "bench.h"
+
 /* HAProxy's default max-frame-size for tune.bufsize 131072 (bufsize - 4). */
 #define BENCH_DEF_MAX_FRAME   131068u
 #define BENCH_DEF_PREFIX      65536u
@@ -52,8 +54,6 @@
 /* HELLO exchange and each pending ACK: no progress for this long is a stall. */
 #define BENCH_HELLO_TIMEOUT_MS 5000
 #define BENCH_STALL_NS        (5ull * 1000000000ull)
-/* Latency samples kept (8 bytes each); beyond this only max and count. */
-#define BENCH_MAX_SAMPLES     (32u * 1024u * 1024u)
 /* epoll_wait timeout: deadlines are checked at least this often. */
 #define BENCH_TICK_MS         50
 
@@ -118,9 +118,7 @@ static struct {
 	uint64_t acked;              /* ACKs verified, all of them */
 	uint64_t acked_window;       /* ACKs inside the measurement window */
 	uint64_t errors;
-	uint64_t *lat;               /* ns, one per verified ACK */
-	size_t nb_lat, lat_size;
-	uint64_t lat_max;
+	struct bench_series lat;     /* ns, one per verified ACK */
 	uint64_t t_start, t_end;     /* measurement window */
 	uint64_t t_progress;         /* last ACK (stall detection) */
 } st;
@@ -128,23 +126,6 @@ static struct {
 /* ---------------------------------------------------------------------- */
 /* Helpers                                                                */
 /* ---------------------------------------------------------------------- */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static double cpu_seconds(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-	       ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
 
 /* One error line per event; the count decides the exit status. */
 static void bench_err(const struct conn *c, const char *fmt, ...)
@@ -388,10 +369,10 @@ static int conn_open(struct conn *c, int id)
 		return -1;
 	}
 
-	deadline = now_ns() + BENCH_HELLO_TIMEOUT_MS * 1000000ull;
+	deadline = bench_now_ns() + BENCH_HELLO_TIMEOUT_MS * 1000000ull;
 	for (;;) {
 		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
-		uint64_t now = now_ns();
+		uint64_t now = bench_now_ns();
 
 		if (now >= deadline) {
 			bench_err(c, "no AGENT-HELLO within %d ms", BENCH_HELLO_TIMEOUT_MS);
@@ -536,7 +517,7 @@ static void conn_fill(int ep, struct conn *c, int stopping)
 			return;
 		}
 		c->wlen += n;
-		s->t_ns = now_ns();
+		s->t_ns = bench_now_ns();
 		s->used = 1;
 		c->nb_fl++;
 		st.sent++;
@@ -544,22 +525,6 @@ static void conn_fill(int ep, struct conn *c, int stopping)
 	}
 	if (queued)
 		conn_flush(ep, c);
-}
-
-static void lat_record(uint64_t ns)
-{
-	if (ns > st.lat_max)
-		st.lat_max = ns;
-	if (st.nb_lat == st.lat_size) {
-		size_t sz = st.lat_size ? st.lat_size * 2 : 65536;
-		uint64_t *p;
-
-		if (sz > BENCH_MAX_SAMPLES || !(p = realloc(st.lat, sz * sizeof(*p))))
-			return;
-		st.lat = p;
-		st.lat_size = sz;
-	}
-	st.lat[st.nb_lat++] = ns;
 }
 
 /* Checks one ACK: known ids, FIN, valid actions, at least one set-var (and the
@@ -621,7 +586,7 @@ static void ack_handle(struct conn *c, const struct spop_frame *f, uint64_t now,
 	if (in_window)
 		st.acked_window++;
 	st.t_progress = now;
-	lat_record(now - s->t_ns);
+	bench_series_add(&st.lat, now - s->t_ns);
 }
 
 /* Reads and handles every complete frame. */
@@ -649,7 +614,7 @@ static void conn_read(int ep, struct conn *c, int in_window)
 			return;
 		}
 		c->rlen += n;
-		now = now_ns();
+		now = bench_now_ns();
 		while ((fl = spop_frame_parse(c->rbuf + off, c->rlen - off,
 		                              c->max_frame, &f, &err)) > 0) {
 			if (f.type == SPOP_FRM_T_AGENT_ACK) {
@@ -690,39 +655,17 @@ static void conn_goodbye(struct conn *c)
 /* Report                                                                 */
 /* ---------------------------------------------------------------------- */
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile of the sorted samples, in microseconds. */
-static double pct_us(double q)
-{
-	size_t i;
-
-	if (!st.nb_lat)
-		return 0;
-	i = (size_t)(q * st.nb_lat + 0.999999);
-	if (i < 1)
-		i = 1;
-	if (i > st.nb_lat)
-		i = st.nb_lat;
-	return st.lat[i - 1] / 1000.0;
-}
-
 static void report(double cpu)
 {
 	double secs = (st.t_end - st.t_start) / 1e9;
 	double rate = secs > 0 ? st.acked_window / secs : 0;
-	double p50, p90, p99, max = st.lat_max / 1000.0;
+	double p50, p90, p99, max = st.lat.max / 1000.0;
 	char addr[160];
 
-	qsort(st.lat, st.nb_lat, sizeof(*st.lat), cmp_u64);
-	p50 = pct_us(0.50);
-	p90 = pct_us(0.90);
-	p99 = pct_us(0.99);
+	bench_series_sort(&st.lat);
+	p50 = bench_pct_us(&st.lat, 0.50);
+	p90 = bench_pct_us(&st.lat, 0.90);
+	p99 = bench_pct_us(&st.lat, 0.99);
 	netaddr_str(&cfg.addr, addr, sizeof(addr));
 
 	if (cfg.json) {
@@ -750,20 +693,6 @@ static void report(double cpu)
 /* ---------------------------------------------------------------------- */
 /* Main                                                                   */
 /* ---------------------------------------------------------------------- */
-
-static int parse_ulong(const char *s, unsigned long long min, unsigned long long max,
-                       unsigned long long *out)
-{
-	char *e;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &e, 10);
-	if (errno || e == s || *e || v < min || v > max || *s == '-')
-		return -1;
-	*out = v;
-	return 0;
-}
 
 static int parse_args(int argc, char **argv)
 {
@@ -798,12 +727,12 @@ static int parse_args(int argc, char **argv)
 			have_addr = 1;
 			break;
 		case 'c':
-			if (parse_ulong(optarg, 1, BENCH_MAX_CONNS, &v) < 0)
+			if (bench_parse_ulong(optarg, 1, BENCH_MAX_CONNS, &v) < 0)
 				goto bad;
 			cfg.nb_conns = (int)v;
 			break;
 		case 'p':
-			if (parse_ulong(optarg, 1, BENCH_MAX_PIPELINE, &v) < 0)
+			if (bench_parse_ulong(optarg, 1, BENCH_MAX_PIPELINE, &v) < 0)
 				goto bad;
 			cfg.pipeline = (int)v;
 			break;
@@ -814,7 +743,7 @@ static int parse_args(int argc, char **argv)
 				goto bad;
 			break;
 		case 'n':
-			if (parse_ulong(optarg, 1, UINT64_MAX, &v) < 0)
+			if (bench_parse_ulong(optarg, 1, UINT64_MAX, &v) < 0)
 				goto bad;
 			cfg.requests = v;
 			break;
@@ -822,7 +751,7 @@ static int parse_args(int argc, char **argv)
 			cfg.body_file = optarg;
 			break;
 		case 'x':
-			if (parse_ulong(optarg, 0, SPOP_MAX_FRAME_SIZE, &v) < 0)
+			if (bench_parse_ulong(optarg, 0, SPOP_MAX_FRAME_SIZE, &v) < 0)
 				goto bad;
 			cfg.prefix = (size_t)v;
 			break;
@@ -830,7 +759,7 @@ static int parse_args(int argc, char **argv)
 			cfg.tiny = 1;
 			break;
 		case 'm':
-			if (parse_ulong(optarg, SPOP_MIN_FRAME_SIZE, SPOP_MAX_FRAME_SIZE, &v) < 0)
+			if (bench_parse_ulong(optarg, SPOP_MIN_FRAME_SIZE, SPOP_MAX_FRAME_SIZE, &v) < 0)
 				goto bad;
 			cfg.max_frame = (uint32_t)v;
 			break;
@@ -916,8 +845,8 @@ int main(int argc, char **argv)
 		}
 	}
 
-	cpu0 = cpu_seconds();
-	st.t_start = st.t_progress = now_ns();
+	cpu0 = bench_cpu_seconds();
+	st.t_start = st.t_progress = bench_now_ns();
 	if (cfg.seconds)
 		deadline = st.t_start + (uint64_t)(cfg.seconds * 1e9);
 	for (int i = 0; i < cfg.nb_conns; i++)
@@ -926,7 +855,7 @@ int main(int argc, char **argv)
 	/* Bounded: ends at the deadline (plus the drain), at the request count,
 	 * or when nothing was acknowledged for BENCH_STALL_NS. */
 	for (;;) {
-		uint64_t now = now_ns();
+		uint64_t now = bench_now_ns();
 		int n, inflight = 0;
 
 		live = 0;
@@ -963,7 +892,7 @@ int main(int argc, char **argv)
 			rc = BENCH_EXIT_PROTO;
 			break;
 		}
-		now = now_ns();
+		now = bench_now_ns();
 		for (int i = 0; i < n; i++) {
 			struct conn *c = evs[i].data.ptr;
 
@@ -980,15 +909,15 @@ int main(int argc, char **argv)
 			conn_fill(ep, evs[i].data.ptr, stopping);
 	}
 	if (!st.t_end)
-		st.t_end = now_ns();
+		st.t_end = bench_now_ns();
 
 	for (int i = 0; i < cfg.nb_conns; i++) {
 		conn_goodbye(&conns[i]);
 		conn_free(&conns[i]);
 	}
 	close(ep);
-	report(cpu_seconds() - cpu0);
-	free(st.lat);
+	report(bench_cpu_seconds() - cpu0);
+	free(st.lat.v);
 	free(conns);
 	free(cfg.body);
 	if (st.errors)

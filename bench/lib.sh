@@ -1,0 +1,376 @@
+# shellcheck shell=bash
+# Shared by bench/run.sh, bench/datapath.sh and bench/tap.sh. Source it;
+# never run it.
+#
+# Starts the whole gateway as an operator runs it (Redis, the mock upstream,
+# realms-agent with its mirror, HAProxy with haproxy/realms.cfg and the
+# channel part rendered by realmsctl), plus what the benchmarks compare it
+# with. Everything listens on 127.0.0.1, on ports found free below the
+# ephemeral range, or on a unix socket in a scratch directory; every process
+# is stopped by PID at exit; every wait is bounded; any failure stops the
+# script with the logs that tell why.
+#
+# The caller sets NAME (used in messages and the scratch directory's name)
+# before sourcing, and NEEDS (the commands it runs) unless it starts the
+# whole gateway.
+set -uo pipefail
+
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${BUILD:-$SRC/build}
+case $BUILD in /*) ;; *) BUILD=$SRC/$BUILD ;; esac
+SECS=${BENCH_SECONDS:-10}
+RUNS=${BENCH_RUNS:-3}
+CONNS=${BENCH_CONNS:-16}
+FIXTURE=$SRC/tests/fixtures/claude-code/messages-1
+MODEL=claude-sonnet-4-5            # that fixture's model
+UPSTREAM_MODEL=claude-sonnet-4-5-20250929
+CLK_TCK=$(getconf CLK_TCK)
+
+for t in ${NEEDS:-haproxy redis-server redis-cli curl timeout}; do
+	command -v "$t" >/dev/null || { echo "$NAME: $t not found (make deps)" >&2; exit 1; }
+done
+
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/realms-$NAME.XXXXXX") || exit 1
+PIDS=()
+
+# stop_pid PID: TERM, bounded wait, then KILL; returns the exit status.
+stop_pid() {
+	local pid=$1 rc keep=() p
+	kill -TERM "$pid" 2>/dev/null
+	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	rc=$?
+	for p in "${PIDS[@]}"; do [ "$p" != "$pid" ] && keep+=("$p"); done
+	PIDS=("${keep[@]}")
+	return $rc
+}
+
+# Stops everything, the last started first (HAProxy before the agent, the
+# agent before Redis).
+cleanup() {
+	local i
+	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[$i]}"; done
+	if [ -n "${KEEP_BENCH_DIR:-}" ]; then echo "kept $DIR"; else rm -rf "$DIR"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# die MESSAGE: stops everything, shows the logs that tell why.
+die() {
+	local f
+	echo "$NAME: FAILED: $*" >&2
+	for f in "$DIR"/*.log; do
+		[ -s "$f" ] && { echo "--- $(basename "$f") (last 20 lines)" >&2; tail -20 "$f" >&2; }
+	done
+	exit 1
+}
+
+# build_tools [TARGET...]: in an existing build tree, the binaries used
+# (by default those of the whole gateway and http_bench) are brought up to
+# date; otherwise the Makefile configures and builds one.
+build_tools() {
+	local targets=("$@")
+	[ $# -gt 0 ] || targets=(realms-agent realmsctl mock_upstream http_bench)
+	if [ -f "$BUILD/CMakeCache.txt" ]; then
+		cmake --build "$BUILD" -j2 --target "${targets[@]}" \
+			>"$DIR/build.out" 2>&1 ||
+			{ tail -30 "$DIR/build.out" >&2; echo "$NAME: build failed" >&2; exit 1; }
+	else
+		make -C "$SRC" build BUILD="$BUILD" || exit 1
+	fi
+}
+
+# A TCP port on 127.0.0.1 that nothing listens on right now, below the
+# kernel's ephemeral range so that no outgoing connection holds it either.
+# Ports already handed out by this script are not given twice.
+GIVEN_PORTS=" "
+free_port() {
+	local p lo
+	lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+	[[ "$lo" =~ ^[0-9]+$ ]] && [ "$lo" -gt 12000 ] || lo=32768
+	for _ in $(seq 200); do
+		p=$((10000 + RANDOM % (lo - 10000)))
+		[[ "$GIVEN_PORTS" == *" $p "* ]] && continue
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			GIVEN_PORTS+="$p "
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# wait_tcp PORT: until something accepts on 127.0.0.1:PORT (10 s at most).
+wait_tcp() {
+	for _ in $(seq 100); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+wait_sock() {
+	for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done
+	return 1
+}
+
+# CPU time of a process so far, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# cpu_per_op T0 T1 OPS: CPU microseconds per operation. Unlike rates, this
+# hardly moves when other processes take the cores.
+cpu_per_op() { awk -v a="$1" -v b="$2" -v hz="$CLK_TCK" -v n="$3" 'BEGIN { printf "%.1f", (n > 0 ? 1e6 * (b - a) / hz / n : 0) }'; }
+# cpu_pct T0 T1 SECONDS: % of one core.
+cpu_pct() { awk -v a="$1" -v b="$2" -v hz="$CLK_TCK" -v s="$3" 'BEGIN { printf "%.0f", (s > 0 ? 100 * (b - a) / hz / s : 0) }'; }
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+now_s() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'; }
+# ratio A B: A / B with 2 decimals.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+
+# hb FIELD LINE: a figure of http_bench's text line. FIELD is rate, ok,
+# requests, body, wire, errors, non2xx, client_cpu, or ttfb_p50, ttfb_p99,
+# total_p50, ... (the p* keys follow "ttfb_us" or "total_us" in the line).
+hb() {
+	awk -v want="$1" '{
+		pre = ""
+		for (i = 1; i <= NF; i++) {
+			if ($i == "ttfb_us") { pre = "ttfb_"; continue }
+			if ($i == "total_us") { pre = "total_"; continue }
+			if ($i !~ /=/) continue
+			k = substr($i, 1, index($i, "=") - 1)
+			v = substr($i, index($i, "=") + 1)
+			if (k !~ /^p[0-9]+$|^max$/) pre = ""
+			if (pre k == want) { gsub(/[^0-9.]/, "", v); print v; exit }
+		}
+	}' <<<"$2"
+}
+
+machine_line() {
+	echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(loadavg), $(nproc) cores" \
+		"($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(haproxy -v | head -1 | cut -d' ' -f1-3)," \
+		"$(redis-server --version | cut -d' ' -f1-3)"
+}
+
+# ------------------------------------------------------------ servers ---
+
+# start_redis: a private Redis, no persistence. Sets REDIS_PORT, REDIS_PID.
+start_redis() {
+	REDIS_PORT=$(free_port) || die "no free port"
+	redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+		--dir "$DIR" --daemonize no >"$DIR/redis.log" 2>&1 &
+	REDIS_PID=$!
+	PIDS+=("$REDIS_PID")
+	for _ in $(seq 100); do
+		[ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && return 0
+		kill -0 "$REDIS_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	die "redis did not start on port $REDIS_PORT"
+}
+rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
+
+# start_mock: the mock upstream. Sets MOCK_PORT, MOCK_PID.
+start_mock() {
+	MOCK_PORT=$(free_port) || die "no free port"
+	"$BUILD/mock_upstream" -l "127.0.0.1:$MOCK_PORT" -n bench >"$DIR/mock.log" 2>&1 &
+	MOCK_PID=$!
+	PIDS+=("$MOCK_PID")
+	wait_tcp "$MOCK_PORT" || die "the mock upstream did not start"
+}
+# mock_stat KEY: a counter of the mock's /mock/stats: requests, 200 (the
+# 200 answers to /v1/messages, streams included), out (output tokens it
+# reported in those answers).
+mock_stat() {
+	local j
+	j=$(curl -sS --max-time 5 "http://127.0.0.1:$MOCK_PORT/mock/stats") || die "mock stats"
+	case $1 in
+		200) sed -n 's/.*"by_status":{[^}]*"200":\([0-9]*\).*/\1/p' <<<"$j" | grep . || echo 0 ;;
+		out) sed -n 's/.*"usage":{[^}]*"out":\([0-9]*\).*/\1/p' <<<"$j" ;;
+		*) sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" <<<"$j" | head -1 ;;
+	esac
+}
+
+# start_agent: realms-agent with the configuration below, its SPOP socket in
+# DIR and its mirror listener on a free port. Sets AGENT_PID, AGENT_SOCK,
+# MIRROR_ADDR. One model, one channel (the mock) with one credential; the
+# channel's name for the model differs from the public one, so the relay
+# rewrites every body, as with a real provider.
+start_agent() {
+	local mirror
+	mirror=$(free_port) || die "no free port"
+	MIRROR_ADDR=127.0.0.1:$mirror
+	AGENT_SOCK=$DIR/agent.sock
+	mkdir -p "$DIR/spool"
+	cat >"$DIR/realms.json" <<JSON
+{
+  "redis": "127.0.0.1:$REDIS_PORT",
+  "agent": { "threads": 2, "mirror": "$MIRROR_ADDR", "spool": "$DIR/spool" },
+  "groups": ["default"],
+  "models": [ {"name": "$MODEL", "enabled": true} ],
+  "channels": [
+    {"name": "mock", "base_url": "http://127.0.0.1:$MOCK_PORT", "groups": ["default"],
+     "credentials": [{"name": "k1", "key": "sk-bench-upstream"}],
+     "models": {"$MODEL": "$UPSTREAM_MODEL"}}
+  ]
+}
+JSON
+	"$BUILD/realms-agent" -c "$DIR/realms.json" --check >"$DIR/agent-check.out" 2>&1 ||
+		{ cat "$DIR/agent-check.out" >&2; die "the agent refused its configuration"; }
+	"$BUILD/realms-agent" -f -c "$DIR/realms.json" -l "unix:$AGENT_SOCK" >"$DIR/agent.log" 2>&1 &
+	AGENT_PID=$!
+	PIDS+=("$AGENT_PID")
+	wait_sock "$AGENT_SOCK" && wait_tcp "$mirror" || die "the agent did not start"
+	mkdir -p "$DIR/hp"
+	cp "$SRC/haproxy/realms.spoe" "$DIR/hp/"
+	"$BUILD/realmsctl" -c "$DIR/realms.json" render-haproxy -o "$DIR/hp/channels.cfg" \
+		--setup-page "$DIR/hp/setup.html" >"$DIR/render.out" 2>&1 ||
+		{ cat "$DIR/render.out" >&2; die "realmsctl render-haproxy"; }
+	TOKEN=$(REALMS_REDIS=127.0.0.1:$REDIS_PORT "$BUILD/realmsctl" token add --name "bench-$$" 2>"$DIR/token.err") ||
+		{ cat "$DIR/token.err" >&2; die "realmsctl token add"; }
+}
+
+# The agent must be alive and must not have logged an error.
+check_agent() {
+	kill -0 "$AGENT_PID" 2>/dev/null || die "the agent died during $1"
+	grep -qE '\] error: ' "$DIR/agent.log" && die "the agent logged errors during $1"
+	return 0
+}
+
+# start_realms LABEL CFG MIRROR: HAProxy with CFG (haproxy/realms.cfg or a
+# copy) and the rendered channels, as an operator runs it; MIRROR is the
+# value of REALMS_MIRROR ("" leaves it unset). Its stderr (the request log)
+# is appended to DIR/haproxy-LABEL.log. Sets HP_PID[LABEL], HP_PORT[LABEL].
+declare -A HP_PID HP_PORT
+start_realms() {
+	local label=$1 cfg=$2 mirror=$3 port
+	port=$(free_port) || die "no free port"
+	local -a env=(REALMS_LISTEN="127.0.0.1:$port" REALMS_AGENT_ADDR="unix@$AGENT_SOCK"
+		REALMS_HAPROXY_DIR="$DIR/hp" REALMS_LUA="$SRC/lua-shim/realms.lua"
+		REALMS_RELAY="realms-bench-$$-$port")
+	if [ -n "$mirror" ]; then env+=(REALMS_MIRROR="$mirror"); fi
+	env -u REALMS_MIRROR "${env[@]}" haproxy -c -f "$cfg" -f "$DIR/hp/channels.cfg" \
+		>"$DIR/haproxy-$label-check.out" 2>&1 ||
+		{ cat "$DIR/haproxy-$label-check.out" >&2; die "haproxy -c ($label)"; }
+	env -u REALMS_MIRROR "${env[@]}" haproxy -db -f "$cfg" -f "$DIR/hp/channels.cfg" \
+		>>"$DIR/haproxy-$label.log" 2>&1 &
+	HP_PID[$label]=$!
+	HP_PORT[$label]=$port
+	PIDS+=("$!")
+	wait_tcp "$port" || die "haproxy ($label) did not start"
+}
+
+# start_passthrough LABEL: bench/passthrough.cfg, a plain HTTP proxy to the
+# mock. Sets HP_PID[LABEL], HP_PORT[LABEL].
+start_passthrough() {
+	local label=$1 port
+	port=$(free_port) || die "no free port"
+	BENCH_LISTEN=127.0.0.1:$port BENCH_UPSTREAM=127.0.0.1:$MOCK_PORT \
+		haproxy -c -f "$SRC/bench/passthrough.cfg" >"$DIR/haproxy-$label-check.out" 2>&1 ||
+		{ cat "$DIR/haproxy-$label-check.out" >&2; die "haproxy -c ($label)"; }
+	BENCH_LISTEN=127.0.0.1:$port BENCH_UPSTREAM=127.0.0.1:$MOCK_PORT \
+		haproxy -db -f "$SRC/bench/passthrough.cfg" >>"$DIR/haproxy-$label.log" 2>&1 &
+	HP_PID[$label]=$!
+	HP_PORT[$label]=$port
+	PIDS+=("$!")
+	wait_tcp "$port" || die "haproxy ($label) did not start"
+}
+
+# The request: the captured Claude Code request (its headers, with the
+# token created above, and its 85 KB streaming body) to /v1/messages.
+# Sets REQ_H (http_bench -H arguments) and CURL_H (curl's).
+request_headers() {
+	local line
+	REQ_H=()
+	CURL_H=()
+	while IFS= read -r line || [ -n "$line" ]; do
+		line=${line%$'\r'}
+		[ -z "$line" ] && continue
+		case "$line" in
+			POST*|GET*|Host:*|Content-Length:*|Connection:*) continue ;;
+			Authorization:*) line="Authorization: Bearer $TOKEN" ;;
+		esac
+		REQ_H+=(-H "$line")
+		CURL_H+=(-H "$line")
+	done <"$FIXTURE.http"
+	for line in "$@"; do
+		REQ_H+=(-H "$line")
+		CURL_H+=(-H "$line")
+	done
+}
+
+# probe PORT OUT: one request with curl; the answer's head and body land in
+# OUT.h and OUT.b. Fails unless it is a whole 200 event stream.
+probe() {
+	curl -sS -N --max-time 20 -D "$2.h" -o "$2.b" "${CURL_H[@]}" \
+		--data-binary "@$FIXTURE.json" "http://127.0.0.1:$1/v1/messages?beta=true" \
+		2>"$2.err" || { cat "$2.err" >&2; return 1; }
+	head -1 "$2.h" | grep -q '^HTTP/1.1 200' || { cat "$2.h" "$2.b" >&2; return 1; }
+	grep -qi '^content-type: text/event-stream' "$2.h" || { cat "$2.h" >&2; return 1; }
+	tail -c 200 "$2.b" | grep -q 'message_stop' || { tail -c 300 "$2.b" >&2; return 1; }
+}
+
+# hbench PORT OUT ARGS...: http_bench with the request above, bounded; its
+# line in OUT.out. Any non-2xx answer, error, or stream without its final
+# event fails the script.
+hbench() {
+	local port=$1 out=$2 rc
+	shift 2
+	timeout $((SECS + 90)) "$BUILD/http_bench" -a "127.0.0.1:$port" -P '/v1/messages?beta=true' \
+		"${REQ_H[@]}" -b "$FIXTURE.json" -e message_stop "$@" >"$out.out" 2>"$out.err"
+	rc=$?
+	if [ $rc -ne 0 ]; then
+		cat "$out.out" "$out.err" >&2
+		die "http_bench on port $port exited with $rc"
+	fi
+}
+
+# billed: requests counted in Redis for the model, today (UTC) and the day
+# before (a run across midnight).
+billed_field() {
+	local d v sum=0
+	for d in "$(date -u -d yesterday +%Y%m%d)" "$(date -u +%Y%m%d)"; do
+		v=$(rcli HGET "realms:usage:model:$MODEL:$d" "$1")
+		sum=$((sum + ${v:-0}))
+	done
+	echo "$sum"
+}
+
+# wait_billed N: until Redis counts N requests (bounded: 120 s), then a
+# moment more to catch a double count. Prints the count.
+wait_billed() {
+	local n
+	for _ in $(seq 600); do
+		n=$(billed_field requests)
+		[ "$n" -ge "$1" ] && break
+		sleep 0.2
+	done
+	sleep 0.5
+	billed_field requests
+}
+
+# Billing: every answer the mock sends through the gateway must be counted
+# once in Redis. EXPECT_BILLED is the number of such answers so far (the
+# callers add each run's); settle_billing waits for Redis to reach it and
+# fails if it counts more or less, or if any record is partial.
+EXPECT_BILLED=0
+settle_billing() {
+	local n p
+	n=$(wait_billed "$EXPECT_BILLED")
+	[ "$n" -eq "$EXPECT_BILLED" ] ||
+		die "$1: Redis billed $n requests, the mock answered $EXPECT_BILLED through the gateway"
+	p=$(billed_field partial)
+	[ "$p" -eq 0 ] || die "$1: Redis recorded $p partial answers ($(partial_reasons))"
+}
+
+# partial_reasons [N]: why records were partial, the count of each reason
+# among the last N events (default 1000), and what the tap logged.
+partial_reasons() {
+	rcli XREVRANGE realms:usage:events + - COUNT "${1:-1000}" |
+		awk 'prev == "partial" && $0 != "" { n[$0]++ } { prev = $0 }
+		     END { for (r in n) printf "%s%s: %d", (s++ ? ", " : ""), r, n[r] }'
+	grep -h 'realms-tap: mirror buffer full' "$DIR"/haproxy-*.log 2>/dev/null | wc -l |
+		awk '$1 > 0 { printf "; HAProxy logged \"mirror buffer full\" %d times", $1 }'
+}
