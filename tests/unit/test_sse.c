@@ -815,56 +815,59 @@ static void test_gap_every_cut(void **state)
 }
 
 /* A gap right after a blank line, or between an event's lines, or inside a
- * \r\n: the next event is dropped or kept as the rules say, never merged. */
+ * \r\n, or at the very start (where no BOM can follow): the next event is
+ * dropped or kept as the rules say, never merged. */
 static void test_gap_boundaries(void **state)
 {
-	struct run r;
-	struct sse_parser *p;
+	static const struct {
+		const char *before, *after, *log;
+	} cases[] = {
+		/* The event after a blank line cannot be told from the rest
+		 * of a cut one, so it is dropped; the next one is not. */
+		{ "data: 1\n\n", "event: message_delta\ndata: 2\n\ndata: 3\n\n", "<|1><|3>" },
+		/* Between the lines of an event: its later data is not taken. */
+		{ "event: x\ndata: a\n", "data: b\n\ndata: c\n\n", "<|c>" },
+		/* Inside \r\n: the \n after the gap ends the ignored line, the
+		 * next blank line the cut event. */
+		{ "data: a\r", "\n\r\ndata: b\r\n\r\n", "<|b>" },
+		{ "", "\xef\xbb\xbf" "data: a\n\ndata: b\n\n", "<|b>" },
+	};
 
-	/* Right after a blank line: the event that follows cannot be told
-	 * from the rest of a cut one, so it is dropped; the next one is not. */
-	run_init(&r, 1);
-	p = parser_new(&r);
-	FEED_LIT(p, "data: 1\n\n");
-	sse_gap(p);
-	FEED_LIT(p, "event: message_delta\ndata: 2\n\ndata: 3\n\n");
-	assert_string_equal(r.log, "<|1><|3>");
-	assert_int_equal(p->dropped, 1);
-	free(p);
-	run_free(&r);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct run r;
+		struct sse_parser *p;
 
-	/* Between the lines of an event: its later data is not taken. */
-	run_init(&r, 1);
-	p = parser_new(&r);
-	FEED_LIT(p, "event: x\ndata: a\n");
-	sse_gap(p);
-	FEED_LIT(p, "data: b\n\ndata: c\n\n");
-	assert_string_equal(r.log, "<|c>");
-	free(p);
-	run_free(&r);
+		run_init(&r, 1);
+		p = parser_new(&r);
+		feed(p, cases[i].before, strlen(cases[i].before));
+		sse_gap(p);
+		assert_true(sse_pending(p));
+		feed(p, cases[i].after, strlen(cases[i].after));
+		assert_string_equal(r.log, cases[i].log);
+		assert_int_equal(p->dropped, 1);
+		/* A gap at the end leaves the stream inside an event. */
+		sse_gap(p);
+		assert_true(sse_pending(p));
+		free(p);
+		run_free(&r);
+	}
+}
 
-	/* Inside \r\n: the \n after the gap ends the ignored line; the
-	 * next blank line ends the cut event. */
-	run_init(&r, 1);
-	p = parser_new(&r);
-	FEED_LIT(p, "data: a\r");
-	sse_gap(p);
-	FEED_LIT(p, "\n\r\ndata: b\r\n\r\n");
-	assert_string_equal(r.log, "<|b>");
-	free(p);
-	run_free(&r);
+/* Meters s[0, head), a gap of `skip` bytes, then s[from, n) as a whole 200
+ * answer of type ctype. */
+static void meter_gapped(const char *ctype, const char *s, size_t n, size_t head,
+                         size_t skip, size_t from, struct usage_record *rec)
+{
+	struct meter *m = meter_new(ctype);
 
-	/* At the very start (no BOM can follow) and at the end (pending). */
-	run_init(&r, 1);
-	p = parser_new(&r);
-	sse_gap(p);
-	assert_true(sse_pending(p));
-	FEED_LIT(p, "\xef\xbb\xbf" "data: a\n\ndata: b\n\n");
-	assert_string_equal(r.log, "<|b>");
-	sse_gap(p);
-	assert_true(sse_pending(p));
-	free(p);
-	run_free(&r);
+	assert_non_null(m);
+	meter_feed(m, s, head);
+	meter_gap(m, skip);
+	meter_feed(m, s + from, n - from);
+	memset(rec, 0, sizeof(*rec));
+	rec->status = 200;
+	meter_finish(m, 1, 0, rec);
+	meter_free(m);
 }
 
 /* The meter: a gapped stream is billed whole and complete; a gap in a
@@ -873,49 +876,26 @@ static void test_meter_gap(void **state)
 {
 	size_t n = sizeof(stream) - 1, head = 1000, tail = n - 700;
 	struct usage_record rec;
-	struct meter *m = meter_new("text/event-stream; charset=utf-8");
 	static const char json[] =
 		"{\"type\":\"message\",\"content\":[],\"usage\":{\"input_tokens\":3,"
 		"\"output_tokens\":4}}";
 
-	assert_non_null(m);
 	assert_true(strstr(stream, "event: content_block_stop") - stream > (long)tail);
-	meter_feed(m, stream, head);
-	meter_gap(m, tail - head);
-	meter_feed(m, stream + tail, n - tail);
-	memset(&rec, 0, sizeof(rec));
-	rec.status = 200;
-	meter_finish(m, 1, 0, &rec);
-	meter_free(m);
+	meter_gapped("text/event-stream; charset=utf-8", stream, n, head, tail - head, tail, &rec);
 	check_stream_usage(&rec.u);
 	assert_int_equal(rec.partial, USAGE_COMPLETE);
 	assert_true(rec.stream);
 
 	/* The tail started too late: message_delta is gone, and the record
 	 * is partial rather than quietly short. */
-	m = meter_new("text/event-stream");
-	assert_non_null(m);
-	meter_feed(m, stream, head);
-	meter_gap(m, 1);
-	meter_feed(m, stream + n - 20, 20);
-	memset(&rec, 0, sizeof(rec));
-	rec.status = 200;
-	meter_finish(m, 1, 0, &rec);
-	meter_free(m);
+	meter_gapped("text/event-stream", stream, n, head, 1, n - 20, &rec);
 	assert_int_equal(rec.u.input, 472);
 	assert_int_equal(rec.partial, USAGE_PARTIAL_TRUNCATED);
 
-	m = meter_new("application/json");
-	assert_non_null(m);
-	meter_feed(m, json, 10);
-	meter_gap(m, 5);
-	meter_feed(m, json + 15, sizeof(json) - 1 - 15);
-	memset(&rec, 0, sizeof(rec));
-	rec.status = 200;
-	meter_finish(m, 1, 0, &rec);
-	meter_free(m);
+	meter_gapped("application/json", json, sizeof(json) - 1, 10, 5, 15, &rec);
 	assert_int_equal(rec.u.input, 0);
 	assert_int_equal(rec.partial, USAGE_PARTIAL_UNPARSABLE);
+	assert_false(rec.stream);
 }
 
 int main(void)
