@@ -20,6 +20,7 @@
 #include <realms/log.h>
 #include <realms/mirror.h>
 #include <realms/netaddr.h>
+#include <realms/record.h>
 #include <realms/records.h>
 #include <realms/spoa.h>
 #include <realms/state.h>
@@ -124,6 +125,19 @@ static int metrics(char *out, size_t size)
 	M("counter", "realms_breaker_closed_total", "breakers closed after a successful probe", h.closed);
 	M("counter", "realms_breaker_revoked_total", "credentials taken out by an upstream 401/403", h.revoked);
 #undef M
+	n = snprintf(out + off, size - off, "# HELP realms_usage_partial_total records of "
+	             "answers cut short, by reason (tap_overflow: the tap's memory bound)\n"
+	             "# TYPE realms_usage_partial_total counter\n");
+	if (n < 0 || (size_t)n >= size - off)
+		goto full;
+	off += (size_t)n;
+	for (int i = USAGE_COMPLETE + 1; i < MIRROR_PARTIAL_KINDS; i++) {
+		n = snprintf(out + off, size - off, "realms_usage_partial_total{reason=\"%s\"} %llu\n",
+		             record_partial_name((enum usage_partial)i), m.partial[i]);
+		if (n < 0 || (size_t)n >= size - off)
+			goto full;
+		off += (size_t)n;
+	}
 	n = snprintf(out + off, size - off, "# HELP realms_breaker_state credential breaker: "
 	             "0 closed, 1 open, 2 half-open, 3 revoked\n# TYPE realms_breaker_state gauge\n");
 	if (n < 0 || (size_t)n >= size - off)

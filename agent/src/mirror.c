@@ -40,6 +40,7 @@
 static struct {
 	_Atomic unsigned long long conns, requests, bytes, acked, proto_errors, outcomes,
 	                           gaps, skipped;
+	_Atomic unsigned long long partial[MIRROR_PARTIAL_KINDS];
 } mstats;
 
 void mirror_stats_get(struct mirror_stats *o)
@@ -52,6 +53,8 @@ void mirror_stats_get(struct mirror_stats *o)
 	o->outcomes = atomic_load(&mstats.outcomes);
 	o->gaps = atomic_load(&mstats.gaps);
 	o->skipped = atomic_load(&mstats.skipped);
+	for (int i = 0; i < MIRROR_PARTIAL_KINDS; i++)
+		o->partial[i] = atomic_load(&mstats.partial[i]);
 }
 
 struct mreq {
@@ -289,6 +292,8 @@ static void finish_request(struct mconn *c, struct mreq *r)
 	meta_apply(&r->rec, c->meta, c->meta_len, &ended, &lost);
 	meter_finish(r->meter, ended, lost, &r->rec);
 	atomic_fetch_add(&mstats.requests, 1);
+	if ((unsigned)r->rec.partial < MIRROR_PARTIAL_KINDS)
+		atomic_fetch_add(&mstats.partial[r->rec.partial], 1);
 	cc = malloc(sizeof(*cc));
 	if (!cc) {
 		conn_close(c);

@@ -108,6 +108,8 @@ curl -sS -o /dev/null --max-time 30 -H "x-api-key: $TOK" -H "content-type: appli
 for _ in $(seq 50); do [ "$(rcli XLEN realms:usage:events)" -gt 440 ] && break; sleep 0.2; done
 assert_match "$(rcli XREVRANGE realms:usage:events + - COUNT 1 | tr '\n' ' ')" 'partial upstream_error' \
 	"long stream ending in an error event: recorded partial, upstream_error"
+assert_eq "$(metric 'realms_usage_partial_total{reason="upstream_error"}')" 1 "metrics: one partial record, upstream_error"
+assert_eq "$(metric 'realms_usage_partial_total{reason="tap_overflow"}')" 0 "metrics: nothing given up by the tap"
 
 # --- 2. Redis stopped in the middle and restarted ------------------------------
 burst 401 700 &

@@ -15,7 +15,12 @@
 #ifndef REALMS_MIRROR_H
 #define REALMS_MIRROR_H
 
+#include <realms/usage-t.h>
+
 struct worker;
+
+/* Records metered, by enum usage_partial (USAGE_COMPLETE first). */
+#define MIRROR_PARTIAL_KINDS  (USAGE_PARTIAL_TAP_OVERFLOW + 1)
 
 /* Registers the per-worker module (before workers start). Returns 0/-1. */
 int mirror_init(void);
@@ -33,6 +38,7 @@ struct mirror_stats {
 	unsigned long long outcomes;     /* attempt results fed to the breakers */
 	unsigned long long gaps;         /* G frames: streams sent head + tail */
 	unsigned long long skipped;      /* body bytes the tap left out */
+	unsigned long long partial[MIRROR_PARTIAL_KINDS];   /* by reason */
 };
 void mirror_stats_get(struct mirror_stats *out);
 
