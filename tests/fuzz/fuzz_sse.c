@@ -14,7 +14,11 @@
  *  - usage_from_json over the stream bytes as a body: a body it accepts is
  *    refused without its last closing brace, and reading it twice is
  *    reading it once;
- *  - billing is monotonic in output tokens and 0 without a price.
+ *  - billing is monotonic in output tokens and 0 without a price;
+ *  - with a gap (sse_gap) at a position the seed picks, the events are
+ *    those of the whole run before the gap and a tail of the rest: a gap
+ *    drops events, never invents or alters one, and the counters still
+ *    add up.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -37,10 +41,13 @@ static void need(int ok, const char *what)
 	}
 }
 
+#define RUN_EVENTS_MAX 512
+
 struct run {
 	int want_all;
 	uint64_t hash;        /* FNV-1a over every dispatched name and data */
 	uint64_t n;
+	uint64_t ev[RUN_EVENTS_MAX];   /* each event's own hash, the first ones */
 	struct usage u;
 };
 
@@ -78,6 +85,15 @@ static int on_event(void *arg, const char *name, const char *data, size_t len)
 	need(data[len] == 0, "data NUL-terminated");
 	need(!memchr(data, '\r', len), "no CR in data");
 
+	{
+		struct run one = { .hash = 0xcbf29ce484222325ULL };
+
+		hash_add(&one, name, nl + 1);
+		hash_add(&one, &len, sizeof(len));
+		hash_add(&one, data, len);
+		if (r->n < RUN_EVENTS_MAX)
+			r->ev[r->n] = one.hash;
+	}
 	hash_add(r, name, nl + 1);
 	hash_add(r, &len, sizeof(len));
 	hash_add(r, data, len);
@@ -176,6 +192,22 @@ static void check_body(const char *s, size_t size)
 	need(billing_cost_nusd(p, &more) >= billing_cost_nusd(p, &u), "monotonic");
 }
 
+/* The gapped run's events: a prefix of the whole run's, then a suffix. */
+static void check_gap(const struct result *whole, const struct result *gapped)
+{
+	const struct run *w = &whole->r, *g = &gapped->r;
+	uint64_t pre = 0, suf = 0;
+
+	need(g->n <= w->n, "a gap adds no event");
+	if (w->n > RUN_EVENTS_MAX)
+		return;
+	while (pre < g->n && g->ev[pre] == w->ev[pre])
+		pre++;
+	while (suf < g->n - pre && g->ev[g->n - 1 - suf] == w->ev[w->n - 1 - suf])
+		suf++;
+	need(pre + suf == g->n, "gapped events: a prefix and a suffix of the whole run's");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -215,6 +247,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			need(sse_feed(&parser, s + i, 1) == 1, "feed byte");
 		finish(&bytes, &r, &parser, size);
 		same(&whole, &bytes);
+	}
+
+	{
+		struct result gapped;
+		size_t at = size ? (seed >> 8) % (size + 1) : 0;
+
+		run_init(&r, want_all);
+		need(sse_feed(&parser, s, at) == (long)at, "feed before the gap");
+		sse_gap(&parser);
+		need(sse_feed(&parser, s + at, size - at) == (long)(size - at), "feed after the gap");
+		finish(&gapped, &r, &parser, size);
+		need(parser.gaps == 1, "gap counted");
+		check_gap(&whole, &gapped);
 	}
 
 	check_body(s, size);
