@@ -2,7 +2,8 @@
 # Usage and billing, exactly once: requests through HAProxy with the mock
 # reporting random usage, streaming and not, in parallel; the Redis totals
 # must equal the mock's own sums to the token, through a Redis outage and an
-# agent restart in the middle of the traffic; a request HAProxy retried
+# agent restart in the middle of the traffic, and the agent down for 8 s while
+# streams end; long streams sent as head and tail; a request HAProxy retried
 # (first attempt 503) is billed once; count_tokens is never billed.
 . "$(dirname "$0")/lib.sh"
 
@@ -135,6 +136,35 @@ start_agent -c "$T_DIR/realms.json" -l "unix:$T_DIR/agent.sock"
 wait_file "$T_DIR/agent.sock" 10
 wait "$bpid"
 check_totals "agent restarted mid-run"
+
+# --- 3b. the agent down for seconds while streams run -----------------------------
+# 60 streams of about 6 s (20 deltas, 300 ms apart) all under way, then the
+# agent stops; they end while it is down (the tap holds their copies and
+# retries every 500 ms), and it comes back 8 s later: every one is billed,
+# exactly.
+before=$(mock_ok)
+seq 2001 2060 | xargs -P 60 -I{} curl -sS -o /dev/null --max-time 40 -H "x-api-key: $TOK" \
+	-H "content-type: application/json" -H "x-mock-random-usage: {}" -H "x-mock-deltas: 20" \
+	-H "x-mock-delay-ms: 300" \
+	--data-binary '{"model":"claude-sonnet-4-5","max_tokens":64,"stream":true,"messages":[]}' "$URL" \
+	2>/dev/null &
+bpid=$!
+for _ in $(seq 100); do [ "$(mock_ok)" -ge $((before + 60)) ] && break; sleep 0.1; done
+assert_eq "$(mock_ok)" $((before + 60)) "60 streams under way before the agent stops"
+stop_pid "$AGENT_PID"
+sleep 8
+assert_eq "$(kill -0 "$bpid" 2>/dev/null && echo running || echo ended)" ended \
+	"every stream ended while the agent was down"
+start_agent -c "$T_DIR/realms.json" -l "unix:$T_DIR/agent.sock"
+wait_file "$T_DIR/agent.sock" 10
+wait "$bpid"
+check_totals "agent down for 8 s"
+# HAProxy takes the agent back at its next health check.
+for _ in $(seq 100); do
+	[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "x-api-key: $TOK" \
+		"http://127.0.0.1:$GW_PORT/v1/models")" = 200 ] && break
+	sleep 0.1
+done
 
 # --- 4. a request HAProxy retried is billed once ---------------------------------
 before=$(redis_sum requests)
