@@ -188,16 +188,18 @@ local function tap_data(r, data)
         end
         return
     end
-    if r.tail and r.head >= TAP_HEAD then
-        return tail_add(r, data)
+    if r.tail then
+        -- An event stream: what is past its head joins the tail window.
+        local room = TAP_HEAD - r.head
+        if room <= 0 then
+            return tail_add(r, data)
+        elseif #data > room then
+            r.head = TAP_HEAD
+            hold(r, frame("D", r.rid, data:sub(1, room)))
+            return tail_add(r, data:sub(room + 1))
+        end
+        r.head = r.head + #data
     end
-    if r.tail and r.head + #data > TAP_HEAD then
-        local take = TAP_HEAD - r.head
-        r.head = TAP_HEAD
-        hold(r, frame("D", r.rid, data:sub(1, take)))
-        return tail_add(r, data:sub(take + 1))
-    end
-    if r.tail then r.head = r.head + #data end
     hold(r, frame("D", r.rid, data))
 end
 

@@ -131,7 +131,7 @@ static int metrics(char *out, size_t size)
 	if (n < 0 || (size_t)n >= size - off)
 		goto full;
 	off += (size_t)n;
-	for (int i = USAGE_COMPLETE + 1; i < MIRROR_PARTIAL_KINDS; i++) {
+	for (int i = USAGE_COMPLETE + 1; i < USAGE_PARTIAL_KINDS; i++) {
 		n = snprintf(out + off, size - off, "realms_usage_partial_total{reason=\"%s\"} %llu\n",
 		             record_partial_name((enum usage_partial)i), m.partial[i]);
 		if (n < 0 || (size_t)n >= size - off)

@@ -63,6 +63,15 @@ struct meter *meter_new(const char *ctype)
 	return m;
 }
 
+/* The JSON answer cannot be read whole: its usage is unreadable. */
+static void json_give_up(struct meter *m)
+{
+	m->json_overflow = 1;
+	free(m->json);
+	m->json = NULL;
+	m->json_len = 0;
+}
+
 void meter_feed(struct meter *m, const char *data, size_t len)
 {
 	m->bytes += len;
@@ -73,9 +82,7 @@ void meter_feed(struct meter *m, const char *data, size_t len)
 	if (m->json_overflow)
 		return;
 	if (m->json_len + len > METER_JSON_MAX) {
-		m->json_overflow = 1;
-		free(m->json);
-		m->json = NULL;
+		json_give_up(m);
 		return;
 	}
 	if (m->json_len + len > m->json_cap) {
@@ -86,7 +93,7 @@ void meter_feed(struct meter *m, const char *data, size_t len)
 			cap *= 2;
 		nj = realloc(m->json, cap);
 		if (!nj) {
-			m->json_overflow = 1;
+			json_give_up(m);
 			return;
 		}
 		m->json = nj;
@@ -103,10 +110,7 @@ void meter_gap(struct meter *m, unsigned long long skipped)
 		sse_gap(m->sp);
 		return;
 	}
-	m->json_overflow = 1;
-	free(m->json);
-	m->json = NULL;
-	m->json_len = 0;
+	json_give_up(m);
 }
 
 void meter_finish(struct meter *m, int ended, int lost, struct usage_record *rec)

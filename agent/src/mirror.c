@@ -40,7 +40,7 @@
 static struct {
 	_Atomic unsigned long long conns, requests, bytes, acked, proto_errors, outcomes,
 	                           gaps, skipped;
-	_Atomic unsigned long long partial[MIRROR_PARTIAL_KINDS];
+	_Atomic unsigned long long partial[USAGE_PARTIAL_KINDS];
 } mstats;
 
 void mirror_stats_get(struct mirror_stats *o)
@@ -53,7 +53,7 @@ void mirror_stats_get(struct mirror_stats *o)
 	o->outcomes = atomic_load(&mstats.outcomes);
 	o->gaps = atomic_load(&mstats.gaps);
 	o->skipped = atomic_load(&mstats.skipped);
-	for (int i = 0; i < MIRROR_PARTIAL_KINDS; i++)
+	for (int i = 0; i < USAGE_PARTIAL_KINDS; i++)
 		o->partial[i] = atomic_load(&mstats.partial[i]);
 }
 
@@ -159,6 +159,43 @@ static uint64_t ms_field(const char *v)
 	long long x = strtoll(v, NULL, 10);
 
 	return x > 0 ? (uint64_t)x : 0;
+}
+
+/* The value of `key` in meta lines "key=value\n" (the first line naming
+ * it), and its length in *vlen; NULL if no line names it. */
+static const char *meta_value(const char *meta, size_t len, const char *key, size_t *vlen)
+{
+	const char *p = meta, *end = meta + len;
+	size_t klen = strlen(key);
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *le = nl ? nl : end;
+
+		if ((size_t)(le - p) > klen && !memcmp(p, key, klen) && p[klen] == '=') {
+			*vlen = (size_t)(le - p) - klen - 1;
+			return p + klen + 1;
+		}
+		p = le + 1;
+	}
+	return NULL;
+}
+
+/* The whole non-negative decimal number `key` holds in meta lines, or -1
+ * (absent, empty, or not such a number). */
+static long long meta_num(const char *meta, size_t len, const char *key)
+{
+	char num[24], *e;
+	size_t vlen;
+	const char *v = meta_value(meta, len, key, &vlen);
+	long long x;
+
+	if (!v || !vlen || vlen >= sizeof(num))
+		return -1;
+	memcpy(num, v, vlen);
+	num[vlen] = '\0';
+	x = strtoll(num, &e, 10);
+	return *e || x < 0 ? -1 : x;
 }
 
 static void meta_apply(struct usage_record *rec, char *meta, size_t len,
@@ -292,7 +329,7 @@ static void finish_request(struct mconn *c, struct mreq *r)
 	meta_apply(&r->rec, c->meta, c->meta_len, &ended, &lost);
 	meter_finish(r->meter, ended, lost, &r->rec);
 	atomic_fetch_add(&mstats.requests, 1);
-	if ((unsigned)r->rec.partial < MIRROR_PARTIAL_KINDS)
+	if ((unsigned)r->rec.partial < USAGE_PARTIAL_KINDS)
 		atomic_fetch_add(&mstats.partial[r->rec.partial], 1);
 	cc = malloc(sizeof(*cc));
 	if (!cc) {
@@ -310,31 +347,12 @@ static void finish_request(struct mconn *c, struct mreq *r)
 static void outcome_apply(struct mconn *c)
 {
 	struct health_outcome o = { 0, -1 };
-	char *p = c->meta, *end = c->meta + c->meta_len;
+	long long v;
 
-	while (p < end) {
-		char *nl = memchr(p, '\n', (size_t)(end - p));
-		char *line_end = nl ? nl : end;
-		char num[24];
-		size_t vlen;
-		char *eq = memchr(p, '=', (size_t)(line_end - p));
-
-		if (eq && (vlen = (size_t)(line_end - eq - 1)) > 0 && vlen < sizeof(num)) {
-			char *e;
-			long long v;
-
-			memcpy(num, eq + 1, vlen);
-			num[vlen] = '\0';
-			v = strtoll(num, &e, 10);
-			if (*e == '\0' && v >= 0) {
-				if (eq - p == 6 && !memcmp(p, "status", 6) && v < 1000)
-					o.status = (int)v;
-				else if (eq - p == 11 && !memcmp(p, "retry_after", 11))
-					o.retry_after_s = v;
-			}
-		}
-		p = line_end + 1;
-	}
+	if ((v = meta_num(c->meta, c->meta_len, "status")) >= 0 && v < 1000)
+		o.status = (int)v;
+	if ((v = meta_num(c->meta, c->meta_len, "retry_after")) >= 0)
+		o.retry_after_s = v;
 	atomic_fetch_add(&mstats.outcomes, 1);
 	health_report(c->server, strlen(c->server), &o, clock_mono_ms());
 }
@@ -365,17 +383,11 @@ static int frame_meta_done(struct mconn *c)
 		memcpy(r->rec.req_id, c->rid, sizeof(r->rid));
 		{
 			/* The meta must be read before the meter picks its parser. */
-			char ctype[128] = "";
-			char *p = memmem(c->meta, c->meta_len, "ctype=", 6);
+			char ctype[128];
+			size_t vlen = 0;
+			const char *v = meta_value(c->meta, c->meta_len, "ctype", &vlen);
 
-			if (p && (p == c->meta || p[-1] == '\n')) {
-				size_t i = 0;
-
-				for (p += 6; p < c->meta + c->meta_len && *p != '\n' &&
-				     i + 1 < sizeof(ctype); p++)
-					ctype[i++] = *p;
-				ctype[i] = '\0';
-			}
+			snprintf(ctype, sizeof(ctype), "%.*s", v ? (int)vlen : 0, v ? v : "");
 			r->meter = meter_new(ctype);
 		}
 		if (!r->meter) {
@@ -389,16 +401,14 @@ static int frame_meta_done(struct mconn *c)
 	}
 	if (c->kind == 'G') {
 		/* skipped=<n>: body bytes the tap left out here. */
-		const char *p = memmem(c->meta, c->meta_len, "skipped=", 8);
-		const char *end = c->meta + c->meta_len;
-		unsigned long long n = 0;
+		long long n = meta_num(c->meta, c->meta_len, "skipped");
 
-		for (p = p ? p + 8 : end; p < end && *p >= '0' && *p <= '9'; p++)
-			n = n * 10 + (unsigned)(*p - '0');
+		if (n < 0)
+			n = 0;
 		if (r) {
-			meter_gap(r->meter, n);
+			meter_gap(r->meter, (unsigned long long)n);
 			atomic_fetch_add(&mstats.gaps, 1);
-			atomic_fetch_add(&mstats.skipped, n);
+			atomic_fetch_add(&mstats.skipped, (unsigned long long)n);
 		}
 		return 0;
 	}

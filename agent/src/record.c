@@ -87,6 +87,7 @@ static const char *const partial_names[] = {
 	[USAGE_PARTIAL_TAP_OVERFLOW] = "tap_overflow",
 };
 #define N_PARTIAL (sizeof(partial_names) / sizeof(partial_names[0]))
+_Static_assert(N_PARTIAL == USAGE_PARTIAL_KINDS, "a name for every partial reason");
 
 const char *record_partial_name(enum usage_partial p)
 {

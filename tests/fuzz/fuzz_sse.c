@@ -45,19 +45,22 @@ static void need(int ok, const char *what)
 
 struct run {
 	int want_all;
-	uint64_t hash;        /* FNV-1a over every dispatched name and data */
+	uint64_t hash;        /* over every dispatched event's hash */
 	uint64_t n;
 	uint64_t ev[RUN_EVENTS_MAX];   /* each event's own hash, the first ones */
 	struct usage u;
 };
 
-static void hash_add(struct run *r, const void *p, size_t n)
+#define FNV_BASIS 0xcbf29ce484222325ULL
+
+/* FNV-1a. */
+static void hash_add(uint64_t *h, const void *p, size_t n)
 {
 	const unsigned char *s = p;
 
 	for (size_t i = 0; i < n; i++) {
-		r->hash ^= s[i];
-		r->hash *= 0x100000001b3ULL;
+		*h ^= s[i];
+		*h *= 0x100000001b3ULL;
 	}
 }
 
@@ -85,18 +88,17 @@ static int on_event(void *arg, const char *name, const char *data, size_t len)
 	need(data[len] == 0, "data NUL-terminated");
 	need(!memchr(data, '\r', len), "no CR in data");
 
+	/* The event's own hash, folded into the run's. */
 	{
-		struct run one = { .hash = 0xcbf29ce484222325ULL };
+		uint64_t h = FNV_BASIS;
 
-		hash_add(&one, name, nl + 1);
-		hash_add(&one, &len, sizeof(len));
-		hash_add(&one, data, len);
+		hash_add(&h, name, nl + 1);
+		hash_add(&h, &len, sizeof(len));
+		hash_add(&h, data, len);
 		if (r->n < RUN_EVENTS_MAX)
-			r->ev[r->n] = one.hash;
+			r->ev[r->n] = h;
+		hash_add(&r->hash, &h, sizeof(h));
 	}
-	hash_add(r, name, nl + 1);
-	hash_add(r, &len, sizeof(len));
-	hash_add(r, data, len);
 	r->n++;
 
 	once = r->u;
@@ -149,7 +151,7 @@ static void run_init(struct run *r, int want_all)
 {
 	memset(r, 0, sizeof(*r));
 	r->want_all = want_all;
-	r->hash = 0xcbf29ce484222325ULL;
+	r->hash = FNV_BASIS;
 	usage_init(&r->u);
 	sse_init(&parser, want, on_event, r);
 }

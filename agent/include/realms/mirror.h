@@ -19,9 +19,6 @@
 
 struct worker;
 
-/* Records metered, by enum usage_partial (USAGE_COMPLETE first). */
-#define MIRROR_PARTIAL_KINDS  (USAGE_PARTIAL_TAP_OVERFLOW + 1)
-
 /* Registers the per-worker module (before workers start). Returns 0/-1. */
 int mirror_init(void);
 
@@ -38,7 +35,7 @@ struct mirror_stats {
 	unsigned long long outcomes;     /* attempt results fed to the breakers */
 	unsigned long long gaps;         /* G frames: streams sent head + tail */
 	unsigned long long skipped;      /* body bytes the tap left out */
-	unsigned long long partial[MIRROR_PARTIAL_KINDS];   /* by reason */
+	unsigned long long partial[USAGE_PARTIAL_KINDS];    /* records, by reason */
 };
 void mirror_stats_get(struct mirror_stats *out);
 

@@ -36,6 +36,8 @@ enum usage_partial {
 	USAGE_PARTIAL_UNPARSABLE,      /* no usage could be read */
 	USAGE_PARTIAL_TAP_OVERFLOW,    /* the mirror gave up bytes (memory bound) */
 };
+/* Values of enum usage_partial, USAGE_COMPLETE included. */
+#define USAGE_PARTIAL_KINDS  (USAGE_PARTIAL_TAP_OVERFLOW + 1)
 
 /* One billed request. Strings are NUL-terminated and bounded. */
 struct usage_record {
