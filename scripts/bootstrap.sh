@@ -8,7 +8,7 @@ PKGS=(
   build-essential cmake pkg-config
   libev-dev libhiredis-dev libssl-dev libjsmn-dev libcmocka-dev
   haproxy redis-server lua5.3
-  clang libclang-rt-14-dev
+  clang libclang-rt-dev
   curl wrk ca-certificates
 )
 
