@@ -8,6 +8,7 @@
  * share of sessions each candidate wins is proportional to its weight.
  */
 #include <math.h>
+#include <stdlib.h>
 
 #include <realms/sched.h>
 
@@ -34,28 +35,38 @@ static int usable(const struct sched_cand *c, const struct sched_env *env)
 	       (!env->available || env->available(c->cred_id, env->avail_arg));
 }
 
+/* Candidates past this many have their availability kept on the heap. */
+#define SCHED_STACK_CANDS  64
+
+/* Availability is asked once per candidate, into ok[]: breakers change
+ * state under our feet (other threads report attempt results), and two
+ * answers for one candidate could leave a tier whose weights sum to 0. */
 int sched_pick(const struct sched_cand *c, size_t n, const char *session,
                size_t slen, const struct sched_env *env)
 {
+	unsigned char stack_ok[SCHED_STACK_CANDS], *ok = stack_ok;
 	int tier = 0, found = 0, best = -1;
 	uint64_t total = 0, r;
 	double best_score = -1.0;
 
+	if (n > SCHED_STACK_CANDS && !(ok = malloc(n)))
+		return -1;
 	for (size_t i = 0; i < n; i++) {
-		if (!usable(&c[i], env))
+		ok[i] = (unsigned char)usable(&c[i], env);
+		if (!ok[i])
 			continue;
 		if (!found || c[i].priority > tier)
 			tier = c[i].priority;
 		found = 1;
 	}
 	if (!found)
-		return -1;
+		goto out;
 
 	if (session && slen) {
 		for (size_t i = 0; i < n; i++) {
 			double u, score;
 
-			if (c[i].priority != tier || !usable(&c[i], env))
+			if (c[i].priority != tier || !ok[i])
 				continue;
 			/* 53 random bits into (0, 1): never 0, never 1. */
 			u = ((double)(sched_hash(session, slen, (uint64_t)c[i].cred_id) >> 11) + 0.5) /
@@ -66,19 +77,25 @@ int sched_pick(const struct sched_cand *c, size_t n, const char *session,
 				best = (int)i;
 			}
 		}
-		return best;
+		goto out;
 	}
 
 	for (size_t i = 0; i < n; i++)
-		if (c[i].priority == tier && usable(&c[i], env))
+		if (c[i].priority == tier && ok[i])
 			total += c[i].weight;
+	/* total > 0: the tier has a usable candidate, and usable means weight > 0. */
 	r = env->rand(env->rand_arg) % total;
 	for (size_t i = 0; i < n; i++) {
-		if (c[i].priority != tier || !usable(&c[i], env))
+		if (c[i].priority != tier || !ok[i])
 			continue;
-		if (r < c[i].weight)
-			return (int)i;
+		if (r < c[i].weight) {
+			best = (int)i;
+			break;
+		}
 		r -= c[i].weight;
 	}
-	return -1;   /* not reached: r < total */
+out:
+	if (ok != stack_ok)
+		free(ok);
+	return best;
 }

@@ -176,6 +176,38 @@ static void test_hash_stable(void **state)
 	assert_int_not_equal(sched_hash("abc", 3, 1), sched_hash("abd", 3, 1));
 }
 
+/* A breaker that changes state while the scheduler looks: available on
+ * the first question, not on any later one. Before availability was read
+ * once per candidate, the second pass found a tier with no weight and
+ * divided by zero (SIGFPE killed the agent). */
+static int flip_calls;
+
+static int avail_flips(int cred_id, void *arg)
+{
+	return flip_calls++ == 0;
+}
+
+static void test_availability_read_once(void **state)
+{
+	const struct sched_cand c[] = { { 0, 0, 1 } };
+	struct sched_cand many[100];
+	uint64_t seed = 7;
+	struct sched_env e = { avail_flips, NULL, xs_next, &seed };
+
+	flip_calls = 0;
+	assert_int_equal(sched_pick(c, 1, NULL, 0, &e), 0);
+	assert_int_equal(flip_calls, 1);
+	flip_calls = 0;
+	assert_int_equal(sched_pick(c, 1, "sess", 4, &e), 0);
+	assert_int_equal(flip_calls, 1);
+	/* More candidates than the stack holds: the heap path. */
+	for (int i = 0; i < 100; i++)
+		many[i] = (struct sched_cand){ i, 0, 1 };
+	flip_calls = 0;
+	assert_int_equal(sched_pick(many, 100, NULL, 0, &e), 0);
+	assert_int_equal(flip_calls, 100);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -186,6 +218,7 @@ int main(void)
 		cmocka_unit_test(test_session_sticky),
 		cmocka_unit_test(test_session_spread_and_stability),
 		cmocka_unit_test(test_hash_stable),
+		cmocka_unit_test(test_availability_read_once),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
