@@ -290,6 +290,7 @@ struct lookup {
 	struct verdict v;
 	uint8_t hash[TOKCACHE_KEY_LEN];
 	char token_id[16];
+	uint64_t epoch;          /* the token cache's, before the lookup */
 	int have_stale;
 	struct tok_info stale;
 	char *copy;              /* backing store of the copied slices */
@@ -371,7 +372,7 @@ static void on_token(struct rdb *r, redisReply *rep, void *arg)
 
 	if (rep && rep->type != REDIS_REPLY_ERROR) {
 		parse_token(rep, &t);
-		tokcache_put(lk->hash, &t, clock_mono_ms());
+		tokcache_put(lk->hash, &t, clock_mono_ms(), lk->epoch);
 		decide_and_answer(lk->req, lk->cfg, &lk->in, &lk->v, &t, lk->token_id);
 	} else if (lk->have_stale) {
 		rlog(LOG_LVL_WARN, "token store unavailable; serving token %s from cache",
@@ -438,6 +439,7 @@ static enum spoa_hdl_ret hdl_request(struct spoa_req *req, const struct spop_msg
 	}
 	memcpy(lk->hash, hash, sizeof(hash));
 	memcpy(lk->token_id, token_id, sizeof(token_id));
+	lk->epoch = tokcache_epoch();
 	if (res == TOKCACHE_STALE) {
 		lk->have_stale = 1;
 		lk->stale = info;

@@ -20,7 +20,18 @@ struct tc_slot {
 
 static struct tc_slot slots[TOKCACHE_SLOTS];
 static unsigned int used_count;
+static uint64_t epoch;          /* invalidations so far, under tc_lock */
 static pthread_mutex_t tc_lock = PTHREAD_MUTEX_INITIALIZER;
+
+uint64_t tokcache_epoch(void)
+{
+	uint64_t e;
+
+	pthread_mutex_lock(&tc_lock);
+	e = epoch;
+	pthread_mutex_unlock(&tc_lock);
+	return e;
+}
 
 static unsigned int slot_index(const uint8_t *hash)
 {
@@ -67,13 +78,17 @@ enum tokcache_res tokcache_get(const uint8_t hash[TOKCACHE_KEY_LEN],
 	return res;
 }
 
-void tokcache_put(const uint8_t hash[TOKCACHE_KEY_LEN], const struct tok_info *info,
-                  uint64_t now_ms)
+int tokcache_put(const uint8_t hash[TOKCACHE_KEY_LEN], const struct tok_info *info,
+                 uint64_t now_ms, uint64_t since)
 {
 	struct tc_slot *s, *victim = NULL;
 	unsigned int i;
 
 	pthread_mutex_lock(&tc_lock);
+	if (epoch != since) {
+		pthread_mutex_unlock(&tc_lock);
+		return 0;
+	}
 	s = find(hash);
 	if (!s) {
 		i = slot_index(hash);
@@ -95,6 +110,7 @@ void tokcache_put(const uint8_t hash[TOKCACHE_KEY_LEN], const struct tok_info *i
 	s->invalid = 0;
 	s->info = *info;
 	pthread_mutex_unlock(&tc_lock);
+	return 1;
 }
 
 void tokcache_invalidate(const uint8_t hash[TOKCACHE_KEY_LEN])
@@ -105,6 +121,7 @@ void tokcache_invalidate(const uint8_t hash[TOKCACHE_KEY_LEN])
 	s = find(hash);
 	if (s)
 		s->invalid = 1;   /* kept in place: the probe window stays intact */
+	epoch++;
 	pthread_mutex_unlock(&tc_lock);
 }
 
@@ -113,6 +130,7 @@ void tokcache_clear(void)
 	pthread_mutex_lock(&tc_lock);
 	memset(slots, 0, sizeof(slots));
 	used_count = 0;
+	epoch++;
 	pthread_mutex_unlock(&tc_lock);
 }
 

@@ -44,7 +44,7 @@ static void test_positive_ttl_and_stale(void **state)
 
 	mkhash(h, 1);
 	assert_int_equal(tokcache_get(h, &out, t0), TOKCACHE_MISS);
-	tokcache_put(h, &t, t0);
+	tokcache_put(h, &t, t0, tokcache_epoch());
 	assert_int_equal(tokcache_get(h, &out, t0 + TOKCACHE_TTL_MS - 1), TOKCACHE_FRESH);
 	assert_string_equal(out.name, "alice");
 	assert_int_equal(tokcache_get(h, &out, t0 + TOKCACHE_TTL_MS), TOKCACHE_STALE);
@@ -61,7 +61,7 @@ static void test_negative_ttl(void **state)
 	const uint64_t t0 = 5000000;
 
 	mkhash(h, 2);
-	tokcache_put(h, &t, t0);
+	tokcache_put(h, &t, t0, tokcache_epoch());
 	assert_int_equal(tokcache_get(h, &out, t0 + TOKCACHE_NEG_TTL_MS - 1), TOKCACHE_FRESH);
 	assert_int_equal(out.status, TOK_UNKNOWN);
 	/* Unknown tokens are never served stale: a miss asks Redis again. */
@@ -75,13 +75,13 @@ static void test_invalidate(void **state)
 
 	mkhash(h, 3);
 	mkhash(h2, 4);
-	tokcache_put(h, &t, 10);
-	tokcache_put(h2, &t, 10);
+	tokcache_put(h, &t, 10, tokcache_epoch());
+	tokcache_put(h2, &t, 10, tokcache_epoch());
 	tokcache_invalidate(h);
 	assert_int_equal(tokcache_get(h, &out, 11), TOKCACHE_MISS);
 	assert_int_equal(tokcache_get(h2, &out, 11), TOKCACHE_FRESH);
 	/* Stored again after Redis answers: usable again. */
-	tokcache_put(h, &t, 12);
+	tokcache_put(h, &t, 12, tokcache_epoch());
 	assert_int_equal(tokcache_get(h, &out, 13), TOKCACHE_FRESH);
 	tokcache_clear();
 	assert_int_equal(tokcache_get(h2, &out, 13), TOKCACHE_MISS);
@@ -96,7 +96,7 @@ static void test_bounded(void **state)
 
 	for (uint32_t i = 0; i < 4 * TOKCACHE_SLOTS; i++) {
 		mkhash(h, 1000 + i);
-		tokcache_put(h, &t, 100 + i);
+		tokcache_put(h, &t, 100 + i, tokcache_epoch());
 	}
 	assert_true(tokcache_count() <= TOKCACHE_SLOTS);
 	/* The most recent entries survive. */
@@ -107,6 +107,31 @@ static void test_bounded(void **state)
 	assert_int_equal(hits, 100);
 }
 
+/* A lookup sent before a revoke, answered after the revoke's event: its
+ * "active" must not be cached (before the epoch, it was, for the TTL). */
+static void test_lookup_racing_a_revoke(void **state)
+{
+	uint8_t h[TOKCACHE_KEY_LEN], other[TOKCACHE_KEY_LEN];
+	struct tok_info t = active("carol"), out;
+	uint64_t e;
+
+	mkhash(h, 5);
+	mkhash(other, 6);
+	e = tokcache_epoch();          /* HGETALL sent */
+	tokcache_invalidate(h);        /* the revoke's event arrives first */
+	assert_int_equal(tokcache_put(h, &t, 20, e), 0);   /* then the stale answer */
+	assert_int_equal(tokcache_get(h, &out, 21), TOKCACHE_MISS);
+	/* Any invalidation counts, a clear too (events may have been lost). */
+	e = tokcache_epoch();
+	tokcache_clear();
+	assert_int_equal(tokcache_put(other, &t, 22, e), 0);
+	assert_int_equal(tokcache_get(other, &out, 23), TOKCACHE_MISS);
+	/* With no invalidation in between, the answer is cached. */
+	e = tokcache_epoch();
+	assert_int_equal(tokcache_put(h, &t, 24, e), 1);
+	assert_int_equal(tokcache_get(h, &out, 25), TOKCACHE_FRESH);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -114,6 +139,7 @@ int main(void)
 		cmocka_unit_test_setup(test_negative_ttl, reset),
 		cmocka_unit_test_setup(test_invalidate, reset),
 		cmocka_unit_test_setup(test_bounded, reset),
+		cmocka_unit_test_setup(test_lookup_racing_a_revoke, reset),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

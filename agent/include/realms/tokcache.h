@@ -16,9 +16,17 @@
 enum tokcache_res tokcache_get(const uint8_t hash[TOKCACHE_KEY_LEN],
                                struct tok_info *out, uint64_t now_ms);
 
-/* Stores what Redis said (status TOK_UNKNOWN for "no such token"). */
-void tokcache_put(const uint8_t hash[TOKCACHE_KEY_LEN], const struct tok_info *info,
-                  uint64_t now_ms);
+/* The invalidation epoch: it moves on every tokcache_invalidate() and
+ * tokcache_clear(). A lookup reads it before asking Redis. */
+uint64_t tokcache_epoch(void);
+
+/* Stores what Redis said (status TOK_UNKNOWN for "no such token"), unless
+ * an invalidation happened since `epoch` (read before the lookup was
+ * sent): the answer may predate a revoke whose event already arrived, and
+ * caching it would serve a revoked token for the whole TTL. Returns 1 if
+ * stored, 0 if not. */
+int tokcache_put(const uint8_t hash[TOKCACHE_KEY_LEN], const struct tok_info *info,
+                 uint64_t now_ms, uint64_t epoch);
 
 /* Forgets one token (revoked elsewhere) or all of them (the invalidation
  * channel was down: events may have been missed). */
