@@ -41,7 +41,7 @@ start_spoa_agent() {
 	AGENT_SOCK=$DIR/agent.sock
 	AGENT_TCP=$(free_port) || die "no free port"
 	AGENT_LOG=$DIR/agent-t$1.log
-	"$AGENT_BIN" -f -l "unix:$AGENT_SOCK" -l "127.0.0.1:$AGENT_TCP" -t "$1" >"$AGENT_LOG" 2>&1 &
+	"$AGENT_BIN" -f -T -l "unix:$AGENT_SOCK" -l "127.0.0.1:$AGENT_TCP" -t "$1" >"$AGENT_LOG" 2>&1 &
 	AGENT_PID=$!
 	PIDS+=("$AGENT_PID")
 	wait_sock "$AGENT_SOCK" && wait_tcp "$AGENT_TCP" || die "agent (-t $1) did not start"

@@ -66,6 +66,166 @@ core.register_filter("realms-rewrite", Rewrite, function(rw, args)
     return rw
 end)
 
+-- realms-guard: on fe_realms, the body guard. The agent reads the model
+-- (and refuses duplicate top-level keys) in the first agent.body_prefix
+-- bytes of a body; the upstream acts on all of it, and keeps the LAST of
+-- duplicated keys. A second top-level "model" past the prefix, or behind
+-- a deep nest, would be served while the first was authorised and billed.
+-- So every body the agent did not read whole (txn.realms.whole unset) is
+-- scanned here, every byte, before it is forwarded: a top-level key given
+-- twice, or one with an escape (top-level keys of the Messages API are
+-- plain names), stops the request, and so does a body past agent.max_body
+-- (chunked bodies announce no size). The scan keeps O(1) state whatever
+-- the nesting depth (one counter), so it holds for every depth and size.
+--
+-- The upstream never acts on a cut body: the bytes that would complete it
+-- are never forwarded. Stopping is a Lua error: HAProxy 2.6 clamps a -1
+-- returned by http_payload to the whole input (an unsigned comparison),
+-- while an error aborts the stream; the client gets a 400 whose message
+-- comes from txn.realms_body_err (the http-error of haproxy/realms.cfg).
+--
+-- It reads strict JSON only as far as it needs (strings, escapes,
+-- brackets, the colon after a top-level key): any body a strict parser
+-- accepts is read exactly as that parser reads it; a body it does not
+-- accept is refused by the upstream.
+
+local GUARD_KEY_MAX = 256   -- top-level key bytes kept; longer ones are refused
+
+local find, byte, sub = string.find, string.byte, string.sub
+
+-- Scans one chunk; returns nil, or the reason to refuse.
+local function guard_scan(g, s)
+    local i, n = 1, #s
+    local depth, instr = g.depth, g.instr
+    while i <= n do
+        if instr then
+            local j = find(s, '"', i, true)
+            if not j then
+                -- The string goes on: keep a top-level one's bytes (bounded)
+                -- and how many backslashes end the chunk (an odd run
+                -- escapes the quote that may start the next one).
+                if g.kb and #g.kb <= GUARD_KEY_MAX then g.kb = g.kb .. sub(s, i) end
+                local k = n
+                while k >= i and byte(s, k) == 92 do k = k - 1 end
+                if k < i then g.bs = g.bs + (n - i + 1) else g.bs = n - k end
+                break
+            end
+            local k = j - 1
+            while k >= i and byte(s, k) == 92 do k = k - 1 end
+            local nb = j - 1 - k
+            if k < i then nb = nb + g.bs end
+            g.bs = 0
+            if nb % 2 == 1 then
+                -- An escaped quote: still in the string.
+                if g.kb and #g.kb <= GUARD_KEY_MAX then g.kb = g.kb .. sub(s, i, j) end
+                i = j + 1
+            else
+                if g.kb then
+                    -- A string at the top level ended: a key if a colon follows.
+                    g.cand = g.kb .. sub(s, i, j - 1)
+                    g.kb = nil
+                end
+                instr = false
+                i = j + 1
+            end
+        else
+            if g.cand then
+                local k = find(s, '[^ \t\r\n]', i)
+                if not k then break end
+                if byte(s, k) == 58 then   -- ':'
+                    local key = g.cand
+                    if #key > GUARD_KEY_MAX then
+                        return "request body has a top-level key longer than " ..
+                            GUARD_KEY_MAX .. " bytes"
+                    end
+                    if find(key, "\\", 1, true) then
+                        return "request body has a top-level key with an escape sequence"
+                    end
+                    if g.keys[key] then
+                        return "request body has a duplicate top-level key"
+                    end
+                    g.keys[key] = true
+                end
+                g.cand = nil
+                i = k
+            end
+            local j = find(s, '[][{}"]', i)
+            if not j then break end
+            local c = byte(s, j)
+            if c == 34 then
+                instr = true
+                if depth == 1 then g.kb = "" end
+            elseif c == 123 or c == 91 then
+                depth = depth + 1
+            else
+                depth = depth - 1
+            end
+            i = j + 1
+        end
+    end
+    g.depth, g.instr = depth, instr
+    return nil
+end
+
+local function guard_new(max)
+    return { depth = 0, instr = false, bs = 0, kb = nil, cand = nil, keys = {},
+             seen = 0, max = max }
+end
+
+local Guard = {
+    id = "realms-guard",
+    flags = filter.FLT_CFG_FL_HTX,
+}
+Guard.__index = Guard
+
+function Guard:new()
+    return setmetatable({}, Guard)
+end
+
+-- After the http-request rules: the agent's verdict is known.
+function Guard:http_headers(txn, msg)
+    if msg.channel:is_resp() or txn:get_var("txn.realms.verdict") ~= "allow" or
+       txn:get_var("txn.realms.whole") then
+        return filter.CONTINUE
+    end
+    self.g = guard_new(tonumber(txn:get_var("txn.realms.body_max")) or 0)
+    filter.register_data_filter(self, msg.channel)
+    return filter.CONTINUE
+end
+
+function Guard:http_payload(txn, msg)
+    local n = msg:input()
+    local g = self.g
+    if n == 0 or not g then return n end
+    local data = msg:body(0, n)
+    if not data then return n end
+    g.seen = g.seen + #data
+    local why
+    if g.max > 0 and g.seen > g.max then
+        why = "request body is larger than the " .. g.max .. " bytes this gateway accepts"
+    else
+        why = guard_scan(g, data)
+    end
+    if why then
+        self.g = nil
+        txn:set_var("txn.realms_body_err", why)
+        error("realms-guard: request " .. tostring(txn:get_var("txn.realms_rid")) ..
+            " refused: " .. why, 0)
+    end
+    return n
+end
+
+core.register_filter("realms-guard", Guard, function(gd, args)
+    return gd
+end)
+
+-- For tests outside HAProxy (tests/integration/test_guard_scan.sh): the
+-- scanner alone, when the loader asks for it.
+if core.realms_export then
+    core.realms_export.guard_new = guard_new
+    core.realms_export.guard_scan = guard_scan
+end
+
 -- realms-tap: copies every billable response to the agent's mirror
 -- listener, without ever delaying or altering what the client receives.
 --
@@ -232,9 +392,10 @@ end
 
 -- The result of one attempt on a credential, for the agent's breakers.
 -- Best effort: kept (bounded) until sent, never resent.
-local function tap_outcome(server, status, retry_after)
+local function tap_outcome(server, rid, status, retry_after)
     if #tap.outcomes >= TAP_OUTCOMES_MAX then return end
     local m = "status=" .. status .. "\n"
+    if rid then m = m .. "rid=" .. rid .. "\n" end
     if retry_after then m = m .. "retry_after=" .. retry_after .. "\n" end
     tap.outcomes[#tap.outcomes + 1] = frame("O", server, m)
 end
@@ -270,15 +431,22 @@ end
 -- than TAP_READ_TIMEOUT_S means the agent is stuck: reconnect, resend.
 local TAP_READ_TIMEOUT_S = 30
 
--- The agent's mirror listener, host:port. Without it nothing is queued
--- (the filter stays out of the way) and the task is not started.
+-- The agent's mirror listener: a unix socket path (the agent checks that
+-- the peer is HAProxy's user), or host:port when the agent allows TCP.
+-- Without it nothing is queued (the filter stays out of the way) and the
+-- task is not started.
 local TAP_ADDR = os.getenv("REALMS_MIRROR") or ""
 local TAP_HOST, TAP_PORT = TAP_ADDR:match("^%[?([^%]]+)%]?:(%d+)$")
+if TAP_ADDR:find("^/") then
+    TAP_HOST, TAP_PORT = "unix@" .. TAP_ADDR, nil
+elseif TAP_ADDR:find("^unix@/") or TAP_ADDR:find("^unix:/") then
+    TAP_HOST, TAP_PORT = "unix@" .. TAP_ADDR:sub(6), nil
+end
 if TAP_ADDR == "" then
     core.Warning("realms-tap: REALMS_MIRROR is not set; usage is not recorded")
 elseif not TAP_HOST then
-    core.Alert("realms-tap: REALMS_MIRROR must be host:port, not '" .. TAP_ADDR ..
-        "'; usage is not recorded")
+    core.Alert("realms-tap: REALMS_MIRROR must be a socket path or host:port, not '" ..
+        TAP_ADDR .. "'; usage is not recorded")
 end
 
 local function tap_task()
@@ -291,7 +459,9 @@ local function tap_task()
             core.msleep(TAP_IDLE_MS)
         elseif not sock then
             sock = core.tcp()
-            if sock:connect(host, tonumber(port)) then
+            local ok
+            if port then ok = sock:connect(host, tonumber(port)) else ok = sock:connect(host) end
+            if ok then
                 sock:settimeout(TAP_READ_TIMEOUT_S)
                 -- A new connection starts every request over.
                 for _, r in ipairs(tap.reqs) do r.sent = 0 end
@@ -443,7 +613,8 @@ end)
 -- realms-outcome: on the relay, reports the result of each attempt (the
 -- upstream's status and retry-after, or no response at all) to the agent,
 -- which feeds the credential's breaker. Sent over the tap's connection as
---     "O <server> <n>\n" + n bytes of "status=<code>\n[retry_after=<s>\n]"
+--     "O <server> <n>\n" + n bytes of
+--     "status=<code>\n[rid=<request id>\n][retry_after=<s>\n]"
 -- (status 0: no response: connection failure, timeout, reset). Nothing is
 -- delayed or changed.
 local Outcome = {
@@ -456,19 +627,24 @@ function Outcome:new()
     return setmetatable({}, Outcome)
 end
 
+-- The credential the agent chose for this attempt, and the request id.
 local function outcome_server(txn)
     -- Only attempts the agent prepared: a refusal by the relay itself is
     -- not the credential's fault.
     if not txn:get_var("txn.realms.backend") then return nil end
-    local srv = txn:get_var("txn.realms_attempt_srv")
-    if srv and srv ~= "" and not srv:find("[%s]") then return srv end
+    local srv = txn:get_var("txn.realms.server")
+    if srv and srv:find("^[%w._-]+$") then
+        local rid = txn:get_var("txn.realms_rid")
+        if rid and not rid:find("^[%w._:-]+$") then rid = nil end
+        return srv, rid
+    end
     return nil
 end
 
 function Outcome:http_headers(txn, msg)
     if TAP_HOST and msg.channel:is_resp() and not self.sent then
         self.sent = true
-        local srv = outcome_server(txn)
+        local srv, rid = outcome_server(txn)
         if srv then
             local hdrs = msg:get_headers()
             local ra = hdrs["retry-after"] and hdrs["retry-after"][0]
@@ -479,7 +655,7 @@ function Outcome:http_headers(txn, msg)
             local code = tonumber(msg:get_stline().code) or 0
             local orig = hdrs["x-realms-orig-status"] and tonumber(hdrs["x-realms-orig-status"][0])
             if code == 425 and orig then code = orig end
-            tap_outcome(srv, code, ra and tonumber(ra))
+            tap_outcome(srv, rid, code, ra and tonumber(ra))
         end
     end
     return filter.CONTINUE
@@ -489,8 +665,8 @@ function Outcome:end_analyze(txn, chn)
     if TAP_HOST and chn:is_resp() and not self.sent then
         -- The response channel ends without headers: no response.
         self.sent = true
-        local srv = outcome_server(txn)
-        if srv then tap_outcome(srv, 0) end
+        local srv, rid = outcome_server(txn)
+        if srv then tap_outcome(srv, rid, 0) end
     end
     return filter.CONTINUE
 end

@@ -6,7 +6,7 @@ set -euo pipefail
 
 PKGS=(
   build-essential cmake pkg-config
-  libev-dev libhiredis-dev libssl-dev libjsmn-dev libcmocka-dev
+  libev-dev libhiredis-dev libssl-dev libjsmn-dev libcmocka-dev libcurl4-openssl-dev
   haproxy redis-server lua5.3
   clang libclang-rt-dev
   curl wrk ca-certificates

@@ -1,7 +1,5 @@
 /*
- * Admin HTTP: GET /metrics and GET /healthz, one request per connection;
- * and the agent-check responder HAProxy polls for each pool server: it
- * sends "<server>\n" (agent-send) and reads one line of state.
+ * Admin HTTP: GET /metrics and GET /healthz, one request per connection.
  * A request must arrive whole within ADMIN_TIMEOUT_S and ADMIN_REQ_MAX
  * bytes; anything else is closed. The main loop never blocks on it.
  */
@@ -20,6 +18,8 @@
 #include <realms/log.h>
 #include <realms/mirror.h>
 #include <realms/netaddr.h>
+#include <realms/peers.h>
+#include <realms/probe.h>
 #include <realms/record.h>
 #include <realms/records.h>
 #include <realms/spoa.h>
@@ -31,11 +31,8 @@
 #define ADMIN_TIMEOUT_S  2.0
 #define ADMIN_BODY_MAX   (256 * 1024)
 
-enum admin_kind { ADMIN_HTTP, ADMIN_CHECK, ADMIN_KINDS };
-
 struct admin_conn {
 	int fd;
-	enum admin_kind kind;
 	ev_io io;
 	ev_timer tmr;
 	char req[ADMIN_REQ_MAX];
@@ -45,7 +42,7 @@ struct admin_conn {
 static struct admin_lst {
 	int fd;
 	ev_io io;
-} lst[ADMIN_KINDS] = { { .fd = -1 }, { .fd = -1 } };
+} lst = { .fd = -1 };
 
 static void conn_end(struct ev_loop *loop, struct admin_conn *c)
 {
@@ -84,6 +81,7 @@ static int metrics(char *out, size_t size)
 	struct mirror_stats m;
 	struct records_stats r;
 	struct health_stats h;
+	struct probe_stats p;
 	struct realms_config *cfg = state_config();
 	size_t off = 0;
 	int n;
@@ -92,6 +90,7 @@ static int metrics(char *out, size_t size)
 	mirror_stats_get(&m);
 	records_stats_get(&r);
 	health_stats_get(&h);
+	probe_stats_get(&p);
 #define M(type, name, help, val) do { \
 		n = snprintf(out + off, size - off, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", \
 		             name, help, name, type, name, (unsigned long long)(val)); \
@@ -123,7 +122,13 @@ static int metrics(char *out, size_t size)
 	M("counter", "realms_attempt_outcomes_total", "upstream attempt results fed to the breakers", m.outcomes);
 	M("counter", "realms_breaker_opened_total", "breakers opened (or opened again after a failed probe)", h.opened);
 	M("counter", "realms_breaker_closed_total", "breakers closed after a successful probe", h.closed);
-	M("counter", "realms_breaker_revoked_total", "credentials taken out by an upstream 401/403", h.revoked);
+	M("counter", "realms_refused_peers_total", "unix socket connections refused: not an allowed user", peers_refused());
+	M("counter", "realms_key_suspected_total", "keys made suspect by a 401 to a request", h.suspected);
+	M("counter", "realms_breaker_revoked_total", "keys taken out: a probe with the key alone got 401", h.revoked);
+	M("counter", "realms_key_restored_total", "revoked keys back in service after a passing probe", h.restored);
+	M("counter", "realms_key_probes_ok_total", "key probes answered 2xx", p.ok);
+	M("counter", "realms_key_probes_refused_total", "key probes answered 401", p.refused);
+	M("counter", "realms_key_probes_inconclusive_total", "key probes with another answer or none", p.inconclusive);
 #undef M
 	n = snprintf(out + off, size - off, "# HELP realms_usage_partial_total records of "
 	             "answers cut short, by reason (tap_overflow: the tap's memory bound)\n"
@@ -138,8 +143,8 @@ static int metrics(char *out, size_t size)
 			goto full;
 		off += (size_t)n;
 	}
-	n = snprintf(out + off, size - off, "# HELP realms_breaker_state credential breaker: "
-	             "0 closed, 1 open, 2 half-open, 3 revoked\n# TYPE realms_breaker_state gauge\n");
+	n = snprintf(out + off, size - off, "# HELP realms_breaker_state credential state: "
+	             "0 closed, 1 open, 2 half-open, 3 key revoked, 4 key suspect (in service)\n# TYPE realms_breaker_state gauge\n");
 	if (n < 0 || (size_t)n >= size - off)
 		goto full;
 	off += (size_t)n;
@@ -175,17 +180,6 @@ static void respond(struct admin_conn *c, int status, const char *ctype, const c
 		(void)!send(c->fd, body, (size_t)blen, MSG_NOSIGNAL);
 }
 
-/* agent-check: one line naming a pool server, one line of state back. */
-static void check_answer(struct admin_conn *c)
-{
-	char line[160];
-	size_t len = strcspn(c->req, "\r\n");
-	int n = health_check_answer(c->req, len, clock_mono_ms(), line, sizeof(line));
-
-	if (n > 0)
-		(void)!send(c->fd, line, (size_t)n, MSG_NOSIGNAL);
-}
-
 static void read_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct admin_conn *c = io->data;
@@ -200,15 +194,12 @@ static void read_cb(struct ev_loop *loop, ev_io *io, int revents)
 	}
 	c->len += (size_t)n;
 	c->req[c->len] = '\0';
-	if (c->kind == ADMIN_CHECK ? !strchr(c->req, '\n') :
-	    !strstr(c->req, "\r\n\r\n") && !strstr(c->req, "\n\n")) {
+	if (!strstr(c->req, "\r\n\r\n") && !strstr(c->req, "\n\n")) {
 		if (c->len == sizeof(c->req) - 1)
 			conn_end(loop, c);
 		return;
 	}
-	if (c->kind == ADMIN_CHECK) {
-		check_answer(c);
-	} else if (!strncmp(c->req, "GET /metrics ", 13)) {
+	if (!strncmp(c->req, "GET /metrics ", 13)) {
 		char *body = malloc(ADMIN_BODY_MAX);
 
 		blen = body ? metrics(body, ADMIN_BODY_MAX) : -1;
@@ -246,7 +237,6 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 			continue;
 		}
 		c->fd = fd;
-		c->kind = (enum admin_kind)(l - lst);
 		ev_io_init(&c->io, read_cb, fd, EV_READ);
 		ev_timer_init(&c->tmr, timeout_cb, ADMIN_TIMEOUT_S, 0.);
 		c->io.data = c->tmr.data = c;
@@ -281,21 +271,14 @@ static int lst_start(struct ev_loop *loop, struct admin_lst *l, const struct net
 
 int admin_start(struct ev_loop *loop, const struct netaddr *addr)
 {
-	return lst_start(loop, &lst[ADMIN_HTTP], addr);
-}
-
-int admin_check_start(struct ev_loop *loop, const struct netaddr *addr)
-{
-	return lst_start(loop, &lst[ADMIN_CHECK], addr);
+	return lst_start(loop, &lst, addr);
 }
 
 void admin_stop(struct ev_loop *loop)
 {
-	for (int k = 0; k < ADMIN_KINDS; k++) {
-		if (lst[k].fd < 0)
-			continue;
-		ev_io_stop(loop, &lst[k].io);
-		close(lst[k].fd);
-		lst[k].fd = -1;
-	}
+	if (lst.fd < 0)
+		return;
+	ev_io_stop(loop, &lst.io);
+	close(lst.fd);
+	lst.fd = -1;
 }

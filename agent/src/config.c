@@ -941,9 +941,9 @@ static int ident_ok(const char *s, size_t n)
 	return 1;
 }
 
-/* Public model names: what clients send; also used in Redis keys and
- * metric labels, hence no ':' or spaces. */
-static int model_name_ok(const char *s, size_t n)
+/* Public model names: what clients send; also used in Redis keys, metric
+ * labels and internal HTTP headers, hence no ':', ',' or spaces. */
+int cfg_model_name_ok(const char *s, size_t n)
 {
 	if (n == 0 || n > INSPECT_MODEL_MAX)
 		return 0;
@@ -1336,19 +1336,65 @@ static void parse_listen(struct pctx *p, int tok)
 	}
 }
 
+/* A user name (as useradd takes them) or a decimal uid. */
+static int peer_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > 32)
+		return 0;
+	if (strspn(s, "0123456789") == n)
+		return n <= 10;
+	if (!(s[0] == '_' || (s[0] >= 'a' && s[0] <= 'z')))
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if (!(s[i] == '_' || s[i] == '-' || (s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= '0' && s[i] <= '9')))
+			return 0;
+	return 1;
+}
+
+/* agent.peers: who may connect to the SPOP and mirror unix sockets. */
+static void parse_peers(struct pctx *p, int tok)
+{
+	struct cfg_agent *ag = &p->c->agent;
+	int i = tok + 1;
+
+	if (!want(p, tok, JSMN_ARRAY, "an array of user names or uids"))
+		return;
+	if (p->t[tok].size == 0 || p->t[tok].size > CFG_MAX_PEERS) {
+		report(p, CFG_ERROR, tok, "1 to %d users", CFG_MAX_PEERS);
+		return;
+	}
+	ag->peers = aarray(p, (size_t)p->t[tok].size, sizeof(*ag->peers));
+	if (!ag->peers)
+		return;
+	for (int k = 0; k < p->t[tok].size; k++, i = tok_next(p, i)) {
+		size_t old = path_idx(p, (size_t)k), len;
+		const char *s;
+
+		if (get_str(p, i, 32, &s, &len) == 0) {
+			if (!peer_ok(s, len))
+				report(p, CFG_ERROR, i, "not a user name or uid");
+			else
+				ag->peers[ag->n_peers++] = s;
+		}
+		path_pop(p, old);
+	}
+}
+
 static void parse_agent(struct pctx *p, int tok)
 {
 	static const char *const keys[] = {
 		"listen", "mirror", "check", "admin", "threads", "body_prefix",
-		"allow_unknown_models", "spool", NULL
+		"allow_unknown_models", "spool", "allow_tcp", "peers", "max_body", NULL
 	};
 	struct cfg_agent *ag = &p->c->agent;
-	int v[9];
+	int v[12];
 	size_t old = path_str(p, "agent"), o2;
 	long long x;
 
 	ag->threads = DEFAULT_THREADS;
 	ag->body_prefix = CFG_BODY_PREFIX_DEFAULT;
+	ag->max_body = CFG_MAX_BODY_DEFAULT;
 	if (tok < 0 || !want(p, tok, JSMN_OBJECT, "an object"))
 		goto out;
 	obj_fields(p, tok, keys, v);
@@ -1363,11 +1409,10 @@ static void parse_agent(struct pctx *p, int tok)
 		path_pop(p, o2);
 	}
 	if (v[2] >= 0) {
+		/* Kept readable so older files still load. */
 		o2 = path_str(p, "check");
-		if (get_addr(p, v[2], &ag->check, &ag->check_addr) == 0 &&
-		    ag->check_addr.family == AF_UNIX)
-			report(p, CFG_ERROR, v[2], "must be host:port: HAProxy's agent-check "
-			       "speaks TCP only");
+		report(p, CFG_WARNING, v[2], "no longer used: the agent chooses the credential "
+		       "of every attempt, so HAProxy needs no agent-check; remove it");
 		path_pop(p, o2);
 	}
 	if (v[3] >= 0) {
@@ -1400,6 +1445,25 @@ static void parse_agent(struct pctx *p, int tok)
 		get_str(p, v[7], PATH_MAX, &ag->spool, &len);
 		path_pop(p, o2);
 	}
+	if (v[8] >= 0) {
+		o2 = path_str(p, "allow_tcp");
+		get_bool(p, v[8], &ag->allow_tcp);
+		path_pop(p, o2);
+	}
+	if (v[9] >= 0) {
+		o2 = path_str(p, "peers");
+		parse_peers(p, v[9]);
+		path_pop(p, o2);
+	}
+	if (v[10] >= 0) {
+		o2 = path_str(p, "max_body");
+		if (get_int(p, v[10], CFG_MAX_BODY_MIN, CFG_MAX_BODY_MAX, &x) == 0)
+			ag->max_body = (uint64_t)x;
+		path_pop(p, o2);
+	}
+	if (ag->max_body < ag->body_prefix)
+		report(p, CFG_ERROR, v[10] >= 0 ? v[10] : tok, "max_body (%llu) must be at least "
+		       "body_prefix (%zu)", (unsigned long long)ag->max_body, ag->body_prefix);
 out:
 	path_pop(p, old);
 }
@@ -1639,7 +1703,7 @@ static void parse_models(struct pctx *p, int tok)
 			if (len == 1 && s[0] == '*')
 				report(p, CFG_ERROR, name_tok, "\"*\" is not a model name: bind \"*\" "
 				       "in a channel and set agent.allow_unknown_models");
-			else if (!model_name_ok(s, len))
+			else if (!cfg_model_name_ok(s, len))
 				report(p, CFG_ERROR, name_tok, "invalid model name: use 1 to %d characters "
 				       "from A-Z a-z 0-9 . _ - @ / + [ ]", INSPECT_MODEL_MAX);
 			else if ((first = nset_add(&set, s, len, m->line)))
@@ -1711,7 +1775,7 @@ static void parse_binding(struct pctx *p, struct cfg_channel *ch, int key_tok, i
 	m = config_model(p->c, pub, plen);
 	if (!m) {
 		report(p, CFG_ERROR, key_tok, "model \"%s\" is not defined in \"models\"",
-		       model_name_ok(pub, plen) ? pub : "(invalid name)");
+		       cfg_model_name_ok(pub, plen) ? pub : "(invalid name)");
 		return;
 	}
 	if (get_str(p, val_tok, INSPECT_MODEL_MAX, &up, &ulen) < 0)

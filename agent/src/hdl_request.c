@@ -31,6 +31,7 @@
 #include <realms/state.h>
 #include <realms/tokcache.h>
 #include <realms/token.h>
+#include <realms/tried.h>
 #include <realms/verdict.h>
 #include <realms/worker.h>
 
@@ -189,6 +190,9 @@ static void read_args(const struct spop_msg *msg, const struct realms_config *cf
 	in->body_size_known = size >= 0 && chunked <= 0;
 	in->body_size = size >= 0 ? (uint64_t)size : 0;
 	in->body_prefix = cfg->agent.body_prefix;
+	in->max_body = cfg->agent.max_body;
+	in->beta = arg_str(msg, "beta");
+	in->beta_count = (int)arg_int(msg, "beta_n");
 }
 
 /* ---------------------------------------------------------------------- */
@@ -216,8 +220,6 @@ static void answer(struct spoa_req *req, const struct realms_config *cfg,
                    const struct verdict *v, const struct tok_info *tok,
                    const char *token_id)
 {
-	char name[256];
-
 	if (v->status) {
 		answer_refusal(req, v);
 		return;
@@ -245,8 +247,7 @@ static void answer(struct spoa_req *req, const struct realms_config *cfg,
 		return;
 	}
 	set_str(req, "verdict", "allow");
-	if (verdict_pool_name(v, name, sizeof(name)) > 0)
-		set_str(req, "pool", name);
+	set_str(req, "pool", VERDICT_POOL);
 	spoa_set_str(req, SPOP_SCOPE_TXN, "server", v->cred->server, v->cred->server_len);
 	spoa_set_str(req, SPOP_SCOPE_TXN, "model", v->insp.model, v->insp.model_len);
 	spoa_set_int(req, SPOP_SCOPE_TXN, "model_off", (int64_t)v->insp.model_off);
@@ -255,6 +256,13 @@ static void answer(struct spoa_req *req, const struct realms_config *cfg,
 		spoa_set_int(req, SPOP_SCOPE_TXN, "stream", v->insp.stream);
 	if (v->session[0])
 		set_str(req, "session", v->session);
+	if (v->beta[0])
+		set_str(req, "beta", v->beta);
+	/* The body guard (lua-shim) reads what the inspection could not:
+	 * "whole" when the agent read all of the body, else its limit. */
+	if (v->insp.complete)
+		spoa_set_int(req, SPOP_SCOPE_TXN, "whole", 1);
+	spoa_set_int(req, SPOP_SCOPE_TXN, "body_max", (int64_t)cfg->agent.max_body);
 }
 
 static int avail(int cred_id, void *arg)
@@ -309,7 +317,7 @@ static struct lookup *lookup_new(struct spoa_req *req, struct realms_config *cfg
                                  const struct verdict_in *in, const struct verdict *v)
 {
 	size_t total = in->method.len + in->path.len + in->session.len +
-	               in->ctype.len + in->body_len + 1;
+	               in->ctype.len + in->beta.len + in->body_len + 1;
 	struct lookup *lk = calloc(1, sizeof(*lk));
 	char *p;
 
@@ -326,6 +334,7 @@ static struct lookup *lookup_new(struct spoa_req *req, struct realms_config *cfg
 	lk->in.path = copy_slice(&p, in->path);
 	lk->in.session = copy_slice(&p, in->session);
 	lk->in.ctype = copy_slice(&p, in->ctype);
+	lk->in.beta = copy_slice(&p, in->beta);
 	lk->in.body = copy_slice(&p, (struct vslice){ in->body, in->body_len }).p;
 	/* The credentials are not needed any more: never keep them. */
 	lk->in.auth = (struct vslice){ "", 0 };
@@ -468,22 +477,64 @@ static void attempt_error(struct spoa_req *req, const char *why)
 	rlog(LOG_LVL_WARN, "attempt refused: %s", why);
 }
 
+/* A request's tried list lives as long as its attempts can: each may wait
+ * failover.timeout for the upstream. */
+static uint64_t tried_ttl_ms(const struct realms_config *cfg)
+{
+	return (uint64_t)cfg->failover.attempts * (uint64_t)cfg->failover.timeout_s * 1000u +
+	       TRIED_SLACK_MS;
+}
+
 static enum spoa_hdl_ret hdl_attempt(struct spoa_req *req, const struct spop_msg *msg)
 {
 	struct realms_config *cfg = state_config();
+	struct req_worker *rw = worker_module_ctx(spoa_req_worker(req), req_module);
+	uint64_t fallback = 0x2545f4914f6cdd1dULL;
+	struct sched_env env;
+	struct vslice rid = arg_str(msg, "rid");
+	struct attempt_in in;
 	struct attempt a;
+	struct tried t;
+	int rc = -1;
 
 	if (!cfg) {
 		attempt_error(req, "no configuration");
 		return SPOA_HDL_DONE;
 	}
-	if (verdict_attempt(cfg, arg_str(msg, "server"), arg_str(msg, "model"),
-	                    arg_int(msg, "model_off"), arg_int(msg, "model_len"),
-	                    arg_int(msg, "clen"), &a) < 0) {
+	env = (struct sched_env){ avail, cfg, rng_next, rw ? &rw->rng : &fallback };
+	tried_get(rid.p, rid.len, clock_mono_ms(), &t);
+	if (t.generation != cfg->generation)
+		t.n = 0;   /* ids of another configuration mean nothing here */
+	in = (struct attempt_in){
+		.primary = arg_str(msg, "server"),
+		.model = arg_str(msg, "model"),
+		.group = arg_str(msg, "group"),
+		.session = arg_str(msg, "session"),
+		.off = arg_int(msg, "model_off"),
+		.len = arg_int(msg, "model_len"),
+		.clen = arg_int(msg, "clen"),
+		.tried = &t,
+	};
+	/* A half-open credential takes one probe: when another request
+	 * claimed it first, choose again (it is no longer available).
+	 * Bounded: each round removes a candidate. */
+	for (int round = 0; round < 4; round++) {
+		rc = verdict_attempt(cfg, &in, &env, &a);
+		if (rc < 0 || (t.n == 0 && a.cred->server_len == in.primary.len &&
+		               !memcmp(a.cred->server, in.primary.p, in.primary.len)))
+			break;   /* the verdict's own choice: it claimed any probe */
+		if (health_claim(cfg, a.cred->id, clock_mono_ms()))
+			break;
+	}
+	if (rc < 0) {
 		attempt_error(req, a.error);
 		goto done;
 	}
+	if (rid.len)
+		tried_add(rid.p, rid.len, a.cred->id, cfg->generation, clock_mono_ms(),
+		          tried_ttl_ms(cfg));
 	set_str(req, "backend", a.backend);
+	spoa_set_str(req, SPOP_SCOPE_TXN, "server", a.cred->server, a.cred->server_len);
 	/* The key goes into a request-scoped var that the relay unsets right
 	 * after injecting it; it is never logged. */
 	spoa_set_str(req, SPOP_SCOPE_TXN, "key", a.cred->key, a.cred->key_len);
@@ -494,9 +545,7 @@ static enum spoa_hdl_ret hdl_attempt(struct spoa_req *req, const struct spop_msg
 		spoa_set_str(req, SPOP_SCOPE_TXN, "upstream_model",
 		             a.binding->upstream, a.binding->upstream_len);
 	} else {
-		struct vslice m = arg_str(msg, "model");
-
-		spoa_set_str(req, SPOP_SCOPE_TXN, "upstream_model", m.p, m.len);
+		spoa_set_str(req, SPOP_SCOPE_TXN, "upstream_model", in.model.p, in.model.len);
 	}
 	spoa_set_str(req, SPOP_SCOPE_TXN, "channel", a.cred->channel->name,
 	             strlen(a.cred->channel->name));

@@ -1,9 +1,11 @@
 /*
- * Credential breakers: a sorted array of entries (server name, state),
- * swapped whole under a write lock on reload and read under a read lock.
- * Readers (every verdict, every agent-check) only load atomics; writers of
- * one entry's state (attempt results, from any worker) serialise on that
- * entry's mutex, so the table's write lock is taken only by reloads.
+ * Credential health (contract in realms/health.h): a sorted array of
+ * entries (server name, breaker, key state), swapped whole under a write
+ * lock on reload and read under a read lock. Readers (every verdict and
+ * attempt) only load atomics; writers of one entry (attempt results and
+ * probe results, from any thread) serialise on that entry's mutex, so the
+ * table's write lock is taken only by reloads. Pure apart from the locks
+ * and the log: time is passed in.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -11,25 +13,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <realms/config-t.h>
 #include <realms/health.h>
 #include <realms/limits.h>
 #include <realms/log.h>
+#include <realms/sched.h>
 
-/* The longest retry-after honoured: a provider asking for more is
- * believed for an hour, then probed. */
-#define HEALTH_RETRY_AFTER_MAX_S  3600
+enum key_state { KEY_OK = 0, KEY_SUSPECT, KEY_REVOKED };
 
 struct hentry {
 	char *server;
 	size_t len;
 	pthread_mutex_t mu;             /* writers of the fields below */
-	_Atomic int state;              /* CLOSED, OPEN or REVOKED */
+	_Atomic int state;              /* the breaker: CLOSED or OPEN */
 	_Atomic uint64_t until_ms;      /* OPEN: no traffic before this */
 	_Atomic uint64_t probe_ms;      /* half-open: when the probe was claimed */
-	unsigned fails;                 /* consecutive failures (under mu) */
+	_Atomic int key;                /* enum key_state */
+	unsigned fails;                 /* failures of distinct requests (under mu) */
+	uint64_t last_fail_rid;         /* hash of the request of the last one */
+	int key_probing;                /* a key probe is in flight (under mu) */
+	uint64_t key_probe_at_ms;       /* the next key probe, not before (under mu) */
 };
 
 static struct hentry *table;
@@ -38,23 +42,11 @@ static pthread_rwlock_t hlock = PTHREAD_RWLOCK_INITIALIZER;
 
 static _Atomic unsigned pol_failures = CFG_FAILURES_DEFAULT;
 static _Atomic uint64_t pol_cooldown_ms = CFG_COOLDOWN_DEFAULT_S * 1000ull;
+static void (*_Atomic probe_hook)(void);
 
 static struct {
-	_Atomic uint64_t opened, closed, revoked;
+	_Atomic uint64_t opened, closed, suspected, revoked, restored;
 } hstats;
-
-uint64_t clock_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-int64_t clock_unix_s(void)
-{
-	return (int64_t)time(NULL);
-}
 
 static int cmp_name(const char *a, size_t alen, const char *b, size_t blen)
 {
@@ -124,21 +116,20 @@ int health_sync(const struct realms_config *cfg)
 	pthread_rwlock_wrlock(&hlock);
 	for (size_t i = 0; i < cfg->n_creds; i++) {
 		struct hentry *e = find(nt[i].server, nt[i].len);
-		int st;
 
 		if (!e)
 			continue;
 		pthread_mutex_lock(&e->mu);
-		st = atomic_load(&e->state);
-		if (st != HEALTH_REVOKED) {
-			atomic_store(&nt[i].state, st);
-			atomic_store(&nt[i].until_ms, atomic_load(&e->until_ms));
-			atomic_store(&nt[i].probe_ms, atomic_load(&e->probe_ms));
-			nt[i].fails = e->fails;
-		} else {
+		atomic_store(&nt[i].state, atomic_load(&e->state));
+		atomic_store(&nt[i].until_ms, atomic_load(&e->until_ms));
+		atomic_store(&nt[i].probe_ms, atomic_load(&e->probe_ms));
+		nt[i].fails = e->fails;
+		nt[i].last_fail_rid = e->last_fail_rid;
+		if (atomic_load(&e->key) == KEY_REVOKED)
 			rlog(LOG_LVL_INFO, "credential %.*s: back in service after the reload",
 			     (int)e->len, e->server);
-		}
+		else
+			atomic_store(&nt[i].key, atomic_load(&e->key));
 		pthread_mutex_unlock(&e->mu);
 	}
 	old = table;
@@ -151,14 +142,26 @@ int health_sync(const struct realms_config *cfg)
 	return 0;
 }
 
-/* The state as seen at now_ms, half-open included. */
-static enum health_state entry_state(const struct hentry *e, uint64_t now_ms)
+/* The breaker as seen at now_ms, half-open included. */
+static enum health_state breaker_state(const struct hentry *e, uint64_t now_ms)
 {
 	int st = atomic_load_explicit(&e->state, memory_order_acquire);
 
 	if (st == HEALTH_OPEN && now_ms >= atomic_load(&e->until_ms))
 		return HEALTH_HALF_OPEN;
 	return (enum health_state)st;
+}
+
+static enum health_state entry_state(const struct hentry *e, uint64_t now_ms)
+{
+	enum health_state b = breaker_state(e, now_ms);
+	int k = atomic_load_explicit(&e->key, memory_order_acquire);
+
+	if (k == KEY_REVOKED)
+		return HEALTH_REVOKED;
+	if (k == KEY_SUSPECT && b == HEALTH_CLOSED)
+		return HEALTH_SUSPECT;
+	return b;
 }
 
 /* A half-open credential can take the probe: none claimed, or the claimed
@@ -183,7 +186,8 @@ int health_available(const struct realms_config *cfg, int cred_id, uint64_t now_
 	e = find(c->server, c->server_len);
 	if (e) {
 		switch (entry_state(e, now_ms)) {
-		case HEALTH_CLOSED:    ok = 1; break;
+		case HEALTH_CLOSED:
+		case HEALTH_SUSPECT:   ok = 1; break;
 		case HEALTH_HALF_OPEN: ok = probe_free(e, now_ms); break;
 		default:               ok = 0; break;
 		}
@@ -222,6 +226,7 @@ static void open_until(struct hentry *e, uint64_t until_ms)
 	atomic_store(&e->probe_ms, 0);
 	atomic_store_explicit(&e->state, HEALTH_OPEN, memory_order_release);
 	e->fails = 0;
+	e->last_fail_rid = 0;
 	atomic_fetch_add(&hstats.opened, 1);
 }
 
@@ -234,23 +239,54 @@ static const char *outcome_str(const struct health_outcome *o, char *buf, size_t
 	return buf;
 }
 
-static void report_locked(struct hentry *e, const struct health_outcome *o, uint64_t now_ms)
+/* The key of an outcome's request: 0 when it has none (every such failure
+ * counts). */
+static uint64_t rid_key(const struct health_outcome *o)
 {
-	enum health_state st = entry_state(e, now_ms);
+	uint64_t k;
+
+	if (!o->rid || !o->rid_len)
+		return 0;
+	k = sched_hash(o->rid, o->rid_len, 0x6661696cULL);
+	return k ? k : 1;
+}
+
+static void call_probe_hook(void)
+{
+	void (*fn)(void) = atomic_load(&probe_hook);
+
+	if (fn)
+		fn();
+}
+
+/* A 401: the key may be refused, or the request may have been one the
+ * provider reads differently. Only a probe with the key alone can tell;
+ * meanwhile the credential serves. Returns whether a probe became due. */
+static int key_suspect(struct hentry *e, const struct health_outcome *o, uint64_t now_ms)
+{
+	if (atomic_load(&e->key) != KEY_OK)
+		return 0;
+	atomic_store_explicit(&e->key, KEY_SUSPECT, memory_order_release);
+	e->key_probe_at_ms = now_ms;
+	atomic_fetch_add(&hstats.suspected, 1);
+	rlog(LOG_LVL_WARN, "credential %.*s: the upstream answered 401 to a request; "
+	     "probing the key before taking it out", (int)e->len, e->server);
+	return 1;
+}
+
+/* Returns whether a key probe became due. */
+static int report_locked(struct hentry *e, const struct health_outcome *o, uint64_t now_ms)
+{
+	enum health_state st = breaker_state(e, now_ms);
 	uint64_t cool = atomic_load(&pol_cooldown_ms);
 	const int name_len = (int)e->len;
+	uint64_t rk;
 	char what[32];
 
-	if (st == HEALTH_REVOKED)
-		return;
-	if (o->status == 401 || o->status == 403) {
-		atomic_store_explicit(&e->state, HEALTH_REVOKED, memory_order_release);
-		atomic_fetch_add(&hstats.revoked, 1);
-		rlog(LOG_LVL_ERR, "credential %.*s: the upstream answered %d (key refused); "
-		     "out of service until the configuration is reloaded", name_len, e->server,
-		     o->status);
-		return;
-	}
+	if (atomic_load(&e->key) == KEY_REVOKED)
+		return 0;   /* late answers of earlier attempts: the probe decides */
+	if (o->status == 401)
+		return key_suspect(e, o, now_ms);
 	if (o->status == 429) {
 		int64_t ra = o->retry_after_s;
 		uint64_t ms = ra >= 0 ? (uint64_t)(ra > HEALTH_RETRY_AFTER_MAX_S ?
@@ -259,24 +295,36 @@ static void report_locked(struct hentry *e, const struct health_outcome *o, uint
 		open_until(e, now_ms + ms);
 		rlog(LOG_LVL_WARN, "credential %.*s: rate limited (429%s); open for %" PRIu64 " ms",
 		     name_len, e->server, ra >= 0 ? ", retry-after honoured" : "", ms);
-		return;
+		return 0;
 	}
 	if (o->status == 0 || o->status >= 500) {
 		if (st == HEALTH_HALF_OPEN) {
 			open_until(e, now_ms + cool);
 			rlog(LOG_LVL_WARN, "credential %.*s: probe failed (%s); open again for %" PRIu64
 			     " ms", name_len, e->server, outcome_str(o, what, sizeof(what)), cool);
-		} else if (st == HEALTH_CLOSED && ++e->fails >= atomic_load(&pol_failures)) {
+			return 0;
+		}
+		if (st != HEALTH_CLOSED)
+			return 0;
+		/* One request failing twice here (an attempt beyond the number
+		 * of credentials) is one piece of evidence, not two. */
+		rk = rid_key(o);
+		if (rk && rk == e->last_fail_rid)
+			return 0;
+		e->last_fail_rid = rk;
+		if (++e->fails >= atomic_load(&pol_failures)) {
 			unsigned n = e->fails;
 
 			open_until(e, now_ms + cool);
-			rlog(LOG_LVL_WARN, "credential %.*s: %u consecutive failures (last: %s); "
+			rlog(LOG_LVL_WARN, "credential %.*s: %u requests failed in a row (last: %s); "
 			     "open for %" PRIu64 " ms", name_len, e->server, n,
 			     outcome_str(o, what, sizeof(what)), cool);
 		}
-		return;
+		return 0;
 	}
-	/* Any other answer: the credential works. */
+	/* The upstream answered: a half-open breaker closes. A 2xx also
+	 * resets the count; a 4xx belongs to the request and counts neither
+	 * way. */
 	if (st == HEALTH_HALF_OPEN) {
 		atomic_store(&e->probe_ms, 0);
 		atomic_store_explicit(&e->state, HEALTH_CLOSED, memory_order_release);
@@ -284,23 +332,29 @@ static void report_locked(struct hentry *e, const struct health_outcome *o, uint
 		rlog(LOG_LVL_INFO, "credential %.*s: probe answered %d; closed", name_len,
 		     e->server, o->status);
 	}
-	if (st != HEALTH_OPEN)
+	if (st != HEALTH_OPEN && o->status < 400) {
 		e->fails = 0;
+		e->last_fail_rid = 0;
+	}
+	return 0;
 }
 
 int health_report(const char *server, size_t len, const struct health_outcome *o,
                   uint64_t now_ms)
 {
 	struct hentry *e;
+	int due = 0;
 
 	pthread_rwlock_rdlock(&hlock);
 	e = find(server, len);
 	if (e) {
 		pthread_mutex_lock(&e->mu);
-		report_locked(e, o, now_ms);
+		due = report_locked(e, o, now_ms);
 		pthread_mutex_unlock(&e->mu);
 	}
 	pthread_rwlock_unlock(&hlock);
+	if (due)
+		call_probe_hook();
 	return e ? 0 : -1;
 }
 
@@ -321,25 +375,6 @@ enum health_state health_state(const char *server, size_t len, uint64_t now_ms,
 	return st;
 }
 
-int health_check_answer(const char *server, size_t len, uint64_t now_ms,
-                        char *out, size_t size)
-{
-	uint64_t until = 0;
-	int n;
-
-	switch (health_state(server, len, now_ms, &until)) {
-	case HEALTH_OPEN:
-		n = snprintf(out, size, "down #breaker open for %" PRIu64 " ms\n", until - now_ms);
-		break;
-	case HEALTH_REVOKED:
-		n = snprintf(out, size, "down #key refused by the upstream; reload to retry\n");
-		break;
-	default:
-		n = snprintf(out, size, "up 100%%\n");
-	}
-	return n < 0 || (size_t)n >= size ? 0 : n;
-}
-
 void health_foreach(uint64_t now_ms,
                     void (*fn)(const char *server, size_t len, enum health_state st,
                                void *arg), void *arg)
@@ -350,11 +385,87 @@ void health_foreach(uint64_t now_ms,
 	pthread_rwlock_unlock(&hlock);
 }
 
+/* ---------------------------------------------------------------------- */
+/* Key probes                                                             */
+/* ---------------------------------------------------------------------- */
+
+int health_probe_next(uint64_t now_ms, char *server, size_t size)
+{
+	int found = 0;
+
+	pthread_rwlock_rdlock(&hlock);
+	for (size_t i = 0; i < n_table && !found; i++) {
+		struct hentry *e = &table[i];
+
+		if (atomic_load(&e->key) == KEY_OK || e->len >= size)
+			continue;
+		pthread_mutex_lock(&e->mu);
+		if (atomic_load(&e->key) != KEY_OK && !e->key_probing &&
+		    now_ms >= e->key_probe_at_ms) {
+			e->key_probing = 1;
+			memcpy(server, e->server, e->len);
+			server[e->len] = '\0';
+			found = 1;
+		}
+		pthread_mutex_unlock(&e->mu);
+	}
+	pthread_rwlock_unlock(&hlock);
+	return found;
+}
+
+int health_probe_result(const char *server, size_t len, int status, uint64_t now_ms)
+{
+	uint64_t cool = atomic_load(&pol_cooldown_ms);
+	struct hentry *e;
+	int k;
+
+	pthread_rwlock_rdlock(&hlock);
+	e = find(server, len);
+	if (e) {
+		pthread_mutex_lock(&e->mu);
+		e->key_probing = 0;
+		k = atomic_load(&e->key);
+		if (k != KEY_OK && status >= 200 && status < 300) {
+			atomic_store_explicit(&e->key, KEY_OK, memory_order_release);
+			if (k == KEY_REVOKED)
+				atomic_fetch_add(&hstats.restored, 1);
+			rlog(LOG_LVL_INFO, "credential %.*s: key probe answered %d; %s", (int)e->len,
+			     e->server, status, k == KEY_REVOKED ? "back in service" : "the key is fine");
+		} else if (k != KEY_OK && status == 401) {
+			e->key_probe_at_ms = now_ms + cool;
+			if (k == KEY_SUSPECT) {
+				atomic_store_explicit(&e->key, KEY_REVOKED, memory_order_release);
+				atomic_fetch_add(&hstats.revoked, 1);
+				rlog(LOG_LVL_ERR, "credential %.*s: the upstream refuses the key "
+				     "(401 to a probe); out of service, probed again every %" PRIu64
+				     " ms", (int)e->len, e->server, cool);
+			}
+		} else if (k != KEY_OK) {
+			/* Inconclusive: keep the state, ask again later. */
+			e->key_probe_at_ms = now_ms + cool;
+			if (k == KEY_SUSPECT)
+				rlog(LOG_LVL_WARN, "credential %.*s: key probe inconclusive (%s %d); "
+				     "kept in service, probing again in %" PRIu64 " ms", (int)e->len,
+				     e->server, status ? "status" : "no answer", status, cool);
+		}
+		pthread_mutex_unlock(&e->mu);
+	}
+	pthread_rwlock_unlock(&hlock);
+	return e ? 0 : -1;
+}
+
+void health_set_probe_hook(void (*fn)(void))
+{
+	atomic_store(&probe_hook, fn);
+}
+
 void health_stats_get(struct health_stats *s)
 {
 	s->opened = atomic_load(&hstats.opened);
 	s->closed = atomic_load(&hstats.closed);
+	s->suspected = atomic_load(&hstats.suspected);
 	s->revoked = atomic_load(&hstats.revoked);
+	s->restored = atomic_load(&hstats.restored);
 }
 
 int health_cooldown(const char *server, size_t len, uint64_t until_ms)
@@ -369,6 +480,7 @@ int health_cooldown(const char *server, size_t len, uint64_t until_ms)
 		atomic_store(&e->probe_ms, 0);
 		atomic_store(&e->state, until_ms ? HEALTH_OPEN : HEALTH_CLOSED);
 		e->fails = 0;
+		e->last_fail_rid = 0;
 		pthread_mutex_unlock(&e->mu);
 	}
 	pthread_rwlock_unlock(&hlock);

@@ -25,6 +25,8 @@
 #include <realms/log.h>
 #include <realms/mirror.h>
 #include <realms/netaddr.h>
+#include <realms/peers.h>
+#include <realms/probe.h>
 #include <realms/records.h>
 #include <realms/state.h>
 #include <realms/worker.h>
@@ -33,6 +35,8 @@
 #define AGENT_BACKLOG        1024
 /* After EMFILE/ENFILE the acceptor pauses this long instead of spinning. */
 #define AGENT_ACCEPT_PAUSE_S 0.1
+/* At most one log line per this many seconds about refused peers. */
+#define AGENT_REFUSED_LOG_S  10.0
 /* Where usage records wait while Redis is unreachable, unless -s or
  * agent.spool say otherwise. */
 #define AGENT_SPOOL_DEFAULT  "/var/lib/realms/spool"
@@ -56,7 +60,8 @@ static struct {
 	const char *spool;
 	const char *mirror;
 	const char *admin;
-	const char *check_addr;
+	int allow_tcp;
+	ev_tstamp refused_logged;
 	enum log_level verbosity;
 	struct listener lst[AGENT_MAX_LISTENERS];
 	int nb_lst;
@@ -74,7 +79,7 @@ static void usage(FILE *f)
 "    realms-agent - SPOE agent of the Realms gateway for HAProxy\n"
 "\n"
 "SYNOPSIS\n"
-"    realms-agent [-f] [-c FILE] [-l ADDR]... [-M ADDR] [-s DIR]\n"
+"    realms-agent [-f] [-c FILE] [-l ADDR]... [-M ADDR] [-s DIR] [-T]\n"
 "                 [-t THREADS] [-m BYTES] [-p PIDFILE] [-v | -q]\n"
 "    realms-agent -c FILE --check\n"
 "    realms-agent -h | --help\n"
@@ -104,6 +109,10 @@ static void usage(FILE *f)
 "                        (default: agent.mirror); needs -c\n"
 "    -s, --spool DIR     where usage records wait while Redis is down\n"
 "                        (default: agent.spool, else " AGENT_SPOOL_DEFAULT ")\n"
+"    -T, --allow-tcp     accept TCP listeners (loopback only), as\n"
+"                        agent.allow_tcp; without it only unix sockets are\n"
+"                        opened, and only HAProxy's user (agent.peers) may\n"
+"                        connect to them\n"
 "    -v, --verbose       log debug lines too\n"
 "    -q, --quiet         log warnings and errors only\n"
 "    -h, --help          this text\n"
@@ -163,6 +172,24 @@ static void accept_resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		ev_io_start(loop, &l->io);
 }
 
+/* Whether the peer of a unix socket is a user allowed to speak to the
+ * agent (realms/peers.h); refusals are logged at most every
+ * AGENT_REFUSED_LOG_S. */
+static int peer_allowed(struct ev_loop *loop, const struct listener *l, int fd)
+{
+	char buf[160];
+	long uid;
+
+	if (l->addr.family != AF_UNIX || peers_check(fd, &uid))
+		return 1;
+	if (ev_now(loop) - agent.refused_logged >= AGENT_REFUSED_LOG_S) {
+		agent.refused_logged = ev_now(loop);
+		rlog(LOG_LVL_WARN, "%s: refused a connection from uid %ld: not an allowed peer "
+		     "(agent.peers)", netaddr_str(&l->addr, buf, sizeof(buf)), uid);
+	}
+	return 0;
+}
+
 static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct listener *l = io->data;
@@ -171,7 +198,10 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 	for (;;) {
 		fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
-			worker_dispatch_fd(fd, l->kind);
+			if (peer_allowed(loop, l, fd))
+				worker_dispatch_fd(fd, l->kind);
+			else
+				close(fd);
 			continue;
 		}
 		if (errno == EINTR || errno == ECONNABORTED)
@@ -289,6 +319,60 @@ static int check_config(void)
 /* Start-up                                                               */
 /* ---------------------------------------------------------------------- */
 
+/* Who may connect to the unix listeners: agent.peers, else root, the
+ * agent's own user and the "haproxy" user when it exists. Returns 0, or
+ * -1 with the error logged. */
+static int peers_init(const struct realms_config *c)
+{
+	uid_t uid;
+
+	peers_allow(0);
+	peers_allow(geteuid());
+	if (c && c->agent.n_peers) {
+		for (size_t i = 0; i < c->agent.n_peers; i++) {
+			if (peers_resolve(c->agent.peers[i], &uid) < 0) {
+				rlog(LOG_LVL_ERR, "agent.peers: no such user '%s'", c->agent.peers[i]);
+				return -1;
+			}
+			peers_allow(uid);
+		}
+	} else if (peers_resolve("haproxy", &uid) == 0) {
+		peers_allow(uid);
+	}
+	return 0;
+}
+
+/* TCP listeners: anyone on the host can connect to them, so they are
+ * refused unless allowed, and never off loopback: the SPOP answers carry
+ * upstream keys, which must not cross a network in clear. */
+static int listeners_check(void)
+{
+	char buf[160];
+
+	for (int i = 0; i < agent.nb_lst; i++) {
+		const struct netaddr *a = &agent.lst[i].addr;
+
+		if (a->family == AF_UNIX)
+			continue;
+		netaddr_str(a, buf, sizeof(buf));
+		if (!netaddr_is_loopback(a)) {
+			rlog(LOG_LVL_ERR, "refusing to listen on %s: it is not a loopback address, "
+			     "and the agent's answers carry upstream keys in clear; use a unix "
+			     "socket", buf);
+			return -1;
+		}
+		if (!agent.allow_tcp) {
+			rlog(LOG_LVL_ERR, "refusing to listen on TCP %s: any local user could "
+			     "connect to it; use a unix socket (peers are checked there), or set "
+			     "agent.allow_tcp (--allow-tcp) to accept the risk", buf);
+			return -1;
+		}
+		rlog(LOG_LVL_WARN, "listening on TCP %s (allow_tcp): any local user can connect "
+		     "to it", buf);
+	}
+	return 0;
+}
+
 static int write_pidfile(const char *path)
 {
 	FILE *f = fopen(path, "w");
@@ -338,13 +422,14 @@ static int parse_args(int argc, char **argv)
 		{ "check",      no_argument,       NULL, 'C' },
 		{ "mirror",     required_argument, NULL, 'M' },
 		{ "spool",      required_argument, NULL, 's' },
+		{ "allow-tcp",  no_argument,       NULL, 'T' },
 		{ NULL, 0, NULL, 0 }
 	};
 	char err[160], *end;
 	long v;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "c:fl:t:m:p:vqhM:s:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:fl:t:m:p:vqhM:s:T", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			agent.config = optarg;
@@ -392,6 +477,9 @@ static int parse_args(int argc, char **argv)
 			break;
 		case 's':
 			agent.spool = optarg;
+			break;
+		case 'T':
+			agent.allow_tcp = 1;
 			break;
 		case 'v':
 			agent.verbosity = LOG_LVL_DEBUG;
@@ -463,7 +551,8 @@ int main(int argc, char **argv)
 		if (!agent.spool)
 			agent.spool = c->agent.spool;
 		agent.admin = c->agent.admin;
-		agent.check_addr = c->agent.check;
+		if (c->agent.allow_tcp)
+			agent.allow_tcp = 1;
 		state_install(c);
 		if (hdl_request_register() < 0) {
 			rlog(LOG_LVL_ERR, "cannot register handlers");
@@ -473,6 +562,14 @@ int main(int argc, char **argv)
 	if (agent.nb_lst == 0) {
 		rlog(LOG_LVL_ERR, "no listener: give -l ADDR or agent.listen in the configuration");
 		return 2;
+	}
+	{
+		struct realms_config *c = state_config();
+		int rc = peers_init(c);
+
+		config_unref(c);
+		if (rc < 0)
+			return 1;
 	}
 	if (agent.mirror) {
 		/* Usage needs prices and Redis: only with a configuration. */
@@ -493,11 +590,17 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	if (agent.config && probe_start() < 0) {
+		rlog(LOG_LVL_ERR, "cannot start the key prober");
+		return 1;
+	}
 	if (hdl_inspect_register() < 0) {
 		rlog(LOG_LVL_ERR, "cannot register handlers");
 		return 1;
 	}
 
+	if (listeners_check() < 0)
+		return 1;
 	for (int i = 0; i < agent.nb_lst; i++) {
 		if (listener_open(&agent.lst[i]) < 0) {
 			rlog(LOG_LVL_ERR, "cannot listen on %s: %s",
@@ -538,17 +641,10 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		rlog(LOG_LVL_INFO, "admin HTTP (/metrics, /healthz) on %s", agent.admin);
-	}
-	if (agent.check_addr) {
-		struct netaddr a;
-
-		if (netaddr_parse(agent.check_addr, &a, buf, sizeof(buf)) < 0 ||
-		    admin_check_start(loop, &a) < 0) {
-			rlog(LOG_LVL_ERR, "cannot answer agent checks on %s: %s", agent.check_addr,
-			     strerror(errno));
-			return 1;
-		}
-		rlog(LOG_LVL_INFO, "agent-check responder on %s", agent.check_addr);
+		if (!netaddr_is_loopback(&a))
+			rlog(LOG_LVL_WARN, "admin HTTP on %s, not a loopback address: /metrics shows "
+			     "credential names and states and traffic counts to anyone who can "
+			     "reach it", agent.admin);
 	}
 	ev_signal_init(&sig_term, stop_cb, SIGTERM);
 	ev_signal_init(&sig_int, stop_cb, SIGINT);
@@ -562,6 +658,7 @@ int main(int argc, char **argv)
 	ev_run(loop, 0);
 
 	worker_stop_all();
+	probe_stop();
 	state_release();
 	if (agent.pidfile)
 		unlink(agent.pidfile);

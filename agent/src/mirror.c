@@ -346,13 +346,19 @@ static void finish_request(struct mconn *c, struct mreq *r)
  * Meta lines: status=<HTTP status, 0 for no response>, retry_after=<s>. */
 static void outcome_apply(struct mconn *c)
 {
-	struct health_outcome o = { 0, -1 };
+	struct health_outcome o = { 0, -1, NULL, 0 };
 	long long v;
+	size_t rlen = 0;
+	const char *rid = meta_value(c->meta, c->meta_len, "rid", &rlen);
 
 	if ((v = meta_num(c->meta, c->meta_len, "status")) >= 0 && v < 1000)
 		o.status = (int)v;
 	if ((v = meta_num(c->meta, c->meta_len, "retry_after")) >= 0)
 		o.retry_after_s = v;
+	if (rid && rlen && rlen <= MIRROR_RID_MAX) {
+		o.rid = rid;
+		o.rid_len = rlen;
+	}
 	atomic_fetch_add(&mstats.outcomes, 1);
 	health_report(c->server, strlen(c->server), &o, clock_mono_ms());
 }

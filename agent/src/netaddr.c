@@ -2,6 +2,7 @@
  * Operator-written addresses to sockaddrs.
  */
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,4 +100,21 @@ const char *netaddr_str(const struct netaddr *a, char *buf, size_t size)
 	else
 		snprintf(buf, size, "%s:%d", a->host, a->port);
 	return buf;
+}
+
+int netaddr_is_loopback(const struct netaddr *a)
+{
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)&a->ss;
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&a->ss;
+
+	switch (a->family) {
+	case AF_UNIX:
+		return 1;
+	case AF_INET:
+		return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+	case AF_INET6:
+		return IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr);
+	default:
+		return 0;
+	}
 }

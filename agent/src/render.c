@@ -1,8 +1,8 @@
 /*
  * Rendering of the channel part of the HAProxy configuration and of the
  * setup page. Names here are the contract with haproxy/realms.cfg and the
- * agent's verdicts: pool_<model> (verdict_pool_name), up_<channel>
- * (verdict_attempt), servers named "<channel>--<credential>" (config.c).
+ * agent's verdicts: the pool VERDICT_POOL, and up_<channel> for each
+ * channel (verdict_attempt). Pure: writes to the FILE it is given.
  */
 #include <stdio.h>
 #include <string.h>
@@ -29,71 +29,27 @@ int render_model_offered(const struct realms_config *c, size_t mi)
 	return 0;
 }
 
-/* The agent-check part of a server line, or "" without agent.check. */
-static void render_agent_check(FILE *f, const struct realms_config *c, const char *server)
+/* The pool: every allowed request goes there. Its one server is the relay,
+ * which asks the agent, for each attempt, which credential to use (the
+ * agent remembers what each request already tried). HAProxy keeps doing
+ * the retries: the request bytes are in its buffer, and it sends them to
+ * the relay again. */
+static void render_pool(FILE *f, const struct realms_config *c)
 {
-	const struct netaddr *a = &c->agent.check_addr;
-	const char *host = a->host;
-
-	if (!c->agent.check || a->family == AF_UNIX)
-		return;
-	if (!strcmp(host, "0.0.0.0"))
-		host = "127.0.0.1";
-	else if (!strcmp(host, "::"))
-		host = "::1";
-	fprintf(f, " agent-check agent-addr %s agent-port %d agent-inter 1s agent-send \"%s\\n\"",
-	        host, a->port, server);
-}
-
-/* One pool backend; `channels`/`n` are the channels serving it. */
-static void render_pool(FILE *f, const struct realms_config *c, const char *pool,
-                        const char *what, const struct cfg_channel *const *channels, size_t n)
-{
-	fprintf(f, "backend %s\n", pool);
-	fprintf(f, "    # %s\n", what);
-	fprintf(f, "    # The agent names the credential for the first attempt; a\n"
-	           "    # redispatch picks another server of this pool (never the one\n"
-	           "    # that just failed while another is up). HAProxy tells the relay\n"
-	           "    # which one in x-realms-server.\n");
-	fprintf(f, "    balance random\n");
-	fprintf(f, "    http-send-name-header x-realms-server\n");
+	fprintf(f, "backend %s\n", VERDICT_POOL);
+	fprintf(f, "    # Every attempt goes to the relay (fe_relay), where the agent\n"
+	           "    # chooses its credential: the verdict's for the first one, then\n"
+	           "    # one of the token's group not tried yet, in tier order.\n");
 	fprintf(f, "    # Retried only before any response byte reached the client, and\n"
 	           "    # only for requests that fit in tune.bufsize (docs/failover.md).\n"
 	           "    # 425 is the relay's stand-in for an upstream 429 or 529, which\n"
-	           "    # retry-on does not take; fe_realms restores the real status.\n");
+	           "    # retry-on does not take; fe_realms restores the real status.\n"
+	           "    # A 403 or another 4xx belongs to the request: never retried.\n");
 	fprintf(f, "    retries %d\n", c->failover.attempts - 1);
-	fprintf(f, "    option redispatch 1\n");
-	fprintf(f, "    # The agent's choice stands even before the next agent-check\n"
-	           "    # has told HAProxy a breaker closed; redispatches skip servers\n"
-	           "    # that are down.\n");
-	fprintf(f, "    option persist\n");
-	fprintf(f, "    retry-on conn-failure empty-response response-timeout 401 403 425 500 502 503 504\n");
+	fprintf(f, "    retry-on conn-failure empty-response response-timeout 401 425 500 502 503 504\n");
 	fprintf(f, "    # Upstream silence that ends an attempt (failover.timeout).\n");
 	fprintf(f, "    timeout server %ds\n", c->failover.timeout_s);
-	if (c->agent.check)
-		fprintf(f, "    # Breakers: the agent answers each server's agent-check with\n"
-		           "    # \"up 100%%\" (closed or half-open) or \"down\" (open, or the\n"
-		           "    # upstream refused the key).\n");
-	for (size_t i = 0; i < n; i++)
-		for (size_t k = 0; k < channels[i]->n_creds; k++) {
-			const struct cfg_cred *cr = &channels[i]->creds[k];
-
-			if (cr->enabled)
-				fprintf(f, "    use-server %s if { var(txn.realms.server) -m str %s }\n",
-				        cr->server, cr->server);
-		}
-	for (size_t i = 0; i < n; i++)
-		for (size_t k = 0; k < channels[i]->n_creds; k++) {
-			const struct cfg_cred *cr = &channels[i]->creds[k];
-
-			if (!cr->enabled)
-				continue;
-			fprintf(f, "    server %s \"abns@${REALMS_RELAY}\" weight %d", cr->server,
-			        channels[i]->weight > 256 ? 256 : channels[i]->weight);
-			render_agent_check(f, c, cr->server);
-			fputc('\n', f);
-		}
-	fputc('\n', f);
+	fprintf(f, "    server relay \"unix@${REALMS_RELAY}\"\n\n");
 }
 
 static void render_upstream(FILE *f, const struct realms_config *c, const struct cfg_channel *ch)
@@ -116,41 +72,11 @@ static void render_upstream(FILE *f, const struct realms_config *c, const struct
 
 int render_haproxy(const struct realms_config *c, FILE *f)
 {
-	const struct cfg_channel *chs[256];
-	char pool[300];
-	struct verdict v;
-
 	fprintf(f, "# Rendered by realmsctl render-haproxy from %s.\n"
 	           "# Do not edit: change the agent's configuration and render again.\n"
 	           "# It holds no secret: keys are injected per request by the relay.\n\n",
 	           c->origin ? c->origin : "the configuration");
-	for (size_t mi = 0; mi < c->n_models; mi++) {
-		const struct cfg_model *m = &c->models[mi];
-		size_t n = 0;
-		char what[512];
-
-		if (!render_model_offered(c, mi))
-			continue;
-		for (size_t i = 0; i < m->n_routes && n < sizeof(chs) / sizeof(chs[0]); i++)
-			if (m->routes[i].channel->enabled)
-				chs[n++] = m->routes[i].channel;
-		memset(&v, 0, sizeof(v));
-		v.model = m;
-		verdict_pool_name(&v, pool, sizeof(pool));
-		snprintf(what, sizeof(what), "model %s", m->name);
-		render_pool(f, c, pool, what, chs, n);
-	}
-	if (c->agent.allow_unknown_models && c->n_wildcard) {
-		size_t n = 0;
-
-		for (size_t i = 0; i < c->n_wildcard && n < sizeof(chs) / sizeof(chs[0]); i++)
-			if (c->wildcard[i]->enabled)
-				chs[n++] = c->wildcard[i];
-		memset(&v, 0, sizeof(v));
-		verdict_pool_name(&v, pool, sizeof(pool));
-		render_pool(f, c, pool, "models not in the catalogue, passed through (allow_unknown_models)",
-		            chs, n);
-	}
+	render_pool(f, c);
 	for (size_t i = 0; i < c->n_channels; i++)
 		render_upstream(f, c, &c->channels[i]);
 	return ferror(f) ? -1 : 0;

@@ -15,6 +15,7 @@
 
 #include <realms/config.h>
 #include <realms/inspect.h>
+#include <realms/tried.h>
 #include <realms/verdict.h>
 
 static void refuse(struct verdict *v, int status, const char *type, const char *fmt, ...)
@@ -198,6 +199,47 @@ size_t verdict_session_from_user_id(const char *uid, size_t len, char *out, size
 	return 0;
 }
 
+size_t verdict_beta(struct vslice in, char *out, size_t size)
+{
+	const char *p = in.p, *end = in.len ? in.p + in.len : in.p;
+	size_t o = 0, kept = 0;
+
+	if (size)
+		out[0] = '\0';
+	while (in.len && p < end) {
+		const char *comma = memchr(p, ',', (size_t)(end - p));
+		struct vslice v = { p, (size_t)((comma ? comma : end) - p) };
+		int ok = 1;
+
+		p = comma ? comma + 1 : end;
+		v = trim(v);
+		if (!v.len || v.len > VERDICT_BETA_NAME_MAX || kept == VERDICT_BETA_MAX)
+			continue;
+		for (size_t i = 0; i < v.len && ok; i++)
+			ok = isalnum((unsigned char)v.p[i]) || strchr("._-", v.p[i]);
+		if (!ok || (v.len >= 6 && strncasecmp(v.p, "oauth-", 6) == 0))
+			continue;
+		/* A duplicate: already in out, as a whole value. */
+		for (const char *q = out; ok && q < out + o; ) {
+			const char *qe = memchr(q, ',', (size_t)(out + o - q));
+			size_t ql = (size_t)((qe ? qe : out + o) - q);
+
+			if (ql == v.len && !memcmp(q, v.p, v.len))
+				ok = 0;
+			q = qe ? qe + 1 : out + o;
+		}
+		if (!ok || o + (o ? 1 : 0) + v.len + 1 > size)
+			continue;
+		if (o)
+			out[o++] = ',';
+		memcpy(out + o, v.p, v.len);
+		o += v.len;
+		out[o] = '\0';
+		kept++;
+	}
+	return o;
+}
+
 /* The body checks; returns 0 when the model is known to the verdict. */
 static int check_body(const struct verdict_in *in, struct verdict *v)
 {
@@ -229,6 +271,12 @@ static int check_body(const struct verdict_in *in, struct verdict *v)
 	case INSPECT_TOO_COMPLEX:
 		break;
 	}
+	if (in->body_size_known && in->max_body && in->body_size > in->max_body) {
+		refuse(v, 413, "request_too_large",
+		       "request body is %llu bytes; this gateway accepts at most %llu",
+		       (unsigned long long)in->body_size, (unsigned long long)in->max_body);
+		return -1;
+	}
 	if (r->model_state == INSPECT_KEY_ABSENT) {
 		if (r->complete)
 			refuse(v, 400, "invalid_request_error", "model: Field required");
@@ -252,24 +300,22 @@ static int check_body(const struct verdict_in *in, struct verdict *v)
 	return 0;
 }
 
-/* Collects the credentials that may serve the request into c[] (allocated,
- * caller frees), with the binding of each in b[]. Counts what is bound at
- * all (enabled) in *bound. */
-static size_t candidates(const struct realms_config *cfg, const struct cfg_model *m,
-                         const char *name, size_t name_len, int group,
-                         struct sched_cand **c, const struct cfg_cred ***cr,
-                         const struct cfg_binding ***b, size_t *bound)
+int verdict_cands_build(const struct realms_config *cfg, const struct cfg_model *m,
+                        const char *name, size_t name_len, int group,
+                        struct verdict_cands *out)
 {
-	size_t n = 0, cap = cfg->n_creds ? cfg->n_creds : 1;
-
-	*bound = 0;
-	*c = malloc(cap * sizeof(**c));
-	*cr = malloc(cap * sizeof(**cr));
-	*b = malloc(cap * sizeof(**b));
-	if (!*c || !*cr || !*b)
-		return 0;
-
+	size_t cap = cfg->n_creds ? cfg->n_creds : 1;
 	size_t nch = m ? m->n_routes : cfg->n_wildcard;
+
+	memset(out, 0, sizeof(*out));
+	/* One block for the three arrays: one allocation per request. The
+	 * pointers come first, so every array is aligned. */
+	out->cred = malloc(cap * (sizeof(*out->cred) + sizeof(*out->bind) + sizeof(*out->c)));
+	if (!out->cred)
+		return -1;
+	out->bind = (const struct cfg_binding **)(out->cred + cap);
+	out->c = (struct sched_cand *)(out->bind + cap);
+
 	for (size_t i = 0; i < nch; i++) {
 		const struct cfg_channel *ch = m ? m->routes[i].channel : cfg->wildcard[i];
 		const struct cfg_binding *bind = m ? m->routes[i].binding :
@@ -282,47 +328,71 @@ static size_t candidates(const struct realms_config *cfg, const struct cfg_model
 
 			if (!cred->enabled)
 				continue;
-			(*bound)++;
+			out->bound++;
 			if (!cfg_channel_in_group(ch, group))
 				continue;
-			(*c)[n].cred_id = cred->id;
-			(*c)[n].priority = ch->priority;
-			(*c)[n].weight = ch->weight > 0 ? (uint32_t)ch->weight : 0;
-			(*cr)[n] = cred;
-			(*b)[n] = bind;
-			n++;
+			out->c[out->n].cred_id = cred->id;
+			out->c[out->n].priority = ch->priority;
+			out->c[out->n].weight = ch->weight > 0 ? (uint32_t)ch->weight : 0;
+			out->cred[out->n] = cred;
+			out->bind[out->n] = bind;
+			out->n++;
 		}
 	}
-	return n;
+	return 0;
+}
+
+void verdict_cands_free(struct verdict_cands *vc)
+{
+	free(vc->cred);
+	memset(vc, 0, sizeof(*vc));
+}
+
+/* The catalogue model a client's name refers to for serving: m (may be
+ * NULL: passed through). Returns 0, or -1 with the refusal set in v. */
+static int resolve_model(const struct realms_config *cfg, const char *name, size_t len,
+                         const struct cfg_model **m, struct verdict *v)
+{
+	*m = config_model(cfg, name, len);
+	if (*m && (*m)->enabled)
+		return 0;
+	if (!*m && !cfg_model_name_ok(name, len)) {
+		/* No configured model can have such a name, and a passed-
+		 * through one must survive HTTP headers and Redis keys as is. */
+		refuse(v, 400, "invalid_request_error",
+		       "model: not a valid model name (1 to %d of A-Z a-z 0-9 . _ - @ / + [ ])",
+		       INSPECT_MODEL_MAX);
+		return -1;
+	}
+	if (*m || !cfg->agent.allow_unknown_models || !cfg->n_wildcard) {
+		/* Unknown or disabled: strict by default. A disabled model is
+		 * never passed through, whatever the wildcard says. */
+		*m = NULL;
+		refuse(v, 404, "not_found_error", "model: %.*s", (int)len, name);
+		return -1;
+	}
+	return 0;
 }
 
 static void choose(const struct realms_config *cfg, const struct verdict_in *in,
                    int group, const struct sched_env *env, struct verdict *v)
 {
 	const struct inspect_result *r = &v->insp;
-	const struct cfg_model *m = config_model(cfg, r->model, r->model_len);
-	struct sched_cand *c = NULL;
-	const struct cfg_cred **cr = NULL;
-	const struct cfg_binding **b = NULL;
-	size_t n, bound;
+	const struct cfg_model *m;
+	struct verdict_cands vc;
 	int pick;
 
-	if (m && !m->enabled)
-		m = NULL;
-	if (!m && (config_model(cfg, r->model, r->model_len) ||
-	           !cfg->agent.allow_unknown_models || !cfg->n_wildcard)) {
-		/* Unknown or disabled: strict by default. */
-		refuse(v, 404, "not_found_error", "model: %s", r->model);
+	if (resolve_model(cfg, r->model, r->model_len, &m, v) < 0)
+		return;
+	v->model = m;
+	if (verdict_cands_build(cfg, m, r->model, r->model_len, group, &vc) < 0) {
+		refuse(v, 503, "api_error", "the gateway is out of memory; retry shortly");
 		return;
 	}
-	v->model = m;
-	n = candidates(cfg, m, r->model, r->model_len, group, &c, &cr, &b, &bound);
-	if (!c || !cr || !b) {
-		refuse(v, 503, "api_error", "the gateway is out of memory; retry shortly");
-	} else if (bound == 0) {
+	if (vc.bound == 0) {
 		/* Enabled, but nothing serves it: as unknown to the client. */
 		refuse(v, 404, "not_found_error", "model: %s", r->model);
-	} else if (n == 0) {
+	} else if (vc.n == 0) {
 		refuse(v, 403, "permission_error",
 		       "model %s is not available to this API token", r->model);
 	} else {
@@ -331,19 +401,17 @@ static void choose(const struct realms_config *cfg, const struct verdict_in *in,
 		    r->user_id_len)
 			verdict_session_from_user_id(r->user_id, r->user_id_len,
 			                             v->session, sizeof(v->session));
-		pick = sched_pick(c, n, v->session, strlen(v->session), env);
+		pick = sched_pick(vc.c, vc.n, v->session, strlen(v->session), env);
 		if (pick < 0) {
 			refuse(v, 503, "overloaded_error",
 			       "no upstream is available for model %s right now; "
 			       "retry shortly", r->model);
 		} else {
-			v->cred = cr[pick];
-			v->binding = b[pick];
+			v->cred = vc.cred[pick];
+			v->binding = vc.bind[pick];
 		}
 	}
-	free(c);
-	free(cr);
-	free(b);
+	verdict_cands_free(&vc);
 }
 
 void verdict_decide(const struct realms_config *cfg, const struct verdict_in *in,
@@ -381,6 +449,12 @@ void verdict_decide(const struct realms_config *cfg, const struct verdict_in *in
 	}
 	if (v->route == ROUTE_MODELS || v->route == ROUTE_HELLO)
 		return;
+	if (in->beta_count > 1) {
+		refuse(v, 400, "invalid_request_error",
+		       "anthropic-beta: send it once, as a comma-separated list");
+		return;
+	}
+	verdict_beta(in->beta, v->beta, sizeof(v->beta));
 	if (check_body(in, v) < 0)
 		return;
 	choose(cfg, in, group, env, v);
@@ -464,67 +538,89 @@ long verdict_models_body(const struct realms_config *cfg, int group,
 	return (long)off;
 }
 
-int verdict_pool_name(const struct verdict *v, char *out, size_t size)
+/* Availability for a retry: what sched's caller says, minus what this
+ * request already tried. */
+struct retry_env {
+	const struct sched_env *env;
+	const struct tried *tried;
+};
+
+static int retry_available(int cred_id, void *arg)
 {
-	static const char hex[] = "0123456789abcdef";
-	const char *name = v->model ? v->model->name : NULL;
-	size_t o = 5;
-	int n;
+	const struct retry_env *re = arg;
 
-	if (!name) {
-		n = snprintf(out, size, "pool__passthrough");
-		return n < 0 || (size_t)n >= size ? -1 : n;
-	}
-	/* HAProxy proxy names take letters, digits, '-', '_', '.' and ':'.
-	 * The encoding is injective, so two models never share a pool: '_'
-	 * doubles, any other byte outside that set becomes "_hh" (so a model
-	 * named "_passthrough" gets "pool___passthrough", not the
-	 * pass-through pool). */
-	if (size < 6)
-		return -1;
-	memcpy(out, "pool_", 5);
-	for (size_t i = 0; name[i]; i++) {
-		unsigned char c = (unsigned char)name[i];
-
-		if (isalnum(c) || c == '-' || c == '.' || c == ':') {
-			if (o + 1 >= size)
-				return -1;
-			out[o++] = (char)c;
-		} else if (c == '_') {
-			if (o + 2 >= size)
-				return -1;
-			out[o++] = '_';
-			out[o++] = '_';
-		} else {
-			if (o + 3 >= size)
-				return -1;
-			out[o++] = '_';
-			out[o++] = hex[c >> 4];
-			out[o++] = hex[c & 15];
-		}
-	}
-	out[o] = '\0';
-	return (int)o;
+	if (tried_has(re->tried, cred_id))
+		return 0;
+	return !re->env->available || re->env->available(cred_id, re->env->avail_arg);
 }
 
-int verdict_attempt(const struct realms_config *cfg, struct vslice server,
-                    struct vslice model, int64_t off, int64_t len, int64_t clen,
-                    struct attempt *a)
+/* The candidate for this attempt: the verdict's own choice for a first
+ * attempt (it already claimed a half-open probe), else the scheduler's
+ * pick among what this request has not tried, in the usual order: tiers,
+ * then weights or the session's stickiness, so a session's retry goes to
+ * its own second choice. When everything was tried, what is available
+ * again (an attempt beyond the number of credentials). -1: none. */
+static int attempt_pick(const struct realms_config *cfg, const struct attempt_in *in,
+                        const struct verdict_cands *vc, const struct sched_env *env)
 {
+	struct retry_env re = { env, in->tried };
+	struct sched_env renv = *env;
+	int pick;
+
+	if (in->tried->n == 0) {
+		const struct cfg_cred *p = config_cred_by_server(cfg, in->primary.p, in->primary.len);
+
+		for (size_t i = 0; p && i < vc->n; i++)
+			if (vc->cred[i] == p)
+				return (int)i;
+	}
+	renv.available = retry_available;
+	renv.avail_arg = &re;
+	pick = sched_pick(vc->c, vc->n, in->session.p, in->session.len, &renv);
+	if (pick < 0)
+		pick = sched_pick(vc->c, vc->n, in->session.p, in->session.len, env);
+	return pick;
+}
+
+int verdict_attempt(const struct realms_config *cfg, const struct attempt_in *in,
+                    const struct sched_env *env, struct attempt *a)
+{
+	const struct cfg_model *m;
+	struct verdict_cands vc;
+	struct verdict v;
+	int group, pick;
 	long q;
 	int n;
 
 	memset(a, 0, sizeof(*a));
-	a->cred = config_cred_by_server(cfg, server.p, server.len);
-	if (!a->cred) {
-		a->error = "unknown server (configuration changed?)";
+	memset(&v, 0, sizeof(v));
+	/* Everything is checked again on every attempt: the configuration
+	 * may have changed since the verdict (a disabled model, credential
+	 * or channel is never used), and the group decides which
+	 * credentials a retry may move to. */
+	if (resolve_model(cfg, in->model.p, in->model.len, &m, &v) < 0) {
+		a->error = v.status == 400 ? "invalid model name" : "model not served";
 		return -1;
 	}
-	a->binding = cfg_channel_binding(a->cred->channel, model.p, model.len);
-	if (!a->binding) {
-		a->error = "channel does not serve this model";
+	group = config_group_index(cfg, in->group.p, in->group.len);
+	if (group < 0) {
+		a->error = "unknown group";
 		return -1;
 	}
+	if (verdict_cands_build(cfg, m, in->model.p, in->model.len, group, &vc) < 0) {
+		a->error = "out of memory";
+		return -1;
+	}
+	pick = attempt_pick(cfg, in, &vc, env);
+	if (pick < 0) {
+		verdict_cands_free(&vc);
+		a->error = "no credential of the token's group is available";
+		return -1;
+	}
+	a->cred = vc.cred[pick];
+	a->binding = vc.bind[pick];
+	verdict_cands_free(&vc);
+
 	n = snprintf(a->backend, sizeof(a->backend), "up_%s", a->cred->channel->name);
 	if (n < 0 || (size_t)n >= sizeof(a->backend)) {
 		a->error = "channel name too long";
@@ -532,7 +628,7 @@ int verdict_attempt(const struct realms_config *cfg, struct vslice server,
 	}
 	if (!a->binding->rewrite || !a->binding->upstream)
 		return 0;
-	if (off < 0 || len < 2 || (clen >= 0 && clen < off + len)) {
+	if (in->off < 0 || in->len < 2 || (in->clen >= 0 && in->clen < in->off + in->len)) {
 		a->error = "model position unknown";
 		return -1;
 	}
@@ -544,6 +640,6 @@ int verdict_attempt(const struct realms_config *cfg, struct vslice server,
 	}
 	a->rewrite = 1;
 	a->model_new_len = (size_t)q;
-	a->clen_new = clen >= 0 ? clen - len + q : -1;
+	a->clen_new = in->clen >= 0 ? in->clen - in->len + q : -1;
 	return 0;
 }

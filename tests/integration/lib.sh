@@ -236,7 +236,8 @@ start_gateway() {
 	export REALMS_AGENT_ADDR="unix@$T_DIR/agent.sock"
 	export REALMS_HAPROXY_DIR="$T_DIR/hp"
 	export REALMS_LUA="$REALMS_SRC/lua-shim/realms.lua"
-	export REALMS_RELAY="realms-relay-$$-$GW_PORT"
+	# The relay: a unix socket in the test's own directory (mode 700).
+	export REALMS_RELAY="$T_DIR/relay.sock"
 	# The mirror, when the configuration has one (agent.mirror).
 	export REALMS_MIRROR=${GW_MIRROR:-}
 	start_agent -c "$cfg" -l "unix:$T_DIR/agent.sock"

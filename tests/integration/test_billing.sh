@@ -11,12 +11,11 @@
 start_redis "" --appendonly yes --appendfsync always || { fail "redis"; finish; }
 RPORT=$REDIS_PORT
 start_mock up
-MIRROR=$(free_port)
 ADMIN=$(free_port)
 cat >"$T_DIR/realms.json" <<JSON
 {
   "redis": "127.0.0.1:$RPORT",
-  "agent": { "threads": 2, "mirror": "127.0.0.1:$MIRROR", "spool": "$T_DIR/spool",
+  "agent": { "threads": 2, "mirror": "$T_DIR/mirror.sock", "spool": "$T_DIR/spool",
              "admin": "127.0.0.1:$ADMIN" },
   "models": [ {"name": "claude-sonnet-4-5", "enabled": true} ],
   "channels": [
@@ -26,7 +25,7 @@ cat >"$T_DIR/realms.json" <<JSON
   ]
 }
 JSON
-GW_MIRROR="127.0.0.1:$MIRROR" start_gateway "$T_DIR/realms.json" || { fail "gateway"; finish; }
+GW_MIRROR="$T_DIR/mirror.sock" start_gateway "$T_DIR/realms.json" || { fail "gateway"; finish; }
 export REALMS_REDIS="127.0.0.1:$RPORT"
 TOK=$("$REALMS_BIN/realmsctl" token add --name biller 2>/dev/null)
 URL="http://127.0.0.1:$GW_PORT/v1/messages"

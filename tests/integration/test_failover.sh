@@ -3,24 +3,26 @@
 # preferred (priority 10), b and c are the fallbacks. Each retryable failure
 # of a moves the request to b or c and the client sees one clean answer; an
 # error after the stream started is not retried; when every attempt fails
-# the client gets the last upstream's real status and body; breakers open,
-# go half-open, probe and close; a 429's retry-after keeps the credential
-# out that long; a 401 takes it out until a reload; the retried request is
-# billed once, to the channel that answered; a request larger than the
-# retry buffer is not retried.
+# the client gets the last upstream's real status and body, each credential
+# tried once; breakers open, go half-open, probe and close; a 429's
+# retry-after keeps the credential out that long; a 403 belongs to the
+# request (not retried, not counted: no outage); a 401 only makes the key
+# suspect until a probe with the key alone says whether the provider
+# refuses it, and a passing probe puts it back without a reload; an OAuth
+# anthropic-beta never reaches the provider; the retried request is billed
+# once, to the channel that answered; a request larger than the retry
+# buffer is not retried.
 . "$(dirname "$0")/lib.sh"
 
 start_redis || { fail "redis"; finish; }
 start_mock a; PORT_A=$MOCK_PORT; MOCK_A_PID=$SPAWNED
 start_mock b; PORT_B=$MOCK_PORT
 start_mock c; PORT_C=$MOCK_PORT
-MIRROR=$(free_port)
-CHECK=$(free_port)
 ADMIN=$(free_port)
 cat >"$T_DIR/realms.json" <<JSON
 {
   "redis": "127.0.0.1:$REDIS_PORT",
-  "agent": { "threads": 2, "mirror": "127.0.0.1:$MIRROR", "check": "127.0.0.1:$CHECK",
+  "agent": { "threads": 2, "mirror": "$T_DIR/mirror.sock",
              "admin": "127.0.0.1:$ADMIN", "spool": "$T_DIR/spool" },
   "failover": { "attempts": 3, "failures": 2, "cooldown": 3, "timeout": 2 },
   "models": [ {"name": "claude-sonnet-4-5", "enabled": true} ],
@@ -37,28 +39,27 @@ cat >"$T_DIR/realms.json" <<JSON
   ]
 }
 JSON
-GW_MIRROR="127.0.0.1:$MIRROR" start_gateway "$T_DIR/realms.json" || { fail "gateway"; finish; }
+GW_MIRROR="$T_DIR/mirror.sock" start_gateway "$T_DIR/realms.json" || { fail "gateway"; finish; }
 export REALMS_REDIS="127.0.0.1:$REDIS_PORT"
 TOK=$("$REALMS_BIN/realmsctl" token add --name dev 2>/dev/null)
 URL="http://127.0.0.1:$GW_PORT/v1/messages"
 DAY=$(date -u +%Y%m%d)
 
-grep -q "agent-check agent-addr 127.0.0.1 agent-port $CHECK" "$T_DIR/hp/channels.cfg" &&
-	ok "rendered: pool servers ask the agent (agent-check)" || fail "rendered: no agent-check"
 grep -q "retries 2" "$T_DIR/hp/channels.cfg" && ok "rendered: attempts 3 = retries 2" ||
 	fail "rendered: retries"
+grep -q "agent-check" "$T_DIR/hp/channels.cfg" && fail "rendered: an agent-check" ||
+	ok "rendered: no agent-check (the agent chooses every attempt's credential)"
+grep -q "retry-on .* 403" "$T_DIR/hp/channels.cfg" && fail "rendered: 403 is retried" ||
+	ok "rendered: a 403 is never retried"
 
 port_of() { case $1 in a) echo "$PORT_A" ;; b) echo "$PORT_B" ;; c) echo "$PORT_C" ;; esac; }
 stats() { curl -s --max-time 5 "http://127.0.0.1:$(port_of "$1")/mock/stats"; }
 msgs() { stats "$1" | sed -n 's/.*"messages":\([0-9]*\).*/\1/p'; }
 mfail() { curl -s -o /dev/null --max-time 5 -X POST "http://127.0.0.1:$(port_of "$1")/mock/fail" -d "$2"; }
+mauth() { curl -s -o /dev/null --max-time 5 -X POST "http://127.0.0.1:$(port_of "$1")/mock/auth" -d "{\"refuse\":$2}"; }
+models() { stats "$1" | sed -n 's/.*"by_status":{\([^}]*\)}.*/\1/p'; }
 metric() { curl -s --max-time 5 "http://127.0.0.1:$ADMIN/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 bstate() { metric "realms_breaker_state{server=\"$1--k\"}"; }
-# HAProxy's view of a pool server: its operational state in "show servers
-# state" (0 down, 2 up).
-hstate() {
-	haproxy_cmd "show servers state" | awk -v s="$1--k" '$2 ~ /^pool_/ && $4 == s { print ($6 == 0 ? "DOWN" : $6 == 2 ? "UP" : $6) }'
-}
 # wait_until CMD EXPECTED [TENTHS]: until CMD prints EXPECTED (bounded).
 wait_until() {
 	for _ in $(seq "${3:-50}"); do
@@ -136,9 +137,10 @@ for st in 529 500; do
 	assert_eq "$(cat "$T_DIR/out")" "{\"type\":\"error\",\"error\":{\"type\":\"$want}}" \
 		"all fail with $st: the upstream's own body"
 	assert_eq "$(( $(delta a) + $(delta bc) ))" 3 "all fail with $st: exactly 3 attempts"
+	assert_eq "$(delta a)/$(( $(msgs b) - B0 ))/$(( $(msgs c) - C0 ))" "1/1/1" \
+		"all fail with $st: each credential tried once (the agent remembers the request's tries)"
 	for m in a b c; do mfail "$m" '{"status":503,"count":0}'; done
-	# The third attempt may return to a (never twice in a row): a may
-	# have opened. Let the cooldown pass and the probes close everything.
+	# Let the cooldown pass and the probes close everything.
 	sleep 3.2
 	for _ in 1 2 3 4; do req -H "x-claude-code-session-id: s$RANDOM"; done
 done
@@ -151,17 +153,13 @@ req; req
 # Attempt results reach the agent a few ms after the answer: wait for them.
 wait_until "bstate a" 1 20
 assert_eq "$(bstate a)" 1 "breaker: open after 2 consecutive failures"
-grep -q 'credential a--k: 2 consecutive failures' "$T_DIR/agent.log" &&
+grep -q 'credential a--k: 2 requests failed in a row' "$T_DIR/agent.log" &&
 	ok "breaker: the opening is logged" || fail "breaker: no log line"
-wait_until "hstate a" DOWN 30 && ok "breaker: HAProxy sees the server down (agent-check)" ||
-	fail "breaker: HAProxy says '$(hstate a)'"
 snap
 for _ in 1 2 3; do req; done
 assert_eq "$(delta a)/$(delta bc)" "0/3" "breaker open: nothing reaches a"
 sleep 3.2
 assert_eq "$(bstate a)" 2 "breaker: half-open after the cooldown"
-wait_until "hstate a" UP 30 && ok "breaker: HAProxy sees half-open as up" ||
-	fail "breaker: HAProxy says '$(hstate a)' when half-open"
 snap
 req
 clean_stream && ok "failed probe: the client still gets a clean stream" || fail "probe: $CODE"
@@ -226,25 +224,73 @@ wait_until "bstate a" 0 20
 assert_eq "$(bstate a)" 0 "a's probe answered: closed"
 assert_match "$(bstate b)$(bstate c)" '^[02][02]$' "b and c: no longer open"
 
-# --- 7. a 401 takes the credential out until the configuration is reloaded --------
+# --- 7. a 403 belongs to the request: not retried, not counted, no outage ------
+snap
+for _ in 1 2 3 4 5 6; do req -H 'x-mock-status: 403'; done
+assert_eq "$CODE" 403 "403: the client gets the upstream's 403"
+assert_match "$(cat "$T_DIR/out")" '"type":"permission_error"' "403: with its body"
+assert_eq "$(delta a)/$(delta bc)" "6/0" "403: never retried on another credential"
+assert_eq "$(bstate a)" 0 "403: the credential stays closed"
+req
+assert_eq "$CODE/$(delta a)" "200/7" "403: the next request is served by a (no outage)"
+
+# --- 8. a 401 makes the key suspect; a probe with the key alone decides ----------
+# The request was odd (the provider refused it, not the key): the probe
+# passes and the credential never leaves service.
 mfail a '{"status":401}'
 snap
 req
-clean_stream && ok "401 at a: retried, one clean stream" || fail "401: $CODE"
-wait_until "bstate a" 3 20
-assert_eq "$(bstate a)" 3 "401: credential revoked"
-grep -q 'credential a--k: the upstream answered 401 (key refused); out of service until the configuration is reloaded' \
-	"$T_DIR/agent.log" && ok "401: logged" || fail "401: no log line"
-sleep 3.5
+clean_stream && ok "401 to one request at a: retried, one clean stream" || fail "401: $CODE"
+assert_eq "$(delta a)/$(delta bc)" "1/1" "401: one attempt at a, then b or c"
+grep -q 'credential a--k: the upstream answered 401 to a request; probing the key' \
+	"$T_DIR/agent.log" && ok "401: the suspicion is logged" || fail "401: no log line"
+wait_until "metric realms_key_probes_ok_total" 1 50 && ok "401: the key probe passed" ||
+	fail "401: probes ok=$(metric realms_key_probes_ok_total)"
+assert_eq "$(bstate a)" 0 "401 to a request: the key is fine, the credential closed"
+rec=$(grep -l '^GET /v1/models' "$T_DIR"/rec-a/*.req | tail -1)
+[ -n "$rec" ] && grep -qi '^x-api-key: sk-up-a' "$rec" && grep -qi '^authorization: Bearer sk-up-a' "$rec" &&
+	ok "401: the probe used a's key alone (GET /v1/models)" || fail "401: no probe at a"
 req
-assert_eq "$(delta a)" 1 "401: still out after the cooldown"
-kill -HUP "$AGENT_PID"
-wait_until "bstate a" 0 30 && ok "reload: the credential is back" || fail "reload: state $(bstate a)"
-wait_until "hstate a" UP 30 || true
-req
-assert_eq "$CODE/$(delta a)" "200/2" "reload: a answers again"
+assert_eq "$CODE/$(delta a)" "200/2" "401 to a request: a keeps serving"
 
-# --- 8. the retried request is billed once, to the channel that answered -----------
+# The key is really refused: the probe confirms, the credential leaves
+# service, is probed every cooldown, and comes back when the key works.
+mauth a true
+snap
+req
+clean_stream && ok "refused key: the client still gets a clean stream" || fail "refused key: $CODE"
+wait_until "bstate a" 3 50
+assert_eq "$(bstate a)" 3 "refused key: revoked after the probe's 401"
+grep -q 'credential a--k: the upstream refuses the key (401 to a probe); out of service' \
+	"$T_DIR/agent.log" && ok "refused key: logged" || fail "refused key: no log line"
+snap
+for _ in 1 2 3; do req; done
+assert_eq "$(delta a)/$(delta bc)" "0/3" "refused key: nothing reaches a"
+mauth a false
+wait_until "bstate a" 0 60 && ok "key accepted again: back in service after a probe, without a reload" ||
+	fail "key accepted again: state $(bstate a)"
+req
+assert_eq "$CODE/$(delta a)" "200/1" "key accepted again: a serves"
+# A reload forgives a revoked key at once.
+mauth a true
+req
+wait_until "bstate a" 3 50
+mauth a false
+kill -HUP "$AGENT_PID"
+wait_until "bstate a" 0 30 && ok "reload: a revoked key is back" || fail "reload: state $(bstate a)"
+
+# --- 9. an OAuth anthropic-beta never reaches the provider -----------------------
+# Such a beta makes the provider read the injected Bearer key as an OAuth
+# token (401 on every credential): the agent removes it.
+snap
+req -H 'anthropic-beta: claude-code-20250219,oauth-2025-04-20'
+assert_eq "$CODE" 200 "oauth beta: the request is served"
+rec=$(ls "$T_DIR"/rec-a/*.req | tail -1)
+grep -qi '^anthropic-beta: claude-code-20250219' "$rec" && ! grep -qi 'oauth-' "$rec" &&
+	ok "oauth beta: removed, the others passed on" || fail "oauth beta: $(grep -i anthropic-beta "$rec")"
+assert_eq "$(bstate a)" 0 "oauth beta: no credential is suspected"
+
+# --- 10. the retried request is billed once, to the channel that answered -----------
 bill() { v=$(rcli HGET "realms:usage:$1:$DAY" requests); echo "${v:-0}"; }
 sleep 1
 m0=$(bill model:claude-sonnet-4-5); a0=$(bill channel:a); bc0=$(( $(bill channel:b) + $(bill channel:c) ))
@@ -258,7 +304,7 @@ assert_eq "$(( $(bill model:claude-sonnet-4-5) - m0 ))" 1 "billing: billed once"
 assert_eq "$(( $(bill channel:a) - a0 ))/$(( $(bill channel:b) + $(bill channel:c) - bc0 ))" "0/1" \
 	"billing: to the channel that answered"
 
-# --- 9. a request larger than the retry buffer is not retried ----------------------
+# --- 11. a request larger than the retry buffer is not retried ----------------------
 head -c 200000 /dev/zero | tr '\0' 'x' >"$T_DIR/pad"
 printf '{"model":"claude-sonnet-4-5","max_tokens":5,"messages":[{"role":"user","content":"%s"}]}' \
 	"$(cat "$T_DIR/pad")" >"$T_DIR/big.json"

@@ -13,7 +13,7 @@ AGENT_TCP=$(free_port)
 export AGENT_SOCK="$T_DIR/agent.sock"
 export SPOE_CONF="$REALMS_SRC/tests/integration/inspect.spoe"
 
-start_agent -l "unix:$AGENT_SOCK" -l "127.0.0.1:$AGENT_TCP" -t 2
+start_agent -T -l "unix:$AGENT_SOCK" -l "127.0.0.1:$AGENT_TCP" -t 2
 wait_file "$AGENT_SOCK" 10 || { fail "agent did not start"; finish; }
 wait_tcp "$AGENT_TCP" 10
 start_haproxy "$REALMS_SRC/tests/integration/inspect.cfg" || { fail "haproxy config"; finish; }
@@ -129,7 +129,7 @@ assert_eq "$?" 0 "agent exits 0 on SIGTERM"
 wait_status DOWN && ok "spop-check: agent seen DOWN when stopped" || fail "still $(server_status)"
 h=$(post "$FIXTURES/messages-1.json" -H 'content-type: application/json')
 assert_eq "$(hdr x-model "$h")" "" "no vars while the agent is down"
-start_agent -l "unix:$AGENT_SOCK" -l "127.0.0.1:$AGENT_TCP" -t 1
+start_agent -T -l "unix:$AGENT_SOCK" -l "127.0.0.1:$AGENT_TCP" -t 1
 wait_status UP && ok "spop-check: agent UP again after restart" || fail "not UP after restart"
 h=$(post "$FIXTURES/messages-1.json" -H 'content-type: application/json')
 assert_eq "$(hdr x-model "$h")" claude-sonnet-4-5 "served after agent restart"

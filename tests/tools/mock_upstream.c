@@ -107,6 +107,7 @@ struct mu_req {
 	int expect_continue, sent_continue;
 	size_t key_off, key_len, auth_off, auth_len;
 	int n_key, n_auth;
+	int oauth_beta;           /* anthropic-beta holds an oauth-* value */
 	const char *bad_hdr;      /* first x-mock-* header with a bad value */
 	long status, retry_after, error_after, close_after, stall_after;
 	long fb_delay, delay, deltas, delta_bytes;   /* -1: absent */
@@ -177,6 +178,7 @@ static struct {
 	struct mu_stats st;
 	int fail_status;
 	unsigned long fail_count;
+	int refuse_key;           /* /mock/auth: every /v1/ request gets 401 */
 	long fail_close_after, fail_stall_after;   /* -1: none */
 	unsigned long long rec_seq, resp_seq;
 } g;
@@ -542,6 +544,13 @@ static void head_field(struct mu_req *rq, const char *base, const char *n, size_
 		rq->auth_off = (size_t)(v - base);
 		rq->auth_len = vl;
 		rq->n_auth++;
+	} else if (hname_is(n, nl, "anthropic-beta")) {
+		/* As Anthropic does: an OAuth beta makes the Bearer an OAuth
+		 * token, which an API key is not. */
+		for (size_t i = 0; i + 6 <= vl; i++)
+			if ((i == 0 || v[i - 1] == ',' || v[i - 1] == ' ') &&
+			    !strncasecmp(v + i, "oauth-", 6))
+				rq->oauth_beta = 1;
 	} else if (nl > 7 && !strncasecmp(n, "x-mock-", 7)) {
 		if (hname_is(n, nl, "x-mock-status"))
 			mock_int(rq, "x-mock-status", v, vl, 200, 599, &rq->status);
@@ -821,9 +830,13 @@ static void head_begin(struct conn *c, int status, const char *ctype)
 {
 	c->pend.len = 0;
 	c->pl.status = status;
+	/* Like Anthropic's, the answer names the account behind the key and
+	 * its limits: a gateway must not pass these on. */
 	buf_addf(&c->pend, "HTTP/1.1 %d %s\r\ncontent-type: %s\r\n"
-		 "request-id: req_mock_%llu\r\nx-mock-name: %s\r\n",
-		 status, status_text(status), ctype, ++g.resp_seq, g.name);
+		 "request-id: req_mock_%llu\r\nx-mock-name: %s\r\n"
+		 "anthropic-organization-id: org-mock-%s\r\n"
+		 "anthropic-ratelimit-requests-limit: 4000\r\n",
+		 status, status_text(status), ctype, ++g.resp_seq, g.name, g.name);
 	if (!c->rq.keep_alive)
 		buf_adds(&c->pend, "connection: close\r\n");
 	else if (c->rq.http10)
@@ -1476,6 +1489,7 @@ static void do_control(struct conn *c, const char *path, size_t plen)
 		memset(s, 0, sizeof(*s));
 		g.fail_count = 0;
 		g.fail_status = 0;
+		g.refuse_key = 0;
 		buf_adds(&c->ev, "{\"ok\":true}");
 		reply_json(c, 200);
 	} else if (plen == 10 && !memcmp(path, "/mock/fail", 10)) {
@@ -1497,6 +1511,18 @@ static void do_control(struct conn *c, const char *path, size_t plen)
 		g.fail_close_after = f[2].v ? (long)ca : -1;
 		g.fail_stall_after = f[3].v ? (long)sa : -1;
 		buf_addf(&c->ev, "{\"ok\":true,\"status\":%llu,\"count\":%llu}", st, cnt);
+		reply_json(c, 200);
+	} else if (plen == 10 && !memcmp(path, "/mock/auth", 10)) {
+		struct js_field f[1] = { { "refuse", NULL, NULL } };
+
+		if (js_root(body, body + blen, f, 1) < 0 || !f[0].v ||
+		    !((f[0].ve - f[0].v == 4 && !memcmp(f[0].v, "true", 4)) ||
+		      (f[0].ve - f[0].v == 5 && !memcmp(f[0].v, "false", 5)))) {
+			reply_error(c, 400, "mock: want {\\\"refuse\\\":true|false}");
+			return;
+		}
+		g.refuse_key = *f[0].v == 't';
+		buf_addf(&c->ev, "{\"ok\":true,\"refuse\":%s}", g.refuse_key ? "true" : "false");
 		reply_json(c, 200);
 	} else {
 		reply_error(c, 404, "mock: unknown control endpoint");
@@ -1594,8 +1620,12 @@ static void dispatch(struct conn *c)
 		reply_error(c, 400, msg);
 		return;
 	}
-	if (g.key && !key_ok(c)) {
+	if ((g.key && !key_ok(c)) || g.refuse_key) {
 		reply_error(c, 401, "invalid x-api-key");
+		return;
+	}
+	if (rq->oauth_beta && rq->n_auth) {
+		reply_error(c, 401, "OAuth authentication is currently not supported.");
 		return;
 	}
 	if (c->pl.is_msg)

@@ -175,7 +175,6 @@ static void test_full_example(void **state)
 	assert_string_equal(c->agent.mirror, "127.0.0.1:12346");
 	assert_string_equal(c->agent.admin, "127.0.0.1:9180");
 	assert_int_equal(c->agent.admin_addr.port, 9180);
-	assert_null(c->agent.check);
 	assert_int_equal(c->agent.threads, 2);
 	assert_int_equal(c->agent.body_prefix, 65536);
 	assert_false(c->agent.allow_unknown_models);
@@ -540,7 +539,7 @@ static void test_failover_section(void **state)
 		"\"models\": [\"m\"],\n"
 		"\"channels\": [{\"name\": \"a\", \"base_url\": \"https://a.example\",\n"
 		" \"credentials\": [{\"name\": \"k\", \"key\": \"sk-1\"}], \"models\": [\"m\"]}]}\n"));
-	expect_error("agent.check", 2, "agent-check speaks TCP only");
+	expect_at(CFG_WARNING, "agent.check", 2, "no longer used");
 	expect_error("failover.attempts", 3, "must be an integer from 1 to 10");
 	expect_error("failover.failures", 3, "must be an integer from 1 to 1000");
 	expect_error("failover.cooldown", 4, "must be an integer, not a string");
@@ -761,8 +760,10 @@ static void test_addresses(void **state)
 	assert_int_equal(c->redis_addr.family, AF_UNIX);
 	assert_int_equal(c->agent.n_listen, 1);
 	assert_int_equal(c->agent.listen_addr[0].family, AF_INET6);
-	assert_int_equal(c->agent.check_addr.port, 12347);
 	config_unref(c);
+	/* agent.check is no longer used: a warning, so older files load. */
+	expect_at(CFG_WARNING, "agent.check", 1, "no longer used: the agent chooses the credential "
+	               "of every attempt, so HAProxy needs no agent-check; remove it");
 }
 
 /* ---- base URLs -------------------------------------------------------- */

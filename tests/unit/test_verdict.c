@@ -17,6 +17,7 @@
 
 #include <realms/config.h>
 #include <realms/inspect.h>
+#include <realms/tried.h>
 #include <realms/verdict.h>
 
 /* ---- helpers -------------------------------------------------------- */
@@ -758,7 +759,7 @@ static void test_decide_unknown_and_disabled_model(void **state)
 	decide_body(cfg, "{\"model\":\"M-A\"}", "default", &v);
 	assert_refused(&v, 404, "not_found_error", "model: M-A");
 	decide_body(cfg, "{\"model\":\"\"}", "default", &v);
-	assert_refused(&v, 404, "not_found_error", "model: ");
+	assert_int_equal(v.status, 400);
 	/* The decoded name is what counts. */
 	decide_body(cfg, "{\"model\":\"m\\u002da\"}", "default", &v);
 	assert_allowed(&v);
@@ -1089,7 +1090,6 @@ static void test_decide_passthrough(void **state)
 {
 	struct realms_config *cfg = parse_pass(1);
 	struct verdict v;
-	char pool[64];
 
 	decide_body(cfg, "{\"model\":\"claude-future-9\"}", "default", &v);
 	assert_allowed(&v);
@@ -1098,16 +1098,22 @@ static void test_decide_passthrough(void **state)
 	assert_string_equal(v.cred->server, "wild--k");
 	assert_string_equal(v.binding->model, "*");
 	assert_false(v.binding->rewrite);
-	assert_int_equal(verdict_pool_name(&v, pool, sizeof(pool)), 17);
-	assert_string_equal(pool, "pool__passthrough");
 
-	/* A catalogue model still uses its exact binding and its pool. */
+	/* A catalogue model still uses its exact binding. */
 	decide_body(cfg, "{\"model\":\"m-a\"}", "default", &v);
 	assert_allowed(&v);
 	assert_non_null(v.model);
 	assert_string_equal(v.binding->upstream, "up-a");
-	assert_int_equal(verdict_pool_name(&v, pool, sizeof(pool)), 8);
-	assert_string_equal(pool, "pool_m-a");
+
+	/* A passed-through name obeys the model-name charset: a comma or a
+	 * space would be split or trimmed in the internal headers. */
+	decide_body(cfg, "{\"model\":\"x,m-off\"}", "default", &v);
+	assert_refused(&v, 400, "invalid_request_error",
+	               "model: not a valid model name (1 to 256 of A-Z a-z 0-9 . _ - @ / + [ ])");
+	decide_body(cfg, "{\"model\":\"m-off \"}", "default", &v);
+	assert_int_equal(v.status, 400);
+	decide_body(cfg, "{\"model\":\" m-a\"}", "default", &v);
+	assert_int_equal(v.status, 400);
 
 	/* A disabled model is not passed through as if unknown. */
 	decide_body(cfg, "{\"model\":\"m-off\"}", "default", &v);
@@ -1139,41 +1145,6 @@ static void test_decide_passthrough(void **state)
 	decide_body(cfg, "{\"model\":\"x-1\"}", "r", &v);
 	assert_allowed(&v);
 	assert_null(v.model);
-	config_unref(cfg);
-}
-
-/* ---- verdict_pool_name ---------------------------------------------- */
-
-static void test_pool_name(void **state)
-{
-	struct realms_config *cfg = parse(MAIN_CFG);
-	struct verdict v;
-	char out[64];
-
-	memset(&v, 0, sizeof(v));
-	v.model = config_model(cfg, "m-a", 3);
-	assert_non_null(v.model);
-	assert_int_equal(verdict_pool_name(&v, out, sizeof(out)), 8);
-	assert_string_equal(out, "pool_m-a");
-	/* Exactly enough room, then one byte short. */
-	assert_int_equal(verdict_pool_name(&v, out, 9), 8);
-	assert_string_equal(out, "pool_m-a");
-	assert_int_equal(verdict_pool_name(&v, out, 8), -1);
-	assert_int_equal(verdict_pool_name(&v, out, 5), -1);
-	assert_int_equal(verdict_pool_name(&v, out, 0), -1);
-
-	/* Bytes HAProxy names do not take become "_hh" and '_' doubles, so
-	 * the mapping is injective: "a@b" and "a_b" never share a pool. */
-	v.model = config_model(cfg, "claude@x/y+z[1]", 15);
-	assert_non_null(v.model);
-	assert_int_equal(verdict_pool_name(&v, out, sizeof(out)), 30);
-	assert_string_equal(out, "pool_claude_40x_2fy_2bz_5b1_5d");
-
-	v.model = NULL;
-	assert_int_equal(verdict_pool_name(&v, out, sizeof(out)), 17);
-	assert_string_equal(out, "pool__passthrough");
-	assert_int_equal(verdict_pool_name(&v, out, 18), 17);
-	assert_int_equal(verdict_pool_name(&v, out, 17), -1);
 	config_unref(cfg);
 }
 
@@ -1393,56 +1364,73 @@ static void test_session_from_user_id(void **state)
 
 /* ---- verdict_attempt ------------------------------------------------ */
 
+/* One attempt: primary is the verdict's credential; tried lists the
+ * server names the request already used (NULL-terminated), in order. */
+static int attempt_with(const struct realms_config *cfg, const char *primary, const char *model,
+                        const char *group, const char *session, int64_t off, int64_t len,
+                        int64_t clen, const char *const *tried, struct attempt *a)
+{
+	static uint64_t seed = 99;
+	struct sched_env env = env_with(&seed);
+	struct tried t = { 0 };
+	struct attempt_in in = {
+		.primary = { primary, strlen(primary) },
+		.model = { model, strlen(model) },
+		.group = { group, strlen(group) },
+		.session = { session, strlen(session) },
+		.off = off, .len = len, .clen = clen, .tried = &t,
+	};
+
+	for (size_t i = 0; tried && tried[i]; i++) {
+		const struct cfg_cred *c = config_cred_by_server(cfg, tried[i], strlen(tried[i]));
+
+		assert_non_null(c);
+		t.cred[t.n++] = c->id;
+	}
+	t.generation = cfg->generation;
+	return verdict_attempt(cfg, &in, &env, a);
+}
+
+#define ATTEMPT(cfg, srv, model, off, len, clen, a) \
+	attempt_with((cfg), (srv), (model), "default", "", (off), (len), (clen), NULL, (a))
+
 static void test_attempt_errors(void **state)
 {
 	struct realms_config *cfg = parse(REWRITE_CFG);
 	struct attempt a;
 
-	assert_int_equal(verdict_attempt(cfg, S("nosuch--k"), S("claude-sonnet-4-5"),
-	                                 9, 19, 100, &a), -1);
-	assert_string_equal(a.error, "unknown server (configuration changed?)");
-	assert_null(a.cred);
-	assert_int_equal(verdict_attempt(cfg, S(""), S("claude-sonnet-4-5"), 9, 19, 100, &a), -1);
-	assert_string_equal(a.error, "unknown server (configuration changed?)");
-	assert_int_equal(verdict_attempt(cfg, S("long"), S("claude-sonnet-4-5"),
-	                                 9, 19, 100, &a), -1);
-	assert_string_equal(a.error, "unknown server (configuration changed?)");
-
-	assert_int_equal(verdict_attempt(cfg, S("other--k"), S("claude-sonnet-4-5"),
-	                                 9, 19, 100, &a), -1);
-	assert_string_equal(a.error, "channel does not serve this model");
-	assert_int_equal(verdict_attempt(cfg, S("long--k"), S("m-x"), 9, 5, 100, &a), -1);
-	assert_string_equal(a.error, "channel does not serve this model");
-	assert_int_equal(verdict_attempt(cfg, S("long--k"), S("claude-future-9"),
-	                                 9, 17, 100, &a), -1);
-	assert_string_equal(a.error, "channel does not serve this model");
+	/* A primary that does not serve the model is only a hint: the
+	 * credential comes from the model's own candidates. */
+	assert_int_equal(ATTEMPT(cfg, "long--k", "m-x", 9, 5, 100, &a), 0);
+	assert_string_equal(a.cred->server, "other--k");
+	/* The model: unknown, or not a model name at all. */
+	assert_int_equal(ATTEMPT(cfg, "long--k", "claude-future-9", 9, 17, 100, &a), -1);
+	assert_string_equal(a.error, "model not served");
+	assert_int_equal(ATTEMPT(cfg, "long--k", "x,claude-sonnet-4-5", 9, 17, 100, &a), -1);
+	assert_string_equal(a.error, "invalid model name");
+	assert_int_equal(attempt_with(cfg, "long--k", "claude-sonnet-4-5", "nosuch", "",
+	                              9, 19, 100, NULL, &a), -1);
+	assert_string_equal(a.error, "unknown group");
 
 	/* The position, when a rewrite needs it. */
-	assert_int_equal(verdict_attempt(cfg, S("long--k"), S("claude-sonnet-4-5"),
-	                                 -1, 19, 100, &a), -1);
+	assert_int_equal(ATTEMPT(cfg, "long--k", "claude-sonnet-4-5", -1, 19, 100, &a), -1);
 	assert_string_equal(a.error, "model position unknown");
 	assert_int_equal(a.rewrite, 0);
-	assert_int_equal(verdict_attempt(cfg, S("long--k"), S("claude-sonnet-4-5"),
-	                                 9, 1, 100, &a), -1);
+	assert_int_equal(ATTEMPT(cfg, "long--k", "claude-sonnet-4-5", 9, 1, 100, &a), -1);
 	assert_string_equal(a.error, "model position unknown");
-	assert_int_equal(verdict_attempt(cfg, S("long--k"), S("claude-sonnet-4-5"),
-	                                 9, 0, 100, &a), -1);
+	assert_int_equal(ATTEMPT(cfg, "long--k", "claude-sonnet-4-5", 9, 0, 100, &a), -1);
 	assert_string_equal(a.error, "model position unknown");
-	assert_int_equal(verdict_attempt(cfg, S("long--k"), S("claude-sonnet-4-5"),
-	                                 9, -1, -1, &a), -1);
+	assert_int_equal(ATTEMPT(cfg, "long--k", "claude-sonnet-4-5", 9, -1, -1, &a), -1);
 	assert_string_equal(a.error, "model position unknown");
-	assert_int_equal(verdict_attempt(cfg, S("long--k"), S("claude-sonnet-4-5"),
-	                                 9, 19, 27, &a), -1);
+	assert_int_equal(ATTEMPT(cfg, "long--k", "claude-sonnet-4-5", 9, 19, 27, &a), -1);
 	assert_string_equal(a.error, "model position unknown");
 	/* The token ending exactly at the body's end is in range. */
-	assert_int_equal(verdict_attempt(cfg, S("long--k"), S("claude-sonnet-4-5"),
-	                                 9, 19, 28, &a), 0);
+	assert_int_equal(ATTEMPT(cfg, "long--k", "claude-sonnet-4-5", 9, 19, 28, &a), 0);
 	assert_int_equal(a.rewrite, 1);
 	assert_int_equal(a.clen_new, 28 - 19 + 28);
 
 	/* Without a rewrite the position does not matter. */
-	assert_int_equal(verdict_attempt(cfg, S("same--k"), S("claude-sonnet-4-5"),
-	                                 -1, 0, -1, &a), 0);
+	assert_int_equal(ATTEMPT(cfg, "same--k", "claude-sonnet-4-5", -1, 0, -1, &a), 0);
 	assert_null(a.error);
 	assert_int_equal(a.rewrite, 0);
 	config_unref(cfg);
@@ -1454,8 +1442,7 @@ static void test_attempt_no_rewrite(void **state)
 	struct attempt a;
 
 	memset(&a, 0x5a, sizeof(a));
-	assert_int_equal(verdict_attempt(cfg, S("same--k"), S("claude-sonnet-4-5"),
-	                                 9, 19, 1000, &a), 0);
+	assert_int_equal(ATTEMPT(cfg, "same--k", "claude-sonnet-4-5", 9, 19, 1000, &a), 0);
 	assert_null(a.error);
 	assert_non_null(a.cred);
 	assert_string_equal(a.cred->server, "same--k");
@@ -1467,17 +1454,125 @@ static void test_attempt_no_rewrite(void **state)
 
 	/* A "*" binding sends the client's name unchanged. */
 	cfg = parse_pass(1);
-	assert_int_equal(verdict_attempt(cfg, S("wild--k"), S("claude-future-9"),
-	                                 9, 17, 100, &a), 0);
+	assert_int_equal(ATTEMPT(cfg, "wild--k", "claude-future-9", 9, 17, 100, &a), 0);
 	assert_string_equal(a.backend, "up_wild");
 	assert_string_equal(a.binding->model, "*");
 	assert_int_equal(a.rewrite, 0);
 	/* Its exact binding of m-a rewrites. */
-	assert_int_equal(verdict_attempt(cfg, S("wild--k"), S("m-a"), 9, 5, 16, &a), 0);
+	assert_int_equal(ATTEMPT(cfg, "wild--k", "m-a", 9, 5, 16, &a), 0);
 	assert_int_equal(a.rewrite, 1);
 	assert_int_equal(a.model_new_len, 6);
 	assert_memory_equal(a.model_new, "\"up-a\"", 6);
 	assert_int_equal(a.clen_new, 17);
+	/* A disabled model is never served, passed through or not. */
+	assert_int_equal(ATTEMPT(cfg, "wild--k", "m-off", 9, 7, 100, &a), -1);
+	assert_string_equal(a.error, "model not served");
+	config_unref(cfg);
+}
+
+/* Retries: every attempt stays in the token's group and in tier order, a
+ * tried credential is not tried again while another is available, and a
+ * disabled one is never used. */
+static void test_attempt_retries(void **state)
+{
+	/* Credential ids: a--k 0 (staff, priority 10), b--k 1 (staff and
+	 * interns, priority 10), c--k 2 (interns, priority 0), d--k 3
+	 * (staff, priority 0), e--k 4 (interns, priority 10, disabled). */
+	struct realms_config *cfg = parse(
+		"{'groups': ['staff', 'interns'], 'models': ['m'],"
+		" 'channels': ["
+		"  {'name': 'a', 'base_url': 'https://a.example', 'priority': 10, 'groups': ['staff'],"
+		"   'credentials': [{'name': 'k', 'key': 'sk-a'}], 'models': ['m']},"
+		"  {'name': 'b', 'base_url': 'https://b.example', 'priority': 10,"
+		"   'groups': ['staff', 'interns'],"
+		"   'credentials': [{'name': 'k', 'key': 'sk-b'}], 'models': ['m']},"
+		"  {'name': 'c', 'base_url': 'https://c.example', 'groups': ['interns'],"
+		"   'credentials': [{'name': 'k', 'key': 'sk-c'}], 'models': ['m']},"
+		"  {'name': 'd', 'base_url': 'https://d.example', 'groups': ['staff'],"
+		"   'credentials': [{'name': 'k', 'key': 'sk-d'}], 'models': ['m']},"
+		"  {'name': 'e', 'base_url': 'https://e.example', 'priority': 10, 'groups': ['interns'],"
+		"   'credentials': [{'name': 'k', 'key': 'sk-e', 'enabled': false}], 'models': ['m']}"
+		" ]}");
+	static const char *const t_b[] = { "b--k", NULL };
+	static const char *const t_bc[] = { "b--k", "c--k", NULL };
+	static const char *const t_ab[] = { "a--k", "b--k", NULL };
+	static const char *const t_abd[] = { "a--k", "b--k", "d--k", NULL };
+	struct attempt a;
+
+	/* First attempt: the verdict's primary. */
+	assert_int_equal(attempt_with(cfg, "b--k", "m", "interns", "", 0, 3, 10, NULL, &a), 0);
+	assert_string_equal(a.cred->server, "b--k");
+	/* A primary outside the group (a forged or stale header) is not used. */
+	for (int i = 0; i < 50; i++) {
+		assert_int_equal(attempt_with(cfg, "a--k", "m", "interns", "", 0, 3, 10, NULL, &a), 0);
+		assert_string_equal(a.cred->server, "b--k");
+	}
+	/* interns after b failed: c (the next tier; a and d are staff's, e is
+	 * disabled), every time. */
+	for (int i = 0; i < 50; i++) {
+		assert_int_equal(attempt_with(cfg, "b--k", "m", "interns", "", 0, 3, 10, t_b, &a), 0);
+		assert_string_equal(a.cred->server, "c--k");
+	}
+	/* interns after b and c: nothing new; the available ones again. */
+	for (int i = 0; i < 50; i++) {
+		assert_int_equal(attempt_with(cfg, "b--k", "m", "interns", "", 0, 3, 10, t_bc, &a), 0);
+		assert_true(!strcmp(a.cred->server, "b--k"));
+	}
+	/* staff after b: a, the rest of the top tier, before d. */
+	for (int i = 0; i < 50; i++) {
+		assert_int_equal(attempt_with(cfg, "b--k", "m", "staff", "", 0, 3, 10, t_b, &a), 0);
+		assert_string_equal(a.cred->server, "a--k");
+	}
+	/* staff after a and b: the lower tier, d, never c. */
+	for (int i = 0; i < 50; i++) {
+		assert_int_equal(attempt_with(cfg, "a--k", "m", "staff", "", 0, 3, 10, t_ab, &a), 0);
+		assert_string_equal(a.cred->server, "d--k");
+	}
+	/* Everything tried: the top tier again. */
+	assert_int_equal(attempt_with(cfg, "a--k", "m", "staff", "", 0, 3, 10, t_abd, &a), 0);
+	assert_true(!strcmp(a.cred->server, "a--k") || !strcmp(a.cred->server, "b--k"));
+	/* Cooling down (breakers) counts too: staff with a open after b. */
+	cooling = 1ULL << 0;
+	assert_int_equal(attempt_with(cfg, "b--k", "m", "staff", "", 0, 3, 10, t_b, &a), 0);
+	assert_string_equal(a.cred->server, "d--k");
+	/* Everything of the group out: no attempt. */
+	cooling = (1ULL << 1) | (1ULL << 2);
+	assert_int_equal(attempt_with(cfg, "b--k", "m", "interns", "", 0, 3, 10, t_b, &a), -1);
+	assert_string_equal(a.error, "no credential of the token's group is available");
+	cooling = 0;
+	config_unref(cfg);
+}
+
+/* A session's retry goes to its own second choice, the same one every
+ * time, so its prompt cache is rebuilt once. */
+static void test_attempt_session_second_choice(void **state)
+{
+	struct realms_config *cfg = parse(SCHED_CFG);
+	struct attempt a;
+	char first[64], second[64], sess[32];
+	int moved = 0;
+
+	for (int s = 0; s < 40; s++) {
+		snprintf(sess, sizeof(sess), "session-%d", s);
+		assert_int_equal(attempt_with(cfg, "", "m-s", "default", sess, 0, 5, 10, NULL, &a), 0);
+		snprintf(first, sizeof(first), "%s", a.cred->server);
+		{
+			const char *const t[] = { first, NULL };
+
+			assert_int_equal(attempt_with(cfg, first, "m-s", "default", sess, 0, 5, 10, t,
+			                              &a), 0);
+			snprintf(second, sizeof(second), "%s", a.cred->server);
+			assert_string_not_equal(second, first);
+			for (int i = 0; i < 5; i++) {
+				assert_int_equal(attempt_with(cfg, first, "m-s", "default", sess, 0, 5,
+				                              10, t, &a), 0);
+				assert_string_equal(a.cred->server, second);
+			}
+		}
+		moved += strcmp(second, "s--a") != 0;
+	}
+	/* Not everyone moves to the same credential. */
+	assert_true(moved > 0 && moved < 40);
 	config_unref(cfg);
 }
 
@@ -1495,10 +1590,10 @@ static void check_splice(const struct realms_config *cfg, const char *body, size
 	off = r.model_off;
 	tl = r.model_tok_len;
 
-	assert_int_equal(verdict_attempt(cfg, (struct vslice){ server, strlen(server) },
-	                                 (struct vslice){ r.model, r.model_len },
-	                                 (int64_t)off, (int64_t)tl, (int64_t)len, &a), 0);
+	assert_int_equal(ATTEMPT(cfg, server, r.model, (int64_t)off, (int64_t)tl, (int64_t)len,
+	                         &a), 0);
 	assert_null(a.error);
+	assert_string_equal(a.cred->server, server);
 	assert_int_equal(a.rewrite, 1);
 	assert_int_equal(a.model_new_len, strlen(token));
 	assert_memory_equal(a.model_new, token, a.model_new_len);
@@ -1530,9 +1625,7 @@ static void check_splice(const struct realms_config *cfg, const char *body, size
 	free(nb);
 
 	/* Chunked: the same token, no Content-Length. */
-	assert_int_equal(verdict_attempt(cfg, (struct vslice){ server, strlen(server) },
-	                                 (struct vslice){ r.model, r.model_len },
-	                                 (int64_t)off, (int64_t)tl, -1, &a), 0);
+	assert_int_equal(ATTEMPT(cfg, server, r.model, (int64_t)off, (int64_t)tl, -1, &a), 0);
 	assert_int_equal(a.rewrite, 1);
 	assert_int_equal(a.clen_new, -1);
 	assert_memory_equal(a.model_new, token, strlen(token));
@@ -1551,8 +1644,7 @@ static void test_attempt_rewrite_fixture(void **state)
 	check_splice(cfg, body, len, "equal--k", "claude-sonnet-4-6", "\"claude-sonnet-4-6\"");
 	check_splice(cfg, body, len, "esc--k", "we\"ird\\name/\xc3\xa9",
 	             "\"we\\\"ird\\\\name/\xc3\xa9\"");
-	assert_int_equal(verdict_attempt(cfg, S("equal--k"), S("claude-sonnet-4-5"),
-	                                 9, 19, (int64_t)len, &a), 0);
+	assert_int_equal(ATTEMPT(cfg, "equal--k", "claude-sonnet-4-5", 9, 19, (int64_t)len, &a), 0);
 	assert_int_equal(a.clen_new, (int64_t)len);
 	assert_string_equal(a.backend, "up_equal");
 	free(body);
@@ -1577,6 +1669,85 @@ static void test_attempt_rewrite_small_bodies(void **state)
 		check_splice(cfg, bodies[i], strlen(bodies[i]), "esc--k",
 		             "we\"ird\\name/\xc3\xa9", "\"we\\\"ird\\\\name/\xc3\xa9\"");
 	}
+	config_unref(cfg);
+}
+
+/* ---- anthropic-beta and the body limit ------------------------------- */
+
+static void test_beta_filter(void **state)
+{
+	static const struct { const char *in, *out; } cases[] = {
+		{ "", "" },
+		{ "claude-code-20250219,interleaved-thinking-2025-05-14",
+		  "claude-code-20250219,interleaved-thinking-2025-05-14" },
+		/* The value that turns the injected key into an OAuth token. */
+		{ "claude-code-20250219,oauth-2025-04-20", "claude-code-20250219" },
+		{ "OAuth-2025-04-20", "" },
+		{ " a , ,b,a,  c ", "a,b,c" },
+		{ "a b,c\td,e\"f,g", "g" },
+		{ "oauth-x,,,", "" },
+	};
+	char out[VERDICT_BETA_MAX * (VERDICT_BETA_NAME_MAX + 1)], big[8192];
+	size_t o = 0;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t n = verdict_beta(S(cases[i].in), out, sizeof(out));
+
+		assert_string_equal(out, cases[i].out);
+		assert_int_equal(n, strlen(cases[i].out));
+	}
+	/* At most VERDICT_BETA_MAX values; a value longer than the name
+	 * limit is dropped. */
+	for (int i = 0; i < 100; i++)
+		o += (size_t)snprintf(big + o, sizeof(big) - o, "%sb%d", i ? "," : "", i);
+	verdict_beta((struct vslice){ big, o }, out, sizeof(out));
+	assert_int_equal(strlen(out), strlen("b0,b1,b2,b3,b4,b5,b6,b7,b8,b9") + 22 * 4);
+	memset(big, 'x', 65);
+	verdict_beta((struct vslice){ big, 65 }, out, sizeof(out));
+	assert_string_equal(out, "");
+	/* A tiny buffer: whole values only. */
+	verdict_beta(S("abc,de"), out, 6);
+	assert_string_equal(out, "abc");
+}
+
+static void test_decide_beta_and_body_limit(void **state)
+{
+	struct realms_config *cfg = parse(MAIN_CFG);
+	struct verdict_in in = msg_in("{\"model\":\"m-a\"}");
+	struct tok_info t = tok_of("default");
+	struct verdict v;
+
+	in.beta = S("claude-code-20250219,oauth-2025-04-20");
+	in.beta_count = 1;
+	decide(cfg, &in, &t, 1, &v);
+	assert_allowed(&v);
+	assert_string_equal(v.beta, "claude-code-20250219");
+	/* Two anthropic-beta headers: one list, please. */
+	in.beta_count = 2;
+	decide(cfg, &in, &t, 1, &v);
+	assert_refused(&v, 400, "invalid_request_error",
+	               "anthropic-beta: send it once, as a comma-separated list");
+	in.beta_count = 0;
+	in.beta = S("");
+	decide(cfg, &in, &t, 1, &v);
+	assert_allowed(&v);
+	assert_string_equal(v.beta, "");
+
+	/* A body larger than agent.max_body, by its Content-Length. */
+	in.max_body = 100;
+	in.body_size = 101;
+	in.body_size_known = 1;
+	decide(cfg, &in, &t, 1, &v);
+	assert_refused(&v, 413, "request_too_large",
+	               "request body is 101 bytes; this gateway accepts at most 100");
+	in.body_size = 100;
+	in.body_len = 15;
+	decide(cfg, &in, &t, 1, &v);
+	assert_allowed(&v);
+	assert_false(v.insp.complete);     /* only a prefix was read: the guard scans */
+	in.body_size = 15;
+	decide(cfg, &in, &t, 1, &v);
+	assert_true(v.insp.complete);      /* read whole: no scan needed */
 	config_unref(cfg);
 }
 
@@ -1615,13 +1786,16 @@ int main(void)
 		cmocka_unit_test(test_decide_priority_tiers),
 		cmocka_unit_test(test_decide_weights),
 		cmocka_unit_test(test_decide_passthrough),
-		cmocka_unit_test(test_pool_name),
 		cmocka_unit_test(test_store_down),
 		cmocka_unit_test(test_error_body),
 		cmocka_unit_test(test_models_body),
 		cmocka_unit_test(test_session_from_user_id),
+		cmocka_unit_test(test_beta_filter),
+		cmocka_unit_test(test_decide_beta_and_body_limit),
 		cmocka_unit_test(test_attempt_errors),
 		cmocka_unit_test(test_attempt_no_rewrite),
+		cmocka_unit_test(test_attempt_retries),
+		cmocka_unit_test(test_attempt_session_second_choice),
 		cmocka_unit_test(test_attempt_rewrite_fixture),
 		cmocka_unit_test(test_attempt_rewrite_small_bodies),
 	};

@@ -1,6 +1,6 @@
 /*
  * The admin HTTP listener: GET /metrics (Prometheus text format) and
- * GET /healthz; and the agent-check responder. Runs on the main thread's loop; answers are small and
+ * GET /healthz. Runs on the main thread's loop; answers are small and
  * built from counters the other modules keep.
  */
 #ifndef REALMS_ADMIN_H
@@ -11,11 +11,7 @@ struct netaddr;
 
 /* Opens the listener. Returns 0, or -1 (errno set). */
 int admin_start(struct ev_loop *loop, const struct netaddr *addr);
-/* Opens the agent-check responder (agent.check): HAProxy's agent-check of
- * each pool server sends the server's name and reads its breaker state
- * (health_check_answer). Returns 0, or -1 (errno set). */
-int admin_check_start(struct ev_loop *loop, const struct netaddr *addr);
-/* Closes both listeners. */
+/* Closes the listener. */
 void admin_stop(struct ev_loop *loop);
 
 #endif /* REALMS_ADMIN_H */

@@ -143,15 +143,18 @@ struct cfg_agent {
 	size_t n_listen;            /* 0: none in the file */
 	const char *mirror;         /* response mirror listener, or NULL */
 	struct netaddr mirror_addr;
-	const char *check;          /* agent-check responder, or NULL */
-	struct netaddr check_addr;
 	const char *admin;          /* /metrics and /healthz, or NULL */
 	struct netaddr admin_addr;
 	const char *spool;          /* directory of the usage spool, or NULL
 	                               (then the agent's -s, else a default) */
 	int threads;
 	size_t body_prefix;         /* bytes of body HAProxy sends */
+	uint64_t max_body;          /* largest request body accepted (bytes) */
 	bool allow_unknown_models;
+	bool allow_tcp;             /* TCP listeners (loopback only) permitted */
+	const char **peers;         /* users allowed on the unix listeners: names
+	                               or decimal uids; NULL: the defaults */
+	size_t n_peers;
 };
 
 /* Failover and credential breakers ("failover" in the file). */

@@ -62,6 +62,11 @@ static inline bool cfg_channel_in_group(const struct cfg_channel *ch, int g)
 	return g >= 0 && (ch->group_bits[g / 64] >> (g % 64)) & 1;
 }
 
+/* Whether `s` (n bytes) may name a model: 1 to INSPECT_MODEL_MAX bytes of
+ * [A-Za-z0-9._@/+[]-]. Configured names obey it; a client's name for a
+ * passed-through model must too (it travels in HTTP headers and keys). */
+int cfg_model_name_ok(const char *s, size_t n);
+
 /* The price of `model` for billing: the model's own (file or defaults) if
  * it is in the catalogue, else the default table's (a passed-through
  * unknown model), else NULL (cost 0). */

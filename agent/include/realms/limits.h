@@ -67,6 +67,35 @@
  * tokens get 503 api_error meanwhile, never a pass. */
 #define TOKCACHE_STALE_MS          120000
 
+/* Attempts: requests in flight whose tried credentials are remembered
+ * (tried.c), and the probe window of that table. Past it, the oldest entry
+ * is forgotten: that request's next retry may reuse a credential it
+ * already tried. At 1,000 requests per second with 3 attempts each, an
+ * entry lives far longer than its request needs it. */
+#define TRIED_SLOTS                16384
+#define TRIED_PROBE                8
+/* Attempts: credentials remembered per request, the most recent kept
+ * (failover.attempts is at most CFG_ATTEMPTS_MAX). */
+#define TRIED_MAX_PER_REQ          10
+/* Attempts: how long a request's tried list outlives its last attempt,
+ * beyond failover.attempts x failover.timeout. */
+#define TRIED_SLACK_MS             60000
+
+/* Breakers: the longest retry-after honoured. A provider asking for more
+ * is believed for an hour, then tried again. */
+#define HEALTH_RETRY_AFTER_MAX_S   3600
+
+/* Key probes (probe.c): one probe (connect, TLS, answer) taking longer
+ * than this proves nothing about the key; it is tried again after a
+ * cooldown. */
+#define PROBE_TIMEOUT_S            10
+/* Key probes: how often the prober looks for due probes when nothing woke
+ * it (a 401 wakes it at once). */
+#define PROBE_ROUND_S              1.0
+/* Key probes: bytes of a probe's answer read before giving up the rest
+ * (only its status matters). */
+#define PROBE_BODY_MAX             (64u * 1024u)
+
 /* Redis: a command not answered within this long is answered "unavailable"
  * to its caller (hiredis 0.14 has no async timeouts of its own). */
 #define RDB_CMD_TIMEOUT_S          0.5
@@ -113,6 +142,19 @@
 #define CFG_BODY_PREFIX_MIN        1024u
 #define CFG_BODY_PREFIX_MAX        (SPOP_MAX_FRAME_SIZE - 4096u)
 #define CFG_BODY_PREFIX_DEFAULT    65536u
+/* Configuration: agent.max_body, the largest request body accepted
+ * (bytes), and its bounds. A larger Content-Length is refused with 413
+ * request_too_large before anything is forwarded; a chunked body that
+ * grows past it is cut and refused with 400 by the body guard. The
+ * default is Anthropic's own limit for the Messages API. */
+#define CFG_MAX_BODY_DEFAULT       (32ull * 1024 * 1024)
+#define CFG_MAX_BODY_MIN           CFG_BODY_PREFIX_MIN
+#define CFG_MAX_BODY_MAX           (1024ull * 1024 * 1024)
+/* Configuration: users in agent.peers at most. */
+#define CFG_MAX_PEERS              16
+/* Agent: allowed peers at most: agent.peers, root, the agent's own user
+ * and "haproxy". A connection from anyone else is closed at once. */
+#define PEERS_MAX                  (CFG_MAX_PEERS + 3)
 /* Configuration: channel weight bounds (HAProxy's server weight range);
  * 0 drains the channel. */
 #define CFG_WEIGHT_MAX             256

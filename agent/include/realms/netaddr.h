@@ -1,6 +1,7 @@
 /*
  * Addresses as operators write them: "host:port", "[v6]:port", "unix:/path"
- * or "/path" (a unix socket). Used for the agent's listeners and for Redis.
+ * or "/path" (a unix socket), or a bare "port" (127.0.0.1:port). Used for
+ * the agent's listeners and for Redis.
  */
 #ifndef REALMS_NETADDR_H
 #define REALMS_NETADDR_H
@@ -21,6 +22,10 @@ struct netaddr {
 /* Parses s. Hosts must be numeric or "localhost" (no DNS on the data path).
  * Returns 0, or -1 with a reason in err (errlen bytes). */
 int netaddr_parse(const char *s, struct netaddr *a, char *err, size_t errlen);
+
+/* Whether a is a unix socket or a loopback address (127/8, ::1): nothing
+ * off this host can reach it. */
+int netaddr_is_loopback(const struct netaddr *a);
 
 /* "127.0.0.1:6379", "[::1]:6379" or "unix:/path", into buf. Returns buf. */
 const char *netaddr_str(const struct netaddr *a, char *buf, size_t size);

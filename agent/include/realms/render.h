@@ -10,10 +10,9 @@
 
 struct realms_config;
 
-/* The pool backends (one per offered model: a server per credential bound
- * to it, all pointing at the relay, with their use-server rules) and the
- * upstream backends (one per channel: address, TLS, SNI, Host). Holds no
- * secret. Returns 0, or -1 on a write error. */
+/* The pool backend (the relay as its only server, with the retry settings
+ * of "failover") and the upstream backends (one per channel: address, TLS,
+ * SNI, Host). Holds no secret. Returns 0, or -1 on a write error. */
 int render_haproxy(const struct realms_config *c, FILE *f);
 
 /* A self-contained HTML page (no external assets): what to set in Claude

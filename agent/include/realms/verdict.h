@@ -46,10 +46,17 @@ struct verdict_in {
 	uint64_t body_size;          /* the whole body's length */
 	int body_size_known;         /* 0 for chunked bodies not fully received */
 	size_t body_prefix;          /* the prefix limit in force (for messages) */
+	uint64_t max_body;           /* the largest body accepted (agent.max_body) */
+	struct vslice beta;          /* anthropic-beta header (whole value) */
+	int beta_count;              /* how many anthropic-beta headers came */
 };
 
 #define VERDICT_MSG_MAX     512
 #define VERDICT_SESSION_MAX 128
+/* anthropic-beta after filtering: at most this many values of at most
+ * VERDICT_BETA_NAME_MAX bytes each are passed on. */
+#define VERDICT_BETA_MAX      32
+#define VERDICT_BETA_NAME_MAX 64
 
 struct verdict {
 	int status;                  /* 0: allowed; else the HTTP status */
@@ -63,7 +70,19 @@ struct verdict {
 	const struct cfg_cred *cred;       /* the primary credential */
 	const struct cfg_binding *binding; /* its channel's binding */
 	char session[VERDICT_SESSION_MAX + 1];  /* stickiness key, "" if none */
+	/* The anthropic-beta value to send upstream, "" for none (see
+	 * verdict_beta). */
+	char beta[VERDICT_BETA_MAX * (VERDICT_BETA_NAME_MAX + 1)];
 };
+
+/* The client's anthropic-beta values the gateway passes on: each value
+ * trimmed, empty ones and duplicates dropped, values outside
+ * [A-Za-z0-9._-]{1,64} dropped, at most VERDICT_BETA_MAX kept, and every
+ * value naming an OAuth scheme ("oauth-*") dropped: such a beta makes the
+ * provider read the injected Bearer key as an OAuth token, so a client
+ * could make any credential answer 401. Writes the comma-separated result
+ * into out (size bytes, NUL-terminated; "" for none). Returns its length. */
+size_t verdict_beta(struct vslice in, char *out, size_t size);
 
 /* Route and method. Returns the route; on ROUTE_NONE v holds the refusal. */
 enum route verdict_route(const struct verdict_in *in, struct verdict *v);
@@ -97,13 +116,43 @@ long verdict_models_body(const struct realms_config *cfg, int group,
  * Returns the key's length (0 if none) and writes it NUL-terminated. */
 size_t verdict_session_from_user_id(const char *uid, size_t len, char *out, size_t size);
 
-/* HAProxy backend holding a model's credentials: "pool_<model>" with the
- * name encoded for HAProxy ('_' doubled, bytes outside [A-Za-z0-9.:-] as
- * "_hh"), or "pool__passthrough" for passed-through unknown models. */
-int verdict_pool_name(const struct verdict *v, char *out, size_t size);
+/* The HAProxy backend every allowed request goes to (rendered by
+ * realmsctl): it sends each attempt to the relay, which asks the agent for
+ * the credential (realms-attempt), and retries failed attempts. */
+#define VERDICT_POOL "realms_pool"
 
-/* The attempt ("realms-attempt"): for the credential HAProxy picked for
- * this try, where to send the request and how to rewrite its body. */
+/* The credentials that may serve model m (NULL: the passed-through name
+ * name[0..name_len)) for group g: the channel enabled and binding it, the
+ * credential enabled, the channel open to the group. The arrays are
+ * parallel, allocated in one block; free with verdict_cands_free. */
+struct verdict_cands {
+	struct sched_cand *c;
+	const struct cfg_cred **cred;
+	const struct cfg_binding **bind;
+	size_t n;
+	size_t bound;               /* enabled and bound, in any group */
+};
+int verdict_cands_build(const struct realms_config *cfg, const struct cfg_model *m,
+                        const char *name, size_t name_len, int group,
+                        struct verdict_cands *out);
+void verdict_cands_free(struct verdict_cands *vc);
+
+struct tried;
+
+/* The attempt ("realms-attempt"): which credential this try of the
+ * request uses, where to send it and how to rewrite its body. HAProxy
+ * retries by sending the same request to the relay again; the agent
+ * chooses the credential of every attempt. */
+struct attempt_in {
+	struct vslice primary;       /* the verdict's credential (server name) */
+	struct vslice model;         /* the public model name */
+	struct vslice group;         /* the token's group */
+	struct vslice session;       /* stickiness key, may be empty */
+	int64_t off, len;            /* the model's JSON string token in the body */
+	int64_t clen;                /* the body's length, -1 when chunked */
+	const struct tried *tried;   /* credentials the request already used */
+};
+
 struct attempt {
 	const struct cfg_cred *cred;
 	const struct cfg_binding *binding;
@@ -115,13 +164,17 @@ struct attempt {
 	const char *error;           /* why the attempt cannot be made */
 };
 
-/* server: HAProxy's server name; model: the public model name; off/len:
- * the model's JSON string token in the body; clen: the body's length
- * (-1 when chunked: no Content-Length to set). Returns 0, or -1 with
- * a->error set. The rewrite replaces exactly [off, off+len) with the new
+/* Chooses the credential: for a first attempt (nothing tried) the verdict's
+ * primary when it still may serve; otherwise, among the credentials of the
+ * token's group bound to the model, enabled and available (env), the
+ * scheduler's pick of those not tried yet (tiers, weights, stickiness),
+ * else of those available again. The model, the group and every
+ * credential are checked against cfg on each attempt: a disabled model,
+ * channel or credential, or one outside the group, is never used.
+ * Returns 0, or -1 with a->error set (no credential: the relay refuses the
+ * attempt). The rewrite replaces exactly [off, off+len) with the new
  * token; no other byte of the body changes. */
-int verdict_attempt(const struct realms_config *cfg, struct vslice server,
-                    struct vslice model, int64_t off, int64_t len, int64_t clen,
-                    struct attempt *a);
+int verdict_attempt(const struct realms_config *cfg, const struct attempt_in *in,
+                    const struct sched_env *env, struct attempt *a);
 
 #endif /* REALMS_VERDICT_H */
