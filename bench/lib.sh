@@ -193,15 +193,12 @@ mock_stat() {
 	esac
 }
 
-# start_agent: realms-agent with the configuration below, its SPOP socket in
-# DIR and its mirror listener on a free port. Sets AGENT_PID, AGENT_SOCK,
-# MIRROR_ADDR. One model, one channel (the mock) with one credential; the
+# start_agent: realms-agent with the configuration below, its SPOP and
+# mirror sockets in DIR. Sets AGENT_PID, AGENT_SOCK, MIRROR_ADDR. One model, one channel (the mock) with one credential; the
 # channel's name for the model differs from the public one, so the relay
 # rewrites every body, as with a real provider.
 start_agent() {
-	local mirror
-	mirror=$(free_port) || die "no free port"
-	MIRROR_ADDR=127.0.0.1:$mirror
+	MIRROR_ADDR=$DIR/mirror.sock
 	AGENT_SOCK=$DIR/agent.sock
 	mkdir -p "$DIR/spool"
 	cat >"$DIR/realms.json" <<JSON
@@ -222,7 +219,7 @@ JSON
 	"$BUILD/realms-agent" -f -c "$DIR/realms.json" -l "unix:$AGENT_SOCK" >"$DIR/agent.log" 2>&1 &
 	AGENT_PID=$!
 	PIDS+=("$AGENT_PID")
-	wait_sock "$AGENT_SOCK" && wait_tcp "$mirror" || die "the agent did not start"
+	wait_sock "$AGENT_SOCK" && wait_sock "$MIRROR_ADDR" || die "the agent did not start"
 	mkdir -p "$DIR/hp"
 	cp "$SRC/haproxy/realms.spoe" "$DIR/hp/"
 	"$BUILD/realmsctl" -c "$DIR/realms.json" render-haproxy -o "$DIR/hp/channels.cfg" \
@@ -249,7 +246,7 @@ start_realms() {
 	port=$(free_port) || die "no free port"
 	local -a env=(REALMS_LISTEN="127.0.0.1:$port" REALMS_AGENT_ADDR="unix@$AGENT_SOCK"
 		REALMS_HAPROXY_DIR="$DIR/hp" REALMS_LUA="$SRC/lua-shim/realms.lua"
-		REALMS_RELAY="realms-bench-$$-$port")
+		REALMS_RELAY="$DIR/relay-$port.sock")
 	if [ -n "$mirror" ]; then env+=(REALMS_MIRROR="$mirror"); fi
 	env -u REALMS_MIRROR "${env[@]}" haproxy -c -f "$cfg" -f "$DIR/hp/channels.cfg" \
 		>"$DIR/haproxy-$label-check.out" 2>&1 ||

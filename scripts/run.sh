@@ -74,19 +74,21 @@ fi
 "$bin/realms-agent" -c "$config" --check >"$run/check.log" 2>&1 || { cat "$run/check.log" >&2; die "invalid configuration $config"; }
 
 # The agent, with the response mirror so that usage is recorded
-# (`realmsctl usage`) and attempt results reach the breakers.
-mirror_port=$(pick_port)
-"$bin/realms-agent" -f -c "$config" -l "unix:$run/agent.sock" -M "127.0.0.1:$mirror_port" \
+# (`realmsctl usage`) and attempt results reach the breakers. Both listen
+# on unix sockets in .run/ (mode 700): the agent admits only this user and
+# root on them, as it would admit only HAProxy's user in production.
+chmod 700 "$run"
+"$bin/realms-agent" -f -c "$config" -l "unix:$run/agent.sock" -M "unix:$run/mirror.sock" \
 	-s "$run/spool" >"$run/agent.log" 2>&1 &
 pids+=($!)
-wait_for "[ -S '$run/agent.sock' ]" "realms-agent"
+wait_for "[ -S '$run/agent.sock' ] && [ -S '$run/mirror.sock' ]" "realms-agent"
 
 # HAProxy
 cp "$top/haproxy/realms.spoe" "$run/hp/"
 "$bin/realmsctl" -c "$config" render-haproxy -o "$run/hp/channels.cfg" --setup-page "$run/hp/setup.html"
 export REALMS_LISTEN="127.0.0.1:$port" REALMS_AGENT_ADDR="unix@$run/agent.sock"
 export REALMS_HAPROXY_DIR="$run/hp" REALMS_LUA="$top/lua-shim/realms.lua"
-export REALMS_RELAY="realms-relay-$port" REALMS_MIRROR="127.0.0.1:$mirror_port"
+export REALMS_RELAY="$run/relay.sock" REALMS_MIRROR="$run/mirror.sock"
 haproxy -c -q -f "$top/haproxy/realms.cfg" -f "$run/hp/channels.cfg" || die "HAProxy refused the configuration"
 haproxy -db -f "$top/haproxy/realms.cfg" -f "$run/hp/channels.cfg" >"$run/haproxy.log" 2>&1 &
 pids+=($!)

@@ -533,6 +533,8 @@ static enum spoa_hdl_ret hdl_attempt(struct spoa_req *req, const struct spop_msg
 	if (rid.len)
 		tried_add(rid.p, rid.len, a.cred->id, cfg->generation, clock_mono_ms(),
 		          tried_ttl_ms(cfg));
+	rlog(LOG_LVL_DEBUG, "attempt %zu of %.*s: %s", t.n + 1, (int)rid.len, rid.p,
+	     a.cred->server);
 	set_str(req, "backend", a.backend);
 	spoa_set_str(req, SPOP_SCOPE_TXN, "server", a.cred->server, a.cred->server_len);
 	/* The key goes into a request-scoped var that the relay unsets right

@@ -48,6 +48,15 @@ int netaddr_parse(const char *s, struct netaddr *a, char *err, size_t errlen)
 		return parse_unix(s + 5, s, a, err, errlen);
 	if (s[0] == '/')
 		return parse_unix(s, s, a, err, errlen);
+	if (strspn(s, "0123456789") == strlen(s)) {
+		/* A bare port: loopback, the safe default for every listener. */
+		char full[32];
+
+		if (strlen(s) > 5)
+			return set_err(err, errlen, "bad port", s);
+		snprintf(full, sizeof(full), "127.0.0.1:%s", s);
+		return netaddr_parse(full, a, err, errlen);
+	}
 
 	if (s[0] == '[') {
 		hs = s + 1;

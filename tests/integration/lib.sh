@@ -240,7 +240,7 @@ start_gateway() {
 	export REALMS_RELAY="$T_DIR/relay.sock"
 	# The mirror, when the configuration has one (agent.mirror).
 	export REALMS_MIRROR=${GW_MIRROR:-}
-	start_agent -c "$cfg" -l "unix:$T_DIR/agent.sock"
+	start_agent -c "$cfg" -l "unix:$T_DIR/agent.sock" ${GW_AGENT_ARGS:-}
 	wait_file "$T_DIR/agent.sock" 10 || return 1
 	haproxy -c -f "$REALMS_SRC/haproxy/realms.cfg" -f "$T_DIR/hp/channels.cfg" \
 		-f "$T_DIR/hp/stats.cfg" >"$T_DIR/haproxy-check.log" 2>&1 || {
