@@ -1036,6 +1036,20 @@ struct url {
 	char host[256];
 };
 
+/* A host name or literal (lowercase, IPv6 without brackets) that names
+ * this host: nothing sent there crosses a network. */
+static int host_is_loopback(const char *h, bool v6)
+{
+	struct in_addr in4;
+	struct in6_addr in6;
+
+	if (v6)
+		return inet_pton(AF_INET6, h, &in6) == 1 && IN6_IS_ADDR_LOOPBACK(&in6);
+	if (!strcmp(h, "localhost"))
+		return 1;
+	return inet_pton(AF_INET, h, &in4) == 1 && (ntohl(in4.s_addr) >> 24) == 127;
+}
+
 /* Parses an upstream base URL: scheme://host[:port][/]. Returns NULL or a
  * message. Messages never quote the URL: it may hold user information. */
 static const char *parse_url(const char *s, size_t n, struct url *u)
@@ -1126,6 +1140,10 @@ static const char *parse_url(const char *s, size_t n, struct url *u)
 		return "must not have a query string";
 	if (i < n && s[i] == '#')
 		return "must not have a fragment";
+	/* The relay puts the credential's key in the request's headers. */
+	if (!u->tls && !host_is_loopback(u->host, u->ipv6))
+		return "http:// would send the channel's keys across the network in clear: "
+		       "use https://, or http:// to this host only (127.0.0.1, [::1], localhost)";
 	return NULL;
 }
 

@@ -784,8 +784,11 @@ static void test_base_url_ok(void **state)
 		{ "https://10.0.0.1:443/", "10.0.0.1", "10.0.0.1", "https://10.0.0.1", 443, 1, 0 },
 		{ "http://127.0.0.1:443", "127.0.0.1", "127.0.0.1:443", "http://127.0.0.1:443", 443, 0, 0 },
 		{ "https://[::1]", "::1", "[::1]", "https://[::1]", 443, 1, 1 },
-		{ "http://[2001:db8::1]:8080/", "2001:db8::1", "[2001:db8::1]:8080",
-		  "http://[2001:db8::1]:8080", 8080, 0, 1 },
+		{ "http://[::1]:8080/", "::1", "[::1]:8080", "http://[::1]:8080", 8080, 0, 1 },
+		{ "https://[2001:db8::1]:8080/", "2001:db8::1", "[2001:db8::1]:8080",
+		  "https://[2001:db8::1]:8080", 8080, 1, 1 },
+		{ "http://127.1.2.3:8080", "127.1.2.3", "127.1.2.3:8080", "http://127.1.2.3:8080",
+		  8080, 0, 0 },
 		{ "HTTPS://API.Anthropic.COM", "api.anthropic.com", "api.anthropic.com",
 		  "https://api.anthropic.com", 443, 1, 0 },
 	};
@@ -836,6 +839,11 @@ static void test_base_url_refused(void **state)
 		{ "https://[::1]x", "unexpected characters after ']'" },
 		{ "https://x example", "must not contain spaces" },
 		{ "https://x%41.example", "invalid character in the host name" },
+		/* Keys in clear across a network. */
+		{ "http://api.anthropic.com", "http:// would send the channel's keys across the network" },
+		{ "http://10.0.0.1:8080", "use https://, or http:// to this host only" },
+		{ "http://[2001:db8::1]", "http:// would send" },
+		{ "http://128.0.0.1", "http:// would send" },
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
