@@ -256,7 +256,7 @@ static void reload_cb(struct ev_loop *loop, ev_signal *s, int revents)
 		return;
 	}
 	old = state_config();
-	if (old && strcmp(old->redis, nc->redis) != 0)
+	if (old && strcmp(old->redis.address, nc->redis.address) != 0)
 		rlog(LOG_LVL_WARN, "reload: the Redis address changed; it takes effect "
 		     "at the next restart");
 	config_unref(old);

@@ -218,7 +218,7 @@ static redisContext *ctl_redis(struct ctl *c)
 	if (ctl_config(c) < 0)
 		return NULL;
 	if (!where || !*where)
-		where = c->cfg ? c->cfg->redis : CTL_DEFAULT_REDIS;
+		where = c->cfg ? c->cfg->redis.address : CTL_DEFAULT_REDIS;
 	if (netaddr_parse(where, &a, err, sizeof(err)) < 0) {
 		errmsg("Redis address: %s", err);
 		return NULL;

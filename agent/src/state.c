@@ -66,5 +66,5 @@ int state_redis_init(char *err, size_t errlen)
 
 const struct netaddr *state_redis(const struct realms_config *c)
 {
-	return have_redis_env ? &redis_env : &c->redis_addr;
+	return have_redis_env ? &redis_env : &c->redis.addr;
 }

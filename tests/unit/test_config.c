@@ -165,8 +165,8 @@ static void test_full_example(void **state)
 	assert_int_equal(D.errors, 0);
 	assert_int_equal(D.warnings, 0);
 
-	assert_string_equal(c->redis, "127.0.0.1:6379");
-	assert_int_equal(c->redis_addr.port, 6379);
+	assert_string_equal(c->redis.address, "127.0.0.1:6379");
+	assert_int_equal(c->redis.addr.port, 6379);
 	assert_int_equal(c->agent.n_listen, 2);
 	assert_string_equal(c->agent.listen[0], "127.0.0.1:12345");
 	assert_int_equal(c->agent.listen_addr[0].port, 12345);
@@ -255,7 +255,7 @@ static void test_minimal_defaults(void **state)
 
 	assert_non_null(c);
 	assert_int_equal(D.warnings, 0);
-	assert_string_equal(c->redis, "127.0.0.1:6379");
+	assert_string_equal(c->redis.address, "127.0.0.1:6379");
 	assert_int_equal(c->agent.n_listen, 0);
 	assert_null(c->agent.mirror);
 	assert_null(c->agent.admin);
@@ -296,7 +296,7 @@ static void test_team_example(void **state)
 	expect_at(CFG_WARNING, "channels[2].models.claude-3-5-haiku", 34, "is disabled");
 	assert_int_equal(D.warnings, 1);
 
-	assert_int_equal(c->redis_addr.family, AF_UNIX);
+	assert_int_equal(c->redis.addr.family, AF_UNIX);
 	assert_int_equal(c->agent.n_listen, 1);
 	assert_int_equal(c->agent.threads, 4);
 	assert_true(c->agent.allow_unknown_models);
@@ -504,7 +504,7 @@ static void test_wrong_types(void **state)
 		"\"models\": [{\"name\": 5, \"enabled\": \"yes\"}, 7, {\"name\": \"m\", \"price\": 3}],\n"
 		"\"channels\": {}\n"
 		"}\n"));
-	expect_error("redis", 2, "must be a string, not a number");
+	expect_error("redis", 2, "must be an address string or an object, not a number");
 	expect_error("agent.threads", 3, "must be an integer, not a string");
 	expect_error("agent.allow_unknown_models", 3, "must be true or false, not a number");
 	expect_error("agent.listen[0]", 3, "must be a string");
@@ -758,7 +758,7 @@ static void test_addresses(void **state)
 	c = parse("{\"redis\": \"/run/redis.sock\", \"agent\": {\"listen\": \"[::1]:12345\", "
 	          "\"check\": \"127.0.0.1:12347\"}}");
 	assert_non_null(c);
-	assert_int_equal(c->redis_addr.family, AF_UNIX);
+	assert_int_equal(c->redis.addr.family, AF_UNIX);
 	assert_int_equal(c->agent.n_listen, 1);
 	assert_int_equal(c->agent.listen_addr[0].family, AF_INET6);
 	assert_int_equal(c->agent.check_addr.port, 12347);
@@ -1054,6 +1054,238 @@ static void test_secret_never_printed(void **state)
 	assert_diag_lacks("sk-ant-inline");
 	assert_diag_lacks("leak-77");
 	assert_diag_lacks("leak-78");
+}
+
+/* ---- Redis: the "redis" object, the environment, AUTH ----------------- */
+
+#define REDIS_PW "rp-9c1e-secret-Zq"
+
+static void redis_env_clear(void)
+{
+	unsetenv("REALMS_REDIS");
+	unsetenv("REALMS_REDIS_USER");
+	unsetenv("REALMS_REDIS_PASSWORD_FILE");
+	unsetenv("REALMS_REDIS_PASSWORD");
+}
+
+/* Writes content to path with the given mode (set before the content). */
+static void write_mode(const char *path, const char *content, mode_t mode)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(chmod(path, mode), 0);
+	fputs(content, f);
+	fclose(f);
+}
+
+static void test_redis_object(void **state)
+{
+	struct realms_config *c;
+	char json[1024];
+	char *pwf = write_temp(REDIS_PW "\n");
+
+	/* The string form still works; the object's address defaults. */
+	c = parse("{\"redis\": {}}");
+	assert_non_null(c);
+	assert_string_equal(c->redis.address, "127.0.0.1:6379");
+	assert_null(c->redis.user);
+	assert_null(c->redis.password);
+	config_unref(c);
+
+	c = parse("{\"redis\": {\"address\": \"unix:/run/redis.sock\", \"user\": \"realms\",\n"
+	          "\"password\": \"" REDIS_PW "\"}}");
+	assert_non_null(c);
+	assert_string_equal(c->redis.address, "unix:/run/redis.sock");
+	assert_int_equal(c->redis.addr.family, AF_UNIX);
+	assert_string_equal(c->redis.user, "realms");
+	assert_string_equal(c->redis.password, REDIS_PW);
+	assert_int_equal(c->redis.password_len, strlen(REDIS_PW));
+	config_unref(c);
+
+	/* The password is a secret like a key: env: and file: */
+	setenv("REALMS_TEST_RPW", REDIS_PW, 1);
+	c = parse("{\"redis\": {\"password\": \"env:REALMS_TEST_RPW\"}}");
+	assert_non_null(c);
+	assert_string_equal(c->redis.password, REDIS_PW);
+	assert_null(c->redis.user);
+	config_unref(c);
+	snprintf(json, sizeof(json), "{\"redis\": {\"password\": \"file:%s\"}}", pwf);
+	c = parse(json);
+	assert_non_null(c);
+	assert_string_equal(c->redis.password, REDIS_PW);
+	config_unref(c);
+
+	/* Problems, never with the value */
+	assert_null(parse("{\"redis\": {\"adress\": \"127.0.0.1:1\"}}"));
+	expect_error("redis.adress", 1, "unknown key (expected one of: address, user, password)");
+	assert_null(parse("{\"redis\": {\"address\": \"redis.internal:6379\"}}"));
+	expect_error("redis.address", 1, "invalid address");
+	assert_null(parse("{\"redis\": {\"user\": \"a b\"}}"));
+	expect_error("redis.user", 1, "visible ASCII characters (no spaces)");
+	assert_null(parse("{\"redis\": {\"user\": \"\"}}"));
+	expect_error("redis.user", 1, "must be 1 to 128");
+	assert_null(parse("{\"redis\": {\"password\": \"" REDIS_PW " x\"}}"));
+	expect_error("redis.password", 1, "which a Redis password may not hold here");
+	assert_diag_lacks(REDIS_PW);
+	setenv("REALMS_TEST_RPW", REDIS_PW "\t", 1);
+	assert_null(parse("{\"redis\": {\"password\": \"env:REALMS_TEST_RPW\"}}"));
+	expect_error("redis.password", 1, "environment variable REALMS_TEST_RPW holds spaces");
+	assert_diag_lacks(REDIS_PW);
+	unsetenv("REALMS_TEST_RPW");
+	assert_null(parse("{\"redis\": {\"password\": \"env:REALMS_TEST_RPW\"}}"));
+	expect_error("redis.password", 1, "environment variable REALMS_TEST_RPW is not set");
+	assert_null(parse("{\"redis\": {\"password\": 5}}"));
+	expect_error("redis.password", 1, "must be a string, not a number");
+	assert_null(parse("{\"redis\": [\"127.0.0.1:6379\"]}"));
+	expect_error("redis", 1, "must be an address string or an object, not an array");
+	/* A user alone parses: its password may come from the environment. */
+	c = parse("{\"redis\": {\"user\": \"realms\"}}");
+	assert_non_null(c);
+	config_unref(c);
+	unlink(pwf);
+	free(pwf);
+}
+
+static void test_redis_auth_argv(void **state)
+{
+	struct cfg_redis r = { .address = "127.0.0.1:6379" };
+	const char *argv[3];
+	size_t len[3];
+
+	assert_int_equal(cfg_redis_auth_argv(&r, argv, len), 0);
+	r.password = "pw-1";
+	r.password_len = 4;
+	assert_int_equal(cfg_redis_auth_argv(&r, argv, len), 2);
+	assert_string_equal(argv[0], "AUTH");
+	assert_int_equal(len[0], 4);
+	assert_ptr_equal(argv[1], r.password);
+	assert_int_equal(len[1], 4);
+	r.user = "realms-agent";
+	assert_int_equal(cfg_redis_auth_argv(&r, argv, len), 3);
+	assert_ptr_equal(argv[1], r.user);
+	assert_int_equal(len[1], 12);
+	assert_ptr_equal(argv[2], r.password);
+}
+
+/* config_redis_env: each variable replaces one part; problems never show
+ * the password. */
+static void test_redis_env(void **state)
+{
+	char dir[] = "/tmp/realms-test-renv-XXXXXX", pwf[128], open_pwf[128];
+	struct realms_config *c;
+	struct cfg_redis ep, cp;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(pwf, sizeof(pwf), "%s/pw", dir);
+	snprintf(open_pwf, sizeof(open_pwf), "%s/pw-open", dir);
+	write_mode(pwf, "env-file-" REDIS_PW "\n", 0600);
+	write_mode(open_pwf, "open-" REDIS_PW "\n", 0644);
+	redis_env_clear();
+
+	/* No config, no variable: the default address, no AUTH. */
+	cfg_diag_free(&D);
+	cfg_diag_init(&D);
+	assert_int_equal(config_redis_env(NULL, &ep, &D), 0);
+	assert_string_equal(ep.address, "127.0.0.1:6379");
+	assert_int_equal(ep.addr.port, 6379);
+	assert_null(ep.user);
+	assert_null(ep.password);
+	config_redis_release(&ep);
+
+	c = parse("{\"redis\": {\"address\": \"127.0.0.1:7000\", \"user\": \"cfg-user\", "
+	          "\"password\": \"cfg-" REDIS_PW "\"}}");
+	assert_non_null(c);
+	cfg_diag_free(&D);      /* "no channel is defined" */
+	cfg_diag_init(&D);
+	assert_int_equal(config_redis_env(c, &ep, &D), 0);
+	assert_string_equal(ep.address, "127.0.0.1:7000");
+	assert_string_equal(ep.user, "cfg-user");
+	assert_string_equal(ep.password, "cfg-" REDIS_PW);
+	assert_ptr_not_equal(ep.password, c->redis.password);     /* a copy */
+	assert_int_equal(config_redis_copy(&cp, &ep), 0);
+	assert_string_equal(cp.password, "cfg-" REDIS_PW);
+	assert_string_equal(cp.user, "cfg-user");
+	config_redis_release(&cp);
+	assert_null(cp.password);
+	config_redis_release(&ep);
+
+	/* Every part overridden; the file's final newline is not the password. */
+	setenv("REALMS_REDIS", "unix:/run/r.sock", 1);
+	setenv("REALMS_REDIS_USER", "env-user", 1);
+	setenv("REALMS_REDIS_PASSWORD_FILE", pwf, 1);
+	assert_int_equal(config_redis_env(c, &ep, &D), 0);
+	assert_string_equal(ep.address, "unix:/run/r.sock");
+	assert_int_equal(ep.addr.family, AF_UNIX);
+	assert_string_equal(ep.user, "env-user");
+	assert_string_equal(ep.password, "env-file-" REDIS_PW);
+	assert_int_equal(ep.password_len, strlen("env-file-" REDIS_PW));
+	config_redis_release(&ep);
+	assert_int_equal(D.warnings, 0);
+
+	/* The password itself in a variable */
+	unsetenv("REALMS_REDIS_PASSWORD_FILE");
+	setenv("REALMS_REDIS_PASSWORD", "var-" REDIS_PW, 1);
+	assert_int_equal(config_redis_env(c, &ep, &D), 0);
+	assert_string_equal(ep.password, "var-" REDIS_PW);
+	config_redis_release(&ep);
+
+	/* Empty means not given */
+	setenv("REALMS_REDIS", "", 1);
+	setenv("REALMS_REDIS_USER", "", 1);
+	setenv("REALMS_REDIS_PASSWORD", "", 1);
+	assert_int_equal(config_redis_env(c, &ep, &D), 0);
+	assert_string_equal(ep.address, "127.0.0.1:7000");
+	assert_string_equal(ep.user, "cfg-user");
+	assert_string_equal(ep.password, "cfg-" REDIS_PW);
+	config_redis_release(&ep);
+	redis_env_clear();
+
+	/* Errors: each names its variable, none shows a value. */
+	cfg_diag_free(&D);
+	cfg_diag_init(&D);
+	setenv("REALMS_REDIS_PASSWORD_FILE", pwf, 1);
+	setenv("REALMS_REDIS_PASSWORD", "var-" REDIS_PW, 1);
+	assert_int_equal(config_redis_env(c, &ep, &D), -1);
+	assert_null(ep.address);
+	assert_null(ep.password);
+	expect_error("", 0, "set REALMS_REDIS_PASSWORD_FILE or REALMS_REDIS_PASSWORD, not both");
+	unsetenv("REALMS_REDIS_PASSWORD");
+	setenv("REALMS_REDIS_PASSWORD_FILE", dir, 1);
+	assert_int_equal(config_redis_env(c, &ep, &D), -1);
+	expect_error("", 0, "is not a regular file");
+	setenv("REALMS_REDIS_PASSWORD_FILE", "/nonexistent/pw", 1);
+	assert_int_equal(config_redis_env(c, &ep, &D), -1);
+	expect_error("", 0, "cannot read file /nonexistent/pw");
+	unsetenv("REALMS_REDIS_PASSWORD_FILE");
+	setenv("REALMS_REDIS_PASSWORD", "var " REDIS_PW, 1);
+	assert_int_equal(config_redis_env(c, &ep, &D), -1);
+	expect_error("", 0, "environment variable REALMS_REDIS_PASSWORD holds spaces");
+	unsetenv("REALMS_REDIS_PASSWORD");
+	setenv("REALMS_REDIS", "127.0.0.1:99999", 1);
+	assert_int_equal(config_redis_env(c, &ep, &D), -1);
+	expect_error("", 0, "invalid address");
+	unsetenv("REALMS_REDIS");
+	setenv("REALMS_REDIS_USER", "a b", 1);
+	assert_int_equal(config_redis_env(c, &ep, &D), -1);
+	expect_error("", 0, "must be 1 to 128 visible ASCII characters");
+	/* A user and no password anywhere */
+	assert_int_equal(config_redis_env(NULL, &ep, &D) , -1);
+	setenv("REALMS_REDIS_USER", "lonely", 1);
+	assert_int_equal(config_redis_env(NULL, &ep, &D), -1);
+	expect_error("", 0, "Redis user \"lonely\" has no password");
+	redis_env_clear();
+	config_unref(c);
+	c = parse("{\"redis\": {\"user\": \"cfg-user\"}}");
+	assert_non_null(c);
+	assert_int_equal(config_redis_env(c, &ep, &D), -1);
+	expect_error("redis.user", 0, "Redis user \"cfg-user\" has no password");
+	config_unref(c);
+	assert_diag_lacks(REDIS_PW);
+
+	unlink(pwf);
+	unlink(open_pwf);
+	rmdir(dir);
 }
 
 /* ---- prices ----------------------------------------------------------- */
@@ -1362,6 +1594,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_file_secret, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file_secret_relative, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secret_never_printed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_redis_object, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_redis_auth_argv, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_redis_env, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_price_default, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_price_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nusd, setup, teardown),
