@@ -542,6 +542,7 @@ struct pctx {
 	size_t lpos;                /* line cache: offset lpos is on line lline */
 	unsigned lline;
 	int allow_tok;              /* agent.allow_unknown_models, or -1 */
+	int inline_secrets;         /* secrets written in the file itself */
 };
 
 static unsigned tok_line(struct pctx *p, int tok)
@@ -1204,6 +1205,14 @@ out:
 	return ret;
 }
 
+/* Whether other users can read a file holding secrets. Only a warning:
+ * ssh refuses such a key, but an agent that will not start over a mode is
+ * worse than one that says so at every start. */
+static bool secret_exposed(mode_t mode)
+{
+	return (mode & S_IROTH) != 0;
+}
+
 /* The value of environment variable `name` as a secret: the environment's
  * own string (not a copy) and its length, or NULL with a message in err that
  * names the variable, never the value. */
@@ -1259,6 +1268,9 @@ static int read_secret_file(struct pctx *p, int tok, const char *name, const cha
 		report(p, CFG_ERROR, tok, "%s", err);
 		goto out;
 	}
+	if (secret_exposed(mode))
+		report(p, CFG_WARNING, tok, "file %s is readable by other users (mode %04o): "
+		       "chmod o-r %s", path, (unsigned)(mode & 07777), path);
 	*out = astrndup(p, buf, (size_t)n);
 	if (*out) {
 		*olen = (size_t)n;
@@ -1272,7 +1284,8 @@ out:
 
 /* A secret: inline, "env:NAME" or "file:PATH"; `why` says what it is for
  * (SECRET_WHY_*). Messages name the variable or file, never the value.
- * Returns 0 or -1 (reported). */
+ * Inline secrets are counted (p->inline_secrets): the file holding them
+ * must not be readable by others. Returns 0 or -1 (reported). */
 static int get_secret(struct pctx *p, int tok, const char *why, const char **out,
                       size_t *olen)
 {
@@ -1315,6 +1328,7 @@ static int get_secret(struct pctx *p, int tok, const char *why, const char **out
 		}
 		return read_secret_file(p, tok, v + 5, why, out, olen);
 	}
+	p->inline_secrets++;
 	if (n == 0) {
 		report(p, CFG_ERROR, tok, "must not be empty");
 		return -1;
@@ -2358,8 +2372,11 @@ static void config_free(struct realms_config *c)
 	arena_free(a);
 }
 
+/* The parse proper; *inline_secrets gets the number of secrets written in
+ * the JSON itself (for config_load's check of the file's mode). */
 static struct realms_config *parse(const char *json, size_t len, const char *origin,
-                                   const char *base_dir, struct cfg_diag *diag)
+                                   const char *base_dir, struct cfg_diag *diag,
+                                   int *inline_secrets)
 {
 	static const char *const keys[] = {
 		"redis", "agent", "groups", "models", "channels", "failover", NULL
@@ -2371,6 +2388,7 @@ static struct realms_config *parse(const char *json, size_t len, const char *ori
 	size_t first = diag ? diag->n : 0;
 	int v[7], r;
 
+	*inline_secrets = 0;
 	memset(&p, 0, sizeof(p));
 	p.origin = origin ? origin : "config";
 	p.base_dir = base_dir;
@@ -2447,6 +2465,7 @@ bad_json:
 	report(&p, CFG_ERROR, -1, "invalid JSON");
 out:
 	free(p.t);
+	*inline_secrets = p.inline_secrets;
 	diag_sort(diag, first);
 	if (c && (p.errors || p.oom)) {
 		config_free(c);
@@ -2458,16 +2477,18 @@ out:
 struct realms_config *config_parse(const char *json, size_t len, const char *origin,
                                    struct cfg_diag *diag)
 {
-	return parse(json, len, origin, NULL, diag);
+	int inline_secrets;
+
+	return parse(json, len, origin, NULL, diag, &inline_secrets);
 }
 
 struct realms_config *config_load(const char *path, struct cfg_diag *diag)
 {
 	struct realms_config *c = NULL;
 	char *buf = NULL, *dir = NULL, *slash;
-	size_t n = 0;
+	size_t n = 0, first;
 	struct stat st;
-	int fd;
+	int fd, inline_secrets = 0;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
@@ -2513,7 +2534,16 @@ struct realms_config *config_load(const char *path, struct cfg_diag *diag)
 		*slash = '\0';
 	else
 		strcpy(dir, ".");
-	c = parse(buf, n, path, dir, diag);
+	first = diag ? diag->n : 0;
+	c = parse(buf, n, path, dir, diag, &inline_secrets);
+	/* About the whole file: line 0, so the sort puts it first. */
+	if (inline_secrets && secret_exposed(st.st_mode))
+		cfg_diag_add(diag, CFG_WARNING, path, 0, NULL, "readable by other users (mode "
+		             "%04o) and holds %d secret%s written inline: chmod o-r %s, or give "
+		             "%s as \"env:NAME\" or \"file:PATH\"", (unsigned)(st.st_mode & 07777),
+		             inline_secrets, inline_secrets == 1 ? "" : "s", path,
+		             inline_secrets == 1 ? "it" : "them");
+	diag_sort(diag, first);
 out:
 	if (buf) {
 		/* Inline keys were in there. */
@@ -2637,6 +2667,10 @@ int config_redis_env(const struct realms_config *c, struct cfg_redis *out,
 		} else {
 			pw = buf;
 			pw_len = (size_t)n;
+			if (secret_exposed(mode))
+				cfg_diag_add(diag, CFG_WARNING, ENV_REDIS_PASSWORD_FILE, 0, NULL,
+				             "file %s is readable by other users (mode %04o): "
+				             "chmod o-r %s", pw_file, (unsigned)(mode & 07777), pw_file);
 		}
 	} else if (env_given(ENV_REDIS_PASSWORD)) {
 		pw = env_secret(ENV_REDIS_PASSWORD, SECRET_WHY_REDIS, &pw_len, err, sizeof(err));

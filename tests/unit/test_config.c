@@ -58,14 +58,35 @@ static struct realms_config *parse(const char *json)
 	return config_parse(json, strlen(json), "t.json", &D);
 }
 
+/* Loads a fixture from a private copy, mode 0600: the checkout's umask must
+ * not decide whether the "readable by other users" warning shows. */
 static struct realms_config *load(const char *name)
 {
-	char path[512];
+	char src[512], dir[] = "/tmp/realms-test-fx-XXXXXX", path[512];
+	struct realms_config *c;
+	char buf[65536];
+	size_t n;
+	FILE *in, *out;
 
-	snprintf(path, sizeof(path), "%s/%s", CFG_FIXTURES, name);
+	snprintf(src, sizeof(src), "%s/%s", CFG_FIXTURES, name);
+	in = fopen(src, "rb");
+	assert_non_null(in);
+	n = fread(buf, 1, sizeof(buf), in);
+	assert_true(feof(in));
+	fclose(in);
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	out = fopen(path, "wb");
+	assert_non_null(out);
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_int_equal(fwrite(buf, 1, n, out), n);
+	fclose(out);
 	cfg_diag_free(&D);
 	cfg_diag_init(&D);
-	return config_load(path, &D);
+	c = config_load(path, &D);
+	unlink(path);
+	rmdir(dir);
+	return c;
 }
 
 /* The first problem of that severity and path whose message holds sub. */
@@ -1241,10 +1262,19 @@ static void test_redis_env(void **state)
 	config_redis_release(&ep);
 	redis_env_clear();
 
+	/* A password file other users can read: a warning naming it. */
+	setenv("REALMS_REDIS_PASSWORD_FILE", open_pwf, 1);
+	assert_int_equal(config_redis_env(c, &ep, &D), 0);
+	assert_string_equal(ep.password, "open-" REDIS_PW);
+	config_redis_release(&ep);
+	expect_at(CFG_WARNING, "", 0, "is readable by other users (mode 0644)");
+	expect_at(CFG_WARNING, "", 0, open_pwf);
+	assert_string_equal(D.items[D.n - 1].origin, "REALMS_REDIS_PASSWORD_FILE");
+	assert_int_equal(D.errors, 0);
+
 	/* Errors: each names its variable, none shows a value. */
 	cfg_diag_free(&D);
 	cfg_diag_init(&D);
-	setenv("REALMS_REDIS_PASSWORD_FILE", pwf, 1);
 	setenv("REALMS_REDIS_PASSWORD", "var-" REDIS_PW, 1);
 	assert_int_equal(config_redis_env(c, &ep, &D), -1);
 	assert_null(ep.address);
@@ -1285,6 +1315,104 @@ static void test_redis_env(void **state)
 
 	unlink(pwf);
 	unlink(open_pwf);
+	rmdir(dir);
+}
+
+/* A configuration file other users can read gets a warning when it holds a
+ * secret inline; so does any "file:" secret they can read. */
+static void test_exposed_secrets(void **state)
+{
+	char dir[] = "/tmp/realms-test-perm-XXXXXX", cfgp[128], keyp[128], json[1024];
+	struct realms_config *c;
+	const struct cfg_problem *pb;
+	const char *inline_key =
+		"{\"models\": [\"claude-sonnet-4-5\"], \"channels\": [{\"name\": \"a\", \"base_url\": "
+		"\"https://x.example\", \"models\": [\"claude-sonnet-4-5\"], \"credentials\": [\n"
+		"{\"name\": \"k\", \"key\": \"sk-ant-inline-0001\"},\n"
+		"{\"name\": \"k2\", \"key\": \"sk-ant-inline-0002\"}]}]}";
+	const char *env_only =
+		"{\"redis\": {\"user\": \"u\", \"password\": \"env:ANTHROPIC_API_KEY\"},\n"
+		"\"models\": [\"claude-sonnet-4-5\"], \"channels\": [{\"name\": \"a\", \"base_url\": "
+		"\"https://x.example\", \"models\": [\"claude-sonnet-4-5\"], \"credentials\": [\n"
+		"{\"name\": \"k\", \"key\": \"env:ANTHROPIC_API_KEY\"}]}]}";
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(cfgp, sizeof(cfgp), "%s/realms.json", dir);
+	snprintf(keyp, sizeof(keyp), "%s/key", dir);
+
+	/* 0644 with two inline keys: one warning about the file, first. */
+	write_mode(cfgp, inline_key, 0644);
+	cfg_diag_free(&D);
+	cfg_diag_init(&D);
+	c = config_load(cfgp, &D);
+	assert_non_null(c);
+	assert_int_equal(D.warnings, 1);
+	pb = find(CFG_WARNING, "", "readable by other users (mode 0644) and holds 2 secrets "
+	          "written inline");
+	assert_non_null(pb);
+	assert_ptr_equal(pb, &D.items[0]);
+	assert_string_equal(pb->origin, cfgp);
+	assert_int_equal(pb->line, 0);
+	assert_non_null(strstr(pb->msg, "chmod o-r"));
+	assert_diag_lacks("sk-ant-inline");
+	config_unref(c);
+
+	/* The same at 0640 or 0600: other users cannot read it. */
+	assert_int_equal(chmod(cfgp, 0640), 0);
+	cfg_diag_free(&D);
+	cfg_diag_init(&D);
+	c = config_load(cfgp, &D);
+	assert_non_null(c);
+	assert_int_equal(D.warnings, 0);
+	config_unref(c);
+
+	/* 0644 holding env: references only: nothing to hide. */
+	write_mode(cfgp, env_only, 0644);
+	cfg_diag_free(&D);
+	cfg_diag_init(&D);
+	c = config_load(cfgp, &D);
+	assert_non_null(c);
+	assert_int_equal(D.warnings, 0);
+	config_unref(c);
+
+	/* An inline Redis password counts; even when the file is refused. */
+	write_mode(cfgp, "{\"redis\": {\"password\": \"" REDIS_PW "\"}, \"bogus\": 1}", 0604);
+	cfg_diag_free(&D);
+	cfg_diag_init(&D);
+	assert_null(config_load(cfgp, &D));
+	expect_at(CFG_WARNING, "", 0, "(mode 0604) and holds 1 secret written inline: "
+	          "chmod o-r");
+	assert_diag_lacks(REDIS_PW);
+
+	/* A "file:" secret other users can read: a warning on its line,
+	 * naming that file; not once it is 0600. */
+	write_mode(keyp, "sk-ant-file-0003\n", 0644);
+	snprintf(json, sizeof(json), "{\"models\": [\"claude-sonnet-4-5\"],\n\"channels\": [{\"name\": \"a\", "
+	         "\"base_url\": \"https://x.example\", \"models\": [\"claude-sonnet-4-5\"], \"credentials\": [\n"
+	         "{\"name\": \"k\", \"key\": \"file:key\"}]}],\n"
+	         "\"redis\": {\"password\": \"file:%s\"}}", keyp);
+	write_mode(cfgp, json, 0644);
+	cfg_diag_free(&D);
+	cfg_diag_init(&D);
+	c = config_load(cfgp, &D);
+	assert_non_null(c);
+	assert_int_equal(D.warnings, 2);
+	expect_at(CFG_WARNING, "channels[0].credentials[0].key", 3,
+	          "is readable by other users (mode 0644): chmod o-r");
+	expect_at(CFG_WARNING, "channels[0].credentials[0].key", 3, keyp);
+	expect_at(CFG_WARNING, "redis.password", 4, keyp);
+	assert_diag_lacks("sk-ant-file");
+	config_unref(c);
+	assert_int_equal(chmod(keyp, 0600), 0);
+	cfg_diag_free(&D);
+	cfg_diag_init(&D);
+	c = config_load(cfgp, &D);
+	assert_non_null(c);
+	assert_int_equal(D.warnings, 0);
+	config_unref(c);
+
+	unlink(keyp);
+	unlink(cfgp);
 	rmdir(dir);
 }
 
@@ -1597,6 +1725,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_redis_object, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_redis_auth_argv, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_redis_env, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exposed_secrets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_price_default, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_price_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nusd, setup, teardown),
