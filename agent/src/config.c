@@ -124,12 +124,12 @@ int cfg_diag_errors(const struct cfg_diag *d)
 	return d ? d->errors : 0;
 }
 
-static void diag_vadd(struct cfg_diag *d, enum cfg_severity sev,
+static void diag_vadd(struct cfg_diag *d, enum cfg_severity sev, bool exposed,
                       const char *origin, unsigned line, const char *path,
                       const char *fmt, va_list ap)
-	__attribute__((format(printf, 6, 0)));
+	__attribute__((format(printf, 7, 0)));
 
-static void diag_vadd(struct cfg_diag *d, enum cfg_severity sev,
+static void diag_vadd(struct cfg_diag *d, enum cfg_severity sev, bool exposed,
                       const char *origin, unsigned line, const char *path,
                       const char *fmt, va_list ap)
 {
@@ -155,6 +155,7 @@ static void diag_vadd(struct cfg_diag *d, enum cfg_severity sev,
 	pb = &d->items[d->n];
 	memset(pb, 0, sizeof(*pb));
 	pb->severity = sev;
+	pb->exposed = exposed;
 	pb->line = line;
 	pb->origin = strdup(origin ? origin : "config");
 	pb->path = strdup(path ? path : "");
@@ -179,27 +180,53 @@ void cfg_diag_add(struct cfg_diag *d, enum cfg_severity sev,
 	va_list ap;
 
 	va_start(ap, fmt);
-	diag_vadd(d, sev, origin, line, path, fmt, ap);
+	diag_vadd(d, sev, false, origin, line, path, fmt, ap);
 	va_end(ap);
+}
+
+/* A warning that secrets are readable by other users (cfg_problem.exposed). */
+static void diag_add_exposed(struct cfg_diag *d, const char *origin, unsigned line,
+                             const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static void diag_add_exposed(struct cfg_diag *d, const char *origin, unsigned line,
+                             const char *path, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	diag_vadd(d, CFG_WARNING, true, origin, line, path, fmt, ap);
+	va_end(ap);
+}
+
+static void problem_print(const struct cfg_problem *pb, FILE *f)
+{
+	fputs(pb->origin, f);
+	if (pb->line)
+		fprintf(f, ":%u", pb->line);
+	fputs(pb->severity == CFG_ERROR ? ": error: " : ": warning: ", f);
+	if (pb->path[0])
+		fprintf(f, "%s: ", pb->path);
+	fprintf(f, "%s\n", pb->msg);
 }
 
 void cfg_diag_print(const struct cfg_diag *d, FILE *f)
 {
 	if (!d)
 		return;
-	for (size_t i = 0; i < d->n; i++) {
-		const struct cfg_problem *pb = &d->items[i];
-
-		fputs(pb->origin, f);
-		if (pb->line)
-			fprintf(f, ":%u", pb->line);
-		fputs(pb->severity == CFG_ERROR ? ": error: " : ": warning: ", f);
-		if (pb->path[0])
-			fprintf(f, "%s: ", pb->path);
-		fprintf(f, "%s\n", pb->msg);
-	}
+	for (size_t i = 0; i < d->n; i++)
+		problem_print(&d->items[i], f);
 	if (d->dropped)
 		fprintf(f, "(%zu more problems not shown)\n", d->dropped);
+}
+
+void cfg_diag_print_exposed(const struct cfg_diag *d, FILE *f)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->n; i++)
+		if (d->items[i].exposed)
+			problem_print(&d->items[i], f);
 }
 
 /* Stable sort by line of the problems from index `from` on (insertion
@@ -571,7 +598,7 @@ static void report(struct pctx *p, enum cfg_severity sev, int tok, const char *f
 	if (sev == CFG_ERROR)
 		p->errors++;
 	va_start(ap, fmt);
-	diag_vadd(p->diag, sev, p->origin, tok_line(p, tok), p->path, fmt, ap);
+	diag_vadd(p->diag, sev, false, p->origin, tok_line(p, tok), p->path, fmt, ap);
 	va_end(ap);
 }
 
@@ -1269,8 +1296,9 @@ static int read_secret_file(struct pctx *p, int tok, const char *name, const cha
 		goto out;
 	}
 	if (secret_exposed(mode))
-		report(p, CFG_WARNING, tok, "file %s is readable by other users (mode %04o): "
-		       "chmod o-r %s", path, (unsigned)(mode & 07777), path);
+		diag_add_exposed(p->diag, p->origin, tok_line(p, tok), p->path, "file %s is "
+		                 "readable by other users (mode %04o): chmod o-r %s", path,
+		                 (unsigned)(mode & 07777), path);
 	*out = astrndup(p, buf, (size_t)n);
 	if (*out) {
 		*olen = (size_t)n;
@@ -2538,11 +2566,11 @@ struct realms_config *config_load(const char *path, struct cfg_diag *diag)
 	c = parse(buf, n, path, dir, diag, &inline_secrets);
 	/* About the whole file: line 0, so the sort puts it first. */
 	if (inline_secrets && secret_exposed(st.st_mode))
-		cfg_diag_add(diag, CFG_WARNING, path, 0, NULL, "readable by other users (mode "
-		             "%04o) and holds %d secret%s written inline: chmod o-r %s, or give "
-		             "%s as \"env:NAME\" or \"file:PATH\"", (unsigned)(st.st_mode & 07777),
-		             inline_secrets, inline_secrets == 1 ? "" : "s", path,
-		             inline_secrets == 1 ? "it" : "them");
+		diag_add_exposed(diag, path, 0, NULL, "readable by other users (mode %04o) and "
+		                 "holds %d secret%s written inline: chmod o-r %s, or give %s as "
+		                 "\"env:NAME\" or \"file:PATH\"", (unsigned)(st.st_mode & 07777),
+		                 inline_secrets, inline_secrets == 1 ? "" : "s", path,
+		                 inline_secrets == 1 ? "it" : "them");
 	diag_sort(diag, first);
 out:
 	if (buf) {
@@ -2668,9 +2696,9 @@ int config_redis_env(const struct realms_config *c, struct cfg_redis *out,
 			pw = buf;
 			pw_len = (size_t)n;
 			if (secret_exposed(mode))
-				cfg_diag_add(diag, CFG_WARNING, ENV_REDIS_PASSWORD_FILE, 0, NULL,
-				             "file %s is readable by other users (mode %04o): "
-				             "chmod o-r %s", pw_file, (unsigned)(mode & 07777), pw_file);
+				diag_add_exposed(diag, ENV_REDIS_PASSWORD_FILE, 0, NULL, "file %s is "
+				                 "readable by other users (mode %04o): chmod o-r %s",
+				                 pw_file, (unsigned)(mode & 07777), pw_file);
 		}
 	} else if (env_given(ENV_REDIS_PASSWORD)) {
 		pw = env_secret(ENV_REDIS_PASSWORD, SECRET_WHY_REDIS, &pw_len, err, sizeof(err));

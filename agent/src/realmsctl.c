@@ -96,8 +96,9 @@ static const char help_options[] =
 	"        Read the gateway's configuration (the realms-agent JSON file):\n"
 	"        its \"redis\" (address, user, password), and its groups, which\n"
 	"        \"token add\" checks --group against. Without it, any\n"
-	"        well-formed group name is taken. Its warnings are printed on\n"
-	"        stderr, such as a file other users can read that holds secrets.\n"
+	"        well-formed group name is taken. A warning is printed on stderr\n"
+	"        when other users can read secrets: the file itself if it holds\n"
+	"        any inline, or a \"file:\" secret it names.\n"
 	"\n"
 	"    -h, --help\n"
 	"        Show this page. \"realmsctl COMMAND --help\" shows the page of\n"
@@ -201,9 +202,11 @@ static void print_help(const struct ctl_cmd *cmd)
 /* Configuration and Redis                                                */
 /* ---------------------------------------------------------------------- */
 
-/* Loads the -c file once, printing its warnings (a world-readable file
- * with inline secrets, say) and, if it is refused, its errors. Returns 0
- * (also when there is no -c) or -1. */
+/* Loads the -c file once. Of its problems, it prints those about secrets
+ * other users can read (a world-readable file with inline keys, say), and
+ * all of them when the file is refused; the others are the agent's
+ * business (realms-agent --check). Returns 0 (also when there is no -c) or
+ * -1. */
 static int ctl_config(struct ctl *c)
 {
 	struct cfg_diag diag;
@@ -212,7 +215,10 @@ static int ctl_config(struct ctl *c)
 		return 0;
 	cfg_diag_init(&diag);
 	c->cfg = config_load(c->config_path, &diag);
-	cfg_diag_print(&diag, stderr);
+	if (c->cfg)
+		cfg_diag_print_exposed(&diag, stderr);
+	else
+		cfg_diag_print(&diag, stderr);
 	if (!c->cfg)
 		errmsg("%s: invalid configuration", c->config_path);
 	cfg_diag_free(&diag);

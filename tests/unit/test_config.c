@@ -1353,6 +1353,7 @@ static void test_exposed_secrets(void **state)
 	assert_ptr_equal(pb, &D.items[0]);
 	assert_string_equal(pb->origin, cfgp);
 	assert_int_equal(pb->line, 0);
+	assert_true(pb->exposed);
 	assert_non_null(strstr(pb->msg, "chmod o-r"));
 	assert_diag_lacks("sk-ant-inline");
 	config_unref(c);
@@ -1403,6 +1404,29 @@ static void test_exposed_secrets(void **state)
 	expect_at(CFG_WARNING, "redis.password", 4, keyp);
 	assert_diag_lacks("sk-ant-file");
 	config_unref(c);
+	/* realmsctl prints these, and only these, when the file loads. */
+	c = parse("{}");                /* "no channel is defined": a plain warning */
+	assert_non_null(c);
+	config_unref(c);
+	assert_int_equal(D.warnings, 1);
+	assert_false(D.items[0].exposed);
+	c = config_load(cfgp, &D);      /* appends the two about exposed files */
+	assert_non_null(c);
+	config_unref(c);
+	assert_int_equal(D.warnings, 3);
+	{
+		char *text = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&text, &len);
+
+		assert_non_null(f);
+		cfg_diag_print_exposed(&D, f);
+		fclose(f);
+		assert_null(strstr(text, "no channel"));
+		assert_non_null(strstr(text, "channels[0].credentials[0].key: file "));
+		assert_non_null(strstr(text, "redis.password: file "));
+		free(text);
+	}
 	assert_int_equal(chmod(keyp, 0600), 0);
 	cfg_diag_free(&D);
 	cfg_diag_init(&D);

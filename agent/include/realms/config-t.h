@@ -34,6 +34,8 @@ struct cfg_problem {
 	char *path;             /* JSON path ("channels[1].credentials[0].key"),
 	                           "" for the file as a whole */
 	char *msg;
+	bool exposed;           /* a warning about secrets other users can read:
+	                           the one kind realmsctl prints on success */
 };
 
 /* Problems collected by config_load/config_parse, in file order per parse.

@@ -136,4 +136,8 @@ void cfg_diag_add(struct cfg_diag *d, enum cfg_severity sev,
  * "PATH: " are left out when unknown), then a count of dropped ones. */
 void cfg_diag_print(const struct cfg_diag *d, FILE *f);
 
+/* The same lines for the warnings about secrets other users can read
+ * (cfg_problem.exposed) only. */
+void cfg_diag_print_exposed(const struct cfg_diag *d, FILE *f);
+
 #endif /* REALMS_CONFIG_H */
