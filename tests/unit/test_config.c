@@ -58,6 +58,14 @@ static struct realms_config *parse(const char *json)
 	return config_parse(json, strlen(json), "t.json", &D);
 }
 
+/* config_load(path) into a fresh D. */
+static struct realms_config *load_path(const char *path)
+{
+	cfg_diag_free(&D);
+	cfg_diag_init(&D);
+	return config_load(path, &D);
+}
+
 /* Loads a fixture from a private copy, mode 0600: the checkout's umask must
  * not decide whether the "readable by other users" warning shows. */
 static struct realms_config *load(const char *name)
@@ -81,9 +89,7 @@ static struct realms_config *load(const char *name)
 	assert_int_equal(chmod(path, 0600), 0);
 	assert_int_equal(fwrite(buf, 1, n, out), n);
 	fclose(out);
-	cfg_diag_free(&D);
-	cfg_diag_init(&D);
-	c = config_load(path, &D);
+	c = load_path(path);
 	unlink(path);
 	rmdir(dir);
 	return c;
@@ -1047,9 +1053,7 @@ static void test_file_secret_relative(void **state)
 	fputs(json, f);
 	fclose(f);
 
-	cfg_diag_free(&D);
-	cfg_diag_init(&D);
-	c = config_load(cfgp, &D);
+	c = load_path(cfgp);
 	if (!c)
 		dump();
 	assert_non_null(c);
@@ -1137,29 +1141,37 @@ static void test_redis_object(void **state)
 	assert_string_equal(c->redis.password, REDIS_PW);
 	config_unref(c);
 
-	/* Problems, never with the value */
-	assert_null(parse("{\"redis\": {\"adress\": \"127.0.0.1:1\"}}"));
-	expect_error("redis.adress", 1, "unknown key (expected one of: address, user, password)");
-	assert_null(parse("{\"redis\": {\"address\": \"redis.internal:6379\"}}"));
-	expect_error("redis.address", 1, "invalid address");
-	assert_null(parse("{\"redis\": {\"user\": \"a b\"}}"));
-	expect_error("redis.user", 1, "visible ASCII characters (no spaces)");
-	assert_null(parse("{\"redis\": {\"user\": \"\"}}"));
-	expect_error("redis.user", 1, "must be 1 to 128");
-	assert_null(parse("{\"redis\": {\"password\": \"" REDIS_PW " x\"}}"));
-	expect_error("redis.password", 1, "which a Redis password may not hold here");
-	assert_diag_lacks(REDIS_PW);
-	setenv("REALMS_TEST_RPW", REDIS_PW "\t", 1);
-	assert_null(parse("{\"redis\": {\"password\": \"env:REALMS_TEST_RPW\"}}"));
-	expect_error("redis.password", 1, "environment variable REALMS_TEST_RPW holds spaces");
-	assert_diag_lacks(REDIS_PW);
+	/* Problems, never with the value. REALMS_TEST_RPW is unset from the
+	 * one case that needs it set on. */
+	static const struct { const char *rpw, *json, *path, *msg; } bad[] = {
+		{ NULL, "{\"redis\": {\"adress\": \"127.0.0.1:1\"}}", "redis.adress",
+		  "unknown key (expected one of: address, user, password)" },
+		{ NULL, "{\"redis\": {\"address\": \"redis.internal:6379\"}}", "redis.address",
+		  "invalid address" },
+		{ NULL, "{\"redis\": {\"user\": \"a b\"}}", "redis.user",
+		  "visible ASCII characters (no spaces)" },
+		{ NULL, "{\"redis\": {\"user\": \"\"}}", "redis.user", "must be 1 to 128" },
+		{ NULL, "{\"redis\": {\"password\": \"" REDIS_PW " x\"}}", "redis.password",
+		  "which a Redis password may not hold here" },
+		{ REDIS_PW "\t", "{\"redis\": {\"password\": \"env:REALMS_TEST_RPW\"}}",
+		  "redis.password", "environment variable REALMS_TEST_RPW holds spaces" },
+		{ NULL, "{\"redis\": {\"password\": \"env:REALMS_TEST_RPW\"}}", "redis.password",
+		  "environment variable REALMS_TEST_RPW is not set" },
+		{ NULL, "{\"redis\": {\"password\": 5}}", "redis.password",
+		  "must be a string, not a number" },
+		{ NULL, "{\"redis\": [\"127.0.0.1:6379\"]}", "redis",
+		  "must be an address string or an object, not an array" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (bad[i].rpw)
+			setenv("REALMS_TEST_RPW", bad[i].rpw, 1);
+		else
+			unsetenv("REALMS_TEST_RPW");
+		assert_null(parse(bad[i].json));
+		expect_error(bad[i].path, 1, bad[i].msg);
+		assert_diag_lacks(REDIS_PW);
+	}
 	unsetenv("REALMS_TEST_RPW");
-	assert_null(parse("{\"redis\": {\"password\": \"env:REALMS_TEST_RPW\"}}"));
-	expect_error("redis.password", 1, "environment variable REALMS_TEST_RPW is not set");
-	assert_null(parse("{\"redis\": {\"password\": 5}}"));
-	expect_error("redis.password", 1, "must be a string, not a number");
-	assert_null(parse("{\"redis\": [\"127.0.0.1:6379\"]}"));
-	expect_error("redis", 1, "must be an address string or an object, not an array");
 	/* A user alone parses: its password may come from the environment. */
 	c = parse("{\"redis\": {\"user\": \"realms\"}}");
 	assert_non_null(c);
@@ -1318,6 +1330,18 @@ static void test_redis_env(void **state)
 	rmdir(dir);
 }
 
+/* Loads path into a fresh D; it must load. Returns the warnings' count. */
+static int load_warnings(const char *path)
+{
+	struct realms_config *c = load_path(path);
+
+	if (!c)
+		dump();
+	assert_non_null(c);
+	config_unref(c);
+	return D.warnings;
+}
+
 /* A configuration file other users can read gets a warning when it holds a
  * secret inline; so does any "file:" secret they can read. */
 static void test_exposed_secrets(void **state)
@@ -1342,11 +1366,7 @@ static void test_exposed_secrets(void **state)
 
 	/* 0644 with two inline keys: one warning about the file, first. */
 	write_mode(cfgp, inline_key, 0644);
-	cfg_diag_free(&D);
-	cfg_diag_init(&D);
-	c = config_load(cfgp, &D);
-	assert_non_null(c);
-	assert_int_equal(D.warnings, 1);
+	assert_int_equal(load_warnings(cfgp), 1);
 	pb = find(CFG_WARNING, "", "readable by other users (mode 0644) and holds 2 secrets "
 	          "written inline");
 	assert_non_null(pb);
@@ -1356,25 +1376,14 @@ static void test_exposed_secrets(void **state)
 	assert_true(pb->exposed);
 	assert_non_null(strstr(pb->msg, "chmod o-r"));
 	assert_diag_lacks("sk-ant-inline");
-	config_unref(c);
 
 	/* The same at 0640 or 0600: other users cannot read it. */
 	assert_int_equal(chmod(cfgp, 0640), 0);
-	cfg_diag_free(&D);
-	cfg_diag_init(&D);
-	c = config_load(cfgp, &D);
-	assert_non_null(c);
-	assert_int_equal(D.warnings, 0);
-	config_unref(c);
+	assert_int_equal(load_warnings(cfgp), 0);
 
 	/* 0644 holding env: references only: nothing to hide. */
 	write_mode(cfgp, env_only, 0644);
-	cfg_diag_free(&D);
-	cfg_diag_init(&D);
-	c = config_load(cfgp, &D);
-	assert_non_null(c);
-	assert_int_equal(D.warnings, 0);
-	config_unref(c);
+	assert_int_equal(load_warnings(cfgp), 0);
 
 	/* An inline Redis password counts; even when the file is refused. */
 	write_mode(cfgp, "{\"redis\": {\"password\": \"" REDIS_PW "\"}, \"bogus\": 1}", 0604);
@@ -1393,17 +1402,13 @@ static void test_exposed_secrets(void **state)
 	         "{\"name\": \"k\", \"key\": \"file:key\"}]}],\n"
 	         "\"redis\": {\"password\": \"file:%s\"}}", keyp);
 	write_mode(cfgp, json, 0644);
-	cfg_diag_free(&D);
-	cfg_diag_init(&D);
-	c = config_load(cfgp, &D);
-	assert_non_null(c);
-	assert_int_equal(D.warnings, 2);
+	assert_int_equal(load_warnings(cfgp), 2);
 	expect_at(CFG_WARNING, "channels[0].credentials[0].key", 3,
 	          "is readable by other users (mode 0644): chmod o-r");
 	expect_at(CFG_WARNING, "channels[0].credentials[0].key", 3, keyp);
 	expect_at(CFG_WARNING, "redis.password", 4, keyp);
 	assert_diag_lacks("sk-ant-file");
-	config_unref(c);
+
 	/* realmsctl prints these, and only these, when the file loads. */
 	c = parse("{}");                /* "no channel is defined": a plain warning */
 	assert_non_null(c);
@@ -1428,12 +1433,7 @@ static void test_exposed_secrets(void **state)
 		free(text);
 	}
 	assert_int_equal(chmod(keyp, 0600), 0);
-	cfg_diag_free(&D);
-	cfg_diag_init(&D);
-	c = config_load(cfgp, &D);
-	assert_non_null(c);
-	assert_int_equal(D.warnings, 0);
-	config_unref(c);
+	assert_int_equal(load_warnings(cfgp), 0);
 
 	unlink(keyp);
 	unlink(cfgp);
