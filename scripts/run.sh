@@ -5,12 +5,17 @@
 #   REALMS_CONFIG  the agent's configuration (default: examples/anthropic.json
 #                  when ANTHROPIC_API_KEY is set, else examples/mock.json with
 #                  the mock upstream started here, so it works offline)
-#   REALMS_REDIS   an existing Redis (HOST:PORT or socket path); default: a
-#                  private one on a unix socket in .run/
+#   REALMS_REDIS   an existing Redis (HOST:PORT or socket path), with
+#                  REALMS_REDIS_USER and REALMS_REDIS_PASSWORD_FILE if it
+#                  wants a login; default: a private one on a unix socket in
+#                  .run/, with a password made for this run (.run/redis.pw,
+#                  mode 0600) that the agent and realmsctl read from that
+#                  file (REALMS_REDIS_PASSWORD_FILE)
 #
 # Everything it starts stops on Ctrl-C or SIGTERM. Runtime files live in
-# .run/ (ignored by git).
+# .run/ (ignored by git), readable by this user only.
 set -euo pipefail
+umask 077
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 bin="${REALMS_BUILD_DIR:-$top/build}"
@@ -48,11 +53,22 @@ mkdir -p "$run/hp"
 if [ -n "${REALMS_REDIS:-}" ]; then
 	redis_addr=$REALMS_REDIS
 else
-	redis-server --port 0 --unixsocket "$run/redis.sock" --unixsocketperm 700 \
-		--save '' --appendonly no --dir "$run" >"$run/redis.log" 2>&1 &
+	# A fresh password per run, in a file only this user can read. Redis
+	# reads it as configuration on its standard input ("-"), and printf is
+	# a shell builtin: it is on no command line.
+	redis_pw=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+	printf '%s\n' "$redis_pw" >"$run/redis.pw"
+	redis-server - --port 0 --unixsocket "$run/redis.sock" --unixsocketperm 700 \
+		--save '' --appendonly no --dir "$run" >"$run/redis.log" 2>&1 \
+		<<<"requirepass $redis_pw" &
 	pids+=($!)
+	unset redis_pw
 	redis_addr="$run/redis.sock"
 	wait_for "[ -S '$run/redis.sock' ]" "Redis"
+	# The agent and realmsctl log in as the default user (requirepass),
+	# whatever the calling shell had set.
+	unset REALMS_REDIS_USER REALMS_REDIS_PASSWORD
+	export REALMS_REDIS_PASSWORD_FILE="$run/redis.pw"
 fi
 export REALMS_REDIS=$redis_addr
 

@@ -124,12 +124,12 @@ int cfg_diag_errors(const struct cfg_diag *d)
 	return d ? d->errors : 0;
 }
 
-static void diag_vadd(struct cfg_diag *d, enum cfg_severity sev,
+static void diag_vadd(struct cfg_diag *d, enum cfg_severity sev, bool exposed,
                       const char *origin, unsigned line, const char *path,
                       const char *fmt, va_list ap)
-	__attribute__((format(printf, 6, 0)));
+	__attribute__((format(printf, 7, 0)));
 
-static void diag_vadd(struct cfg_diag *d, enum cfg_severity sev,
+static void diag_vadd(struct cfg_diag *d, enum cfg_severity sev, bool exposed,
                       const char *origin, unsigned line, const char *path,
                       const char *fmt, va_list ap)
 {
@@ -155,6 +155,7 @@ static void diag_vadd(struct cfg_diag *d, enum cfg_severity sev,
 	pb = &d->items[d->n];
 	memset(pb, 0, sizeof(*pb));
 	pb->severity = sev;
+	pb->exposed = exposed;
 	pb->line = line;
 	pb->origin = strdup(origin ? origin : "config");
 	pb->path = strdup(path ? path : "");
@@ -179,27 +180,53 @@ void cfg_diag_add(struct cfg_diag *d, enum cfg_severity sev,
 	va_list ap;
 
 	va_start(ap, fmt);
-	diag_vadd(d, sev, origin, line, path, fmt, ap);
+	diag_vadd(d, sev, false, origin, line, path, fmt, ap);
 	va_end(ap);
+}
+
+/* A warning that secrets are readable by other users (cfg_problem.exposed). */
+static void diag_add_exposed(struct cfg_diag *d, const char *origin, unsigned line,
+                             const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static void diag_add_exposed(struct cfg_diag *d, const char *origin, unsigned line,
+                             const char *path, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	diag_vadd(d, CFG_WARNING, true, origin, line, path, fmt, ap);
+	va_end(ap);
+}
+
+static void problem_print(const struct cfg_problem *pb, FILE *f)
+{
+	fputs(pb->origin, f);
+	if (pb->line)
+		fprintf(f, ":%u", pb->line);
+	fputs(pb->severity == CFG_ERROR ? ": error: " : ": warning: ", f);
+	if (pb->path[0])
+		fprintf(f, "%s: ", pb->path);
+	fprintf(f, "%s\n", pb->msg);
 }
 
 void cfg_diag_print(const struct cfg_diag *d, FILE *f)
 {
 	if (!d)
 		return;
-	for (size_t i = 0; i < d->n; i++) {
-		const struct cfg_problem *pb = &d->items[i];
-
-		fputs(pb->origin, f);
-		if (pb->line)
-			fprintf(f, ":%u", pb->line);
-		fputs(pb->severity == CFG_ERROR ? ": error: " : ": warning: ", f);
-		if (pb->path[0])
-			fprintf(f, "%s: ", pb->path);
-		fprintf(f, "%s\n", pb->msg);
-	}
+	for (size_t i = 0; i < d->n; i++)
+		problem_print(&d->items[i], f);
 	if (d->dropped)
 		fprintf(f, "(%zu more problems not shown)\n", d->dropped);
+}
+
+void cfg_diag_print_exposed(const struct cfg_diag *d, FILE *f)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->n; i++)
+		if (d->items[i].exposed)
+			problem_print(&d->items[i], f);
 }
 
 /* Stable sort by line of the problems from index `from` on (insertion
@@ -542,6 +569,7 @@ struct pctx {
 	size_t lpos;                /* line cache: offset lpos is on line lline */
 	unsigned lline;
 	int allow_tok;              /* agent.allow_unknown_models, or -1 */
+	int inline_secrets;         /* secrets written in the file itself */
 };
 
 static unsigned tok_line(struct pctx *p, int tok)
@@ -570,7 +598,7 @@ static void report(struct pctx *p, enum cfg_severity sev, int tok, const char *f
 	if (sev == CFG_ERROR)
 		p->errors++;
 	va_start(ap, fmt);
-	diag_vadd(p->diag, sev, p->origin, tok_line(p, tok), p->path, fmt, ap);
+	diag_vadd(p->diag, sev, false, p->origin, tok_line(p, tok), p->path, fmt, ap);
 	va_end(ap);
 }
 
@@ -1147,7 +1175,9 @@ static const char *parse_url(const char *s, size_t n, struct url *u)
 	return NULL;
 }
 
-/* Secrets may only hold visible ASCII: they become HTTP header values. */
+/* Secrets may only hold visible ASCII: keys become HTTP header values, and
+ * a Redis password is held to the same rule so that a stray space or CR
+ * from an editor is an error here, not a refused AUTH later. */
 static int secret_ok(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -1156,17 +1186,120 @@ static int secret_ok(const char *s, size_t n)
 	return 1;
 }
 
+/* What a secret is for, in messages about the characters it may hold. */
+#define SECRET_WHY_KEY   "which an HTTP header cannot carry"
+#define SECRET_WHY_REDIS "which a Redis password may not hold here (use visible ASCII)"
+
+/* Room for a message that names a file. */
+#define SECRET_ERR_MAX   (PATH_MAX + 160)
+
+/* Reads the secret file at path into buf (CFG_SECRET_MAX + 1 bytes), its
+ * trailing newlines ("\n", "\r") removed, and sets *mode to the file's mode.
+ * Returns the length (> 0), or -1 with a message in err that names the file,
+ * never its content. The caller wipes buf. */
+static ssize_t secret_file_read(const char *path, const char *why, char *buf,
+                                mode_t *mode, char *err, size_t errlen)
+{
+	size_t n = 0;
+	ssize_t ret = -1;
+	struct stat st;
+	int fd;
+
+	*mode = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot read file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "file %s is not a regular file", path);
+		goto out;
+	}
+	*mode = st.st_mode;
+	while (n < CFG_SECRET_MAX + 1) {
+		ssize_t r = read(fd, buf + n, CFG_SECRET_MAX + 1 - n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			snprintf(err, errlen, "cannot read file %s: %s", path, strerror(errno));
+			goto out;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	if (n > CFG_SECRET_MAX) {
+		snprintf(err, errlen, "file %s is larger than %d bytes", path, CFG_SECRET_MAX);
+		goto out;
+	}
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	if (n == 0) {
+		snprintf(err, errlen, "file %s is empty", path);
+		goto out;
+	}
+	if (!secret_ok(buf, n)) {
+		snprintf(err, errlen, "the content of file %s holds spaces, control or "
+		         "non-ASCII characters, %s", path, why);
+		goto out;
+	}
+	ret = (ssize_t)n;
+out:
+	close(fd);
+	return ret;
+}
+
+/* Whether other users can read a file holding secrets. Only a warning:
+ * ssh refuses such a key, but an agent that will not start over a mode is
+ * worse than one that says so at every start. */
+static bool secret_exposed(mode_t mode)
+{
+	return (mode & S_IROTH) != 0;
+}
+
+/* The value of environment variable `name` as a secret: the environment's
+ * own string (not a copy) and its length, or NULL with a message in err that
+ * names the variable, never the value. */
+static const char *env_secret(const char *name, const char *why, size_t *len,
+                              char *err, size_t errlen)
+{
+	const char *val = getenv(name);
+	size_t n;
+
+	if (!val) {
+		snprintf(err, errlen, "environment variable %s is not set", name);
+		return NULL;
+	}
+	n = strlen(val);
+	if (n == 0) {
+		snprintf(err, errlen, "environment variable %s is empty", name);
+		return NULL;
+	}
+	if (n > CFG_SECRET_MAX) {
+		snprintf(err, errlen, "environment variable %s is longer than %d bytes", name,
+		         CFG_SECRET_MAX);
+		return NULL;
+	}
+	if (!secret_ok(val, n)) {
+		snprintf(err, errlen, "environment variable %s holds spaces, control or "
+		         "non-ASCII characters, %s", name, why);
+		return NULL;
+	}
+	*len = n;
+	return val;
+}
+
 /* Reads a "file:" secret into the arena. Returns 0 or -1 (reported). */
-static int read_secret_file(struct pctx *p, int tok, const char *name,
+static int read_secret_file(struct pctx *p, int tok, const char *name, const char *why,
                             const char **out, size_t *olen)
 {
-	char buf[CFG_SECRET_MAX + 1];
+	char buf[CFG_SECRET_MAX + 1], err[SECRET_ERR_MAX];
 	char *full = NULL;
 	const char *path = name;
-	size_t n = 0;
-	struct stat st;
-	int fd, ret = -1;
-	char *k;
+	mode_t mode;
+	ssize_t n;
+	int ret = -1;
 
 	if (name[0] != '/' && p->base_dir) {
 		if (asprintf(&full, "%s/%s", p->base_dir, name) < 0) {
@@ -1175,61 +1308,34 @@ static int read_secret_file(struct pctx *p, int tok, const char *name,
 		}
 		path = full;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		report(p, CFG_ERROR, tok, "cannot read file %s: %s", path, strerror(errno));
+	n = secret_file_read(path, why, buf, &mode, err, sizeof(err));
+	if (n < 0) {
+		report(p, CFG_ERROR, tok, "%s", err);
 		goto out;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		report(p, CFG_ERROR, tok, "file %s is not a regular file", path);
-		goto out_close;
-	}
-	while (n < sizeof(buf)) {
-		ssize_t r = read(fd, buf + n, sizeof(buf) - n);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			report(p, CFG_ERROR, tok, "cannot read file %s: %s", path, strerror(errno));
-			goto out_close;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	if (n > CFG_SECRET_MAX) {
-		report(p, CFG_ERROR, tok, "file %s is larger than %d bytes", path, CFG_SECRET_MAX);
-		goto out_close;
-	}
-	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-		n--;
-	if (n == 0) {
-		report(p, CFG_ERROR, tok, "file %s is empty", path);
-		goto out_close;
-	}
-	if (!secret_ok(buf, n)) {
-		report(p, CFG_ERROR, tok, "the content of file %s holds spaces, control or "
-		       "non-ASCII characters, which an HTTP header cannot carry", path);
-		goto out_close;
-	}
-	k = astrndup(p, buf, n);
-	if (k) {
-		*out = k;
-		*olen = n;
+	if (secret_exposed(mode))
+		diag_add_exposed(p->diag, p->origin, tok_line(p, tok), p->path, "file %s is "
+		                 "readable by other users (mode %04o): chmod o-r %s", path,
+		                 (unsigned)(mode & 07777), path);
+	*out = astrndup(p, buf, (size_t)n);
+	if (*out) {
+		*olen = (size_t)n;
 		ret = 0;
 	}
-out_close:
-	close(fd);
 out:
 	explicit_bzero(buf, sizeof(buf));
 	free(full);
 	return ret;
 }
 
-/* A credential key: inline, "env:NAME" or "file:PATH". Messages name the
- * variable or file, never the value. Returns 0 or -1 (reported). */
-static int get_secret(struct pctx *p, int tok, const char **out, size_t *olen)
+/* A secret: inline, "env:NAME" or "file:PATH"; `why` says what it is for
+ * (SECRET_WHY_*). Messages name the variable or file, never the value.
+ * Inline secrets are counted (p->inline_secrets): the file holding them
+ * must not be readable by others. Returns 0 or -1 (reported). */
+static int get_secret(struct pctx *p, int tok, const char *why, const char **out,
+                      size_t *olen)
 {
+	char err[SECRET_ERR_MAX];
 	const char *v;
 	size_t n;
 
@@ -1252,24 +1358,9 @@ static int get_secret(struct pctx *p, int tok, const char **out, size_t *olen)
 				return -1;
 			}
 		}
-		val = getenv(name);
+		val = env_secret(name, why, &vn, err, sizeof(err));
 		if (!val) {
-			report(p, CFG_ERROR, tok, "environment variable %s is not set", name);
-			return -1;
-		}
-		vn = strlen(val);
-		if (vn == 0) {
-			report(p, CFG_ERROR, tok, "environment variable %s is empty", name);
-			return -1;
-		}
-		if (vn > CFG_SECRET_MAX) {
-			report(p, CFG_ERROR, tok, "environment variable %s is longer than %d bytes",
-			       name, CFG_SECRET_MAX);
-			return -1;
-		}
-		if (!secret_ok(val, vn)) {
-			report(p, CFG_ERROR, tok, "environment variable %s holds spaces, control or "
-			       "non-ASCII characters, which an HTTP header cannot carry", name);
+			report(p, CFG_ERROR, tok, "%s", err);
 			return -1;
 		}
 		*out = astrndup(p, val, vn);
@@ -1281,8 +1372,9 @@ static int get_secret(struct pctx *p, int tok, const char **out, size_t *olen)
 			report(p, CFG_ERROR, tok, "\"file:\" must be followed by a file name");
 			return -1;
 		}
-		return read_secret_file(p, tok, v + 5, out, olen);
+		return read_secret_file(p, tok, v + 5, why, out, olen);
 	}
+	p->inline_secrets++;
 	if (n == 0) {
 		report(p, CFG_ERROR, tok, "must not be empty");
 		return -1;
@@ -1292,8 +1384,7 @@ static int get_secret(struct pctx *p, int tok, const char **out, size_t *olen)
 		return -1;
 	}
 	if (!secret_ok(v, n)) {
-		report(p, CFG_ERROR, tok, "holds spaces, control or non-ASCII characters, "
-		       "which an HTTP header cannot carry");
+		report(p, CFG_ERROR, tok, "holds spaces, control or non-ASCII characters, %s", why);
 		return -1;
 	}
 	*out = v;
@@ -1305,17 +1396,49 @@ static int get_secret(struct pctx *p, int tok, const char **out, size_t *olen)
 /* Sections                                                               */
 /* ---------------------------------------------------------------------- */
 
+/* "redis": an address string, or {"address", "user", "password"}. */
 static void parse_redis(struct pctx *p, int tok)
 {
-	struct realms_config *c = p->c;
+	static const char *const keys[] = { "address", "user", "password", NULL };
+	struct cfg_redis *r = &p->c->redis;
 	char err[160];
-	size_t old = path_str(p, "redis");
+	size_t old = path_str(p, "redis"), o2;
+	int v[3];
 
-	if (tok >= 0) {
-		get_addr(p, tok, &c->redis, &c->redis_addr);
-	} else {
-		c->redis = astrndup(p, DEFAULT_REDIS, strlen(DEFAULT_REDIS));
-		if (c->redis && netaddr_parse(c->redis, &c->redis_addr, err, sizeof(err)) < 0)
+	if (tok >= 0 && p->t[tok].type == JSMN_OBJECT) {
+		obj_fields(p, tok, keys, v);
+		if (v[0] >= 0) {
+			o2 = path_str(p, "address");
+			get_addr(p, v[0], &r->address, &r->addr);
+			path_pop(p, o2);
+		}
+		if (v[1] >= 0) {
+			size_t n;
+
+			o2 = path_str(p, "user");
+			if (get_str(p, v[1], CFG_REDIS_USER_MAX, &r->user, &n) == 0 &&
+			    (n == 0 || !secret_ok(r->user, n))) {
+				report(p, CFG_ERROR, v[1], "must be 1 to %d visible ASCII characters "
+				       "(no spaces)", CFG_REDIS_USER_MAX);
+				r->user = NULL;
+			}
+			path_pop(p, o2);
+		}
+		if (v[2] >= 0) {
+			o2 = path_str(p, "password");
+			get_secret(p, v[2], SECRET_WHY_REDIS, &r->password, &r->password_len);
+			path_pop(p, o2);
+		}
+	} else if (tok >= 0) {
+		if (p->t[tok].type != JSMN_STRING)
+			report(p, CFG_ERROR, tok, "must be an address string or an object, not %s",
+			       tok_kind(p, tok));
+		else
+			get_addr(p, tok, &r->address, &r->addr);
+	}
+	if (!r->address && (tok < 0 || p->t[tok].type == JSMN_OBJECT)) {
+		r->address = astrndup(p, DEFAULT_REDIS, strlen(DEFAULT_REDIS));
+		if (r->address && netaddr_parse(r->address, &r->addr, err, sizeof(err)) < 0)
 			report(p, CFG_ERROR, -1, "default address: %s", err);
 	}
 	path_pop(p, old);
@@ -1929,7 +2052,7 @@ static void parse_creds(struct pctx *p, struct cfg_channel *ch, int tok)
 			report(p, CFG_ERROR, i, "missing required key \"key\"");
 		} else {
 			o3 = path_str(p, "key");
-			get_secret(p, v[1], &cr->key, &cr->key_len);
+			get_secret(p, v[1], SECRET_WHY_KEY, &cr->key, &cr->key_len);
 			path_pop(p, o3);
 		}
 		if (v[2] >= 0) {
@@ -2359,8 +2482,11 @@ static void config_free(struct realms_config *c)
 	arena_free(a);
 }
 
+/* The parse proper; *inline_secrets gets the number of secrets written in
+ * the JSON itself (for config_load's check of the file's mode). */
 static struct realms_config *parse(const char *json, size_t len, const char *origin,
-                                   const char *base_dir, struct cfg_diag *diag)
+                                   const char *base_dir, struct cfg_diag *diag,
+                                   int *inline_secrets)
 {
 	static const char *const keys[] = {
 		"redis", "agent", "groups", "models", "channels", "failover", NULL
@@ -2372,6 +2498,7 @@ static struct realms_config *parse(const char *json, size_t len, const char *ori
 	size_t first = diag ? diag->n : 0;
 	int v[7], r;
 
+	*inline_secrets = 0;
 	memset(&p, 0, sizeof(p));
 	p.origin = origin ? origin : "config";
 	p.base_dir = base_dir;
@@ -2448,6 +2575,7 @@ bad_json:
 	report(&p, CFG_ERROR, -1, "invalid JSON");
 out:
 	free(p.t);
+	*inline_secrets = p.inline_secrets;
 	diag_sort(diag, first);
 	if (c && (p.errors || p.oom)) {
 		config_free(c);
@@ -2459,16 +2587,18 @@ out:
 struct realms_config *config_parse(const char *json, size_t len, const char *origin,
                                    struct cfg_diag *diag)
 {
-	return parse(json, len, origin, NULL, diag);
+	int inline_secrets;
+
+	return parse(json, len, origin, NULL, diag, &inline_secrets);
 }
 
 struct realms_config *config_load(const char *path, struct cfg_diag *diag)
 {
 	struct realms_config *c = NULL;
 	char *buf = NULL, *dir = NULL, *slash;
-	size_t n = 0;
+	size_t n = 0, first;
 	struct stat st;
-	int fd;
+	int fd, inline_secrets = 0;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
@@ -2514,7 +2644,16 @@ struct realms_config *config_load(const char *path, struct cfg_diag *diag)
 		*slash = '\0';
 	else
 		strcpy(dir, ".");
-	c = parse(buf, n, path, dir, diag);
+	first = diag ? diag->n : 0;
+	c = parse(buf, n, path, dir, diag, &inline_secrets);
+	/* About the whole file: line 0, so the sort puts it first. */
+	if (inline_secrets && secret_exposed(st.st_mode))
+		diag_add_exposed(diag, path, 0, NULL, "readable by other users (mode %04o) and "
+		                 "holds %d secret%s written inline: chmod o-r %s, or give %s as "
+		                 "\"env:NAME\" or \"file:PATH\"", (unsigned)(st.st_mode & 07777),
+		                 inline_secrets, inline_secrets == 1 ? "" : "s", path,
+		                 inline_secrets == 1 ? "it" : "them");
+	diag_sort(diag, first);
 out:
 	if (buf) {
 		/* Inline keys were in there. */
@@ -2535,6 +2674,149 @@ void config_unref(struct realms_config *c)
 {
 	if (c && atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
 		config_free(c);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The Redis endpoint, after the environment's overrides                  */
+/* ---------------------------------------------------------------------- */
+
+#define ENV_REDIS               "REALMS_REDIS"
+#define ENV_REDIS_USER          "REALMS_REDIS_USER"
+#define ENV_REDIS_PASSWORD_FILE "REALMS_REDIS_PASSWORD_FILE"
+#define ENV_REDIS_PASSWORD      "REALMS_REDIS_PASSWORD"
+
+/* A variable's value; NULL when unset or empty (an empty REALMS_REDIS has
+ * always meant "not given"; the others follow it). */
+static const char *env_given(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : NULL;
+}
+
+void config_redis_release(struct cfg_redis *r)
+{
+	if (!r)
+		return;
+	if (r->password)
+		explicit_bzero((char *)r->password, r->password_len);
+	free((char *)r->password);
+	free((char *)r->user);
+	free((char *)r->address);
+	memset(r, 0, sizeof(*r));
+}
+
+int config_redis_copy(struct cfg_redis *dst, const struct cfg_redis *src)
+{
+	char *pw = src->password ? malloc(src->password_len + 1) : NULL;
+
+	memset(dst, 0, sizeof(*dst));
+	dst->addr = src->addr;
+	dst->address = src->address ? strdup(src->address) : NULL;
+	dst->user = src->user ? strdup(src->user) : NULL;
+	if (pw) {
+		memcpy(pw, src->password, src->password_len);
+		pw[src->password_len] = '\0';
+		dst->password = pw;
+		dst->password_len = src->password_len;
+	}
+	if ((src->address && !dst->address) || (src->user && !dst->user) ||
+	    (src->password && !pw)) {
+		config_redis_release(dst);
+		return -1;
+	}
+	return 0;
+}
+
+int config_redis_env(const struct realms_config *c, struct cfg_redis *out,
+                     struct cfg_diag *diag)
+{
+	char buf[CFG_SECRET_MAX + 1], err[SECRET_ERR_MAX];
+	const char *addr = env_given(ENV_REDIS), *user = env_given(ENV_REDIS_USER);
+	const char *pw_file = env_given(ENV_REDIS_PASSWORD_FILE);
+	const char *pw = NULL;
+	size_t pw_len = 0;
+	int errors = 0;
+	mode_t mode;
+	ssize_t n;
+
+	memset(out, 0, sizeof(*out));
+	if (addr) {
+		if (netaddr_parse(addr, &out->addr, err, sizeof(err)) < 0) {
+			cfg_diag_add(diag, CFG_ERROR, ENV_REDIS, 0, NULL, "invalid address: %s "
+			             "(expected HOST:PORT, [IPV6]:PORT, unix:PATH or /PATH)", err);
+			errors++;
+		}
+	} else if (c) {
+		addr = c->redis.address;
+		out->addr = c->redis.addr;
+	} else {
+		addr = DEFAULT_REDIS;
+		netaddr_parse(addr, &out->addr, err, sizeof(err));
+	}
+
+	if (user) {
+		if (strlen(user) > CFG_REDIS_USER_MAX || !secret_ok(user, strlen(user))) {
+			cfg_diag_add(diag, CFG_ERROR, ENV_REDIS_USER, 0, NULL, "must be 1 to %d "
+			             "visible ASCII characters (no spaces)", CFG_REDIS_USER_MAX);
+			errors++;
+		}
+	} else if (c) {
+		user = c->redis.user;
+	}
+
+	if (pw_file && env_given(ENV_REDIS_PASSWORD)) {
+		cfg_diag_add(diag, CFG_ERROR, ENV_REDIS_PASSWORD_FILE, 0, NULL, "set "
+		             ENV_REDIS_PASSWORD_FILE " or " ENV_REDIS_PASSWORD ", not both");
+		errors++;
+	} else if (pw_file) {
+		n = secret_file_read(pw_file, SECRET_WHY_REDIS, buf, &mode, err, sizeof(err));
+		if (n < 0) {
+			cfg_diag_add(diag, CFG_ERROR, ENV_REDIS_PASSWORD_FILE, 0, NULL, "%s", err);
+			errors++;
+		} else {
+			pw = buf;
+			pw_len = (size_t)n;
+			if (secret_exposed(mode))
+				diag_add_exposed(diag, ENV_REDIS_PASSWORD_FILE, 0, NULL, "file %s is "
+				                 "readable by other users (mode %04o): chmod o-r %s",
+				                 pw_file, (unsigned)(mode & 07777), pw_file);
+		}
+	} else if (env_given(ENV_REDIS_PASSWORD)) {
+		pw = env_secret(ENV_REDIS_PASSWORD, SECRET_WHY_REDIS, &pw_len, err, sizeof(err));
+		if (!pw) {
+			cfg_diag_add(diag, CFG_ERROR, ENV_REDIS_PASSWORD, 0, NULL, "%s", err);
+			errors++;
+		}
+	} else if (c && c->redis.password) {
+		pw = c->redis.password;
+		pw_len = c->redis.password_len;
+	}
+	if (user && !pw && !errors) {
+		cfg_diag_add(diag, CFG_ERROR, env_given(ENV_REDIS_USER) ? ENV_REDIS_USER :
+		             c->origin, 0, env_given(ENV_REDIS_USER) ? NULL : "redis.user",
+		             "Redis user \"%s\" has no password: give redis.password, "
+		             ENV_REDIS_PASSWORD_FILE " or " ENV_REDIS_PASSWORD, user);
+		errors++;
+	}
+
+	if (!errors) {
+		struct cfg_redis found = {
+			.address = addr, .addr = out->addr, .user = user,
+			.password = pw, .password_len = pw_len,
+		};
+
+		if (config_redis_copy(out, &found) < 0) {
+			cfg_diag_add(diag, CFG_ERROR, ENV_REDIS, 0, NULL, "out of memory");
+			errors++;
+		}
+	}
+	explicit_bzero(buf, sizeof(buf));
+	if (errors) {
+		config_redis_release(out);
+		return -1;
+	}
+	return 0;
 }
 
 /* ---------------------------------------------------------------------- */

@@ -92,7 +92,9 @@ static void usage(FILE *f)
 "OPTIONS\n"
 "    -c, --config FILE   configuration file (JSON, see docs/configuration.md);\n"
 "                        without it only the realms-inspect message is served\n"
-"        --check         with -c: print every problem in the file, exit 1 on\n"
+"        --check         with -c: print every problem in the file and in\n"
+"                        REALMS_REDIS*, secrets other users can read\n"
+"                        among them (never a secret's value); exit 1 on\n"
 "                        any error, 0 otherwise\n"
 "    -f, --foreground    stay in the foreground and log to stderr;\n"
 "                        without it the agent daemonizes and logs to syslog\n"
@@ -123,9 +125,20 @@ static void usage(FILE *f)
 "    SIGHUP           reload the configuration\n"
 "\n"
 "ENVIRONMENT\n"
-"    REALMS_REDIS     Redis address (HOST:PORT or a unix socket path),\n"
-"                     overriding the configuration's \"redis\", as for\n"
-"                     realmsctl\n"
+"    Each overrides one part of the configuration's \"redis\", as for\n"
+"    realmsctl; read at start (a reload keeps them), unset or empty = not\n"
+"    given. The password is never logged or printed. Realms does not\n"
+"    encrypt Redis traffic: use a unix socket or a TLS tunnel when Redis is\n"
+"    on another host (docs/redis.md).\n"
+"    REALMS_REDIS     Redis address: HOST:PORT, [V6]:PORT, unix:PATH, /PATH\n"
+"    REALMS_REDIS_USER\n"
+"                     the ACL user to log in as (AUTH user password)\n"
+"    REALMS_REDIS_PASSWORD_FILE\n"
+"                     a file holding the Redis password (trailing newline\n"
+"                     removed; keep it mode 0600): the preferred way\n"
+"    REALMS_REDIS_PASSWORD\n"
+"                     the password itself, when a file will not do; every\n"
+"                     child of the shell that sets it inherits it\n"
 "\n"
 "EXIT STATUS\n"
 "    0 on a clean stop, 1 on a start-up error, 2 on a usage error.\n",
@@ -263,6 +276,20 @@ static void log_diag(const struct cfg_diag *d)
 	free(buf);
 }
 
+/* Whether two "redis" settings are the same (the password compared, never
+ * shown). */
+static int redis_same(const struct cfg_redis *a, const struct cfg_redis *b)
+{
+	if (strcmp(a->address, b->address) != 0)
+		return 0;
+	if (!a->user != !b->user || (a->user && strcmp(a->user, b->user) != 0))
+		return 0;
+	if (!a->password != !b->password)
+		return 0;
+	return !a->password || (a->password_len == b->password_len &&
+	                        memcmp(a->password, b->password, a->password_len) == 0);
+}
+
 /* SIGHUP: load the file again; a bad file keeps the running configuration.
  * Requests in flight finish on the configuration they started with (they
  * hold a reference). Listeners and the Redis address are read at start
@@ -286,32 +313,35 @@ static void reload_cb(struct ev_loop *loop, ev_signal *s, int revents)
 		return;
 	}
 	old = state_config();
-	if (old && strcmp(old->redis, nc->redis) != 0)
-		rlog(LOG_LVL_WARN, "reload: the Redis address changed; it takes effect "
-		     "at the next restart");
+	if (old && !redis_same(&old->redis, &nc->redis))
+		rlog(LOG_LVL_WARN, "reload: the Redis address, user or password changed; "
+		     "it takes effect at the next restart");
 	config_unref(old);
 	state_install(nc);
 	rlog(LOG_LVL_INFO, "configuration reloaded from %s (generation %llu)",
 	     agent.config, (unsigned long long)nc->generation);
 }
 
-/* --check: print every problem, exit 1 on any error. */
+/* --check: print every problem, exit 1 on any error. The Redis endpoint is
+ * resolved as at start, so REALMS_REDIS_* are checked too. */
 static int check_config(void)
 {
 	struct cfg_diag d;
+	struct cfg_redis ep;
 	struct realms_config *c;
 	int errors;
 
 	cfg_diag_init(&d);
 	c = config_load(agent.config, &d);
+	if (c && config_redis_env(c, &ep, &d) == 0)
+		config_redis_release(&ep);
 	cfg_diag_print(&d, stdout);
 	errors = cfg_diag_errors(&d);
 	cfg_diag_free(&d);
-	if (c) {
+	if (c && !errors)
 		printf("%s: configuration is valid (%zu models, %zu channels, %zu credentials)\n",
 		       agent.config, c->n_models, c->n_channels, c->n_creds);
-		config_unref(c);
-	}
+	config_unref(c);
 	return errors || !c ? 1 : 0;
 }
 
@@ -519,10 +549,6 @@ int main(int argc, char **argv)
 	log_init("realms-agent", !agent.foreground, agent.verbosity);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (state_redis_init(buf, sizeof(buf)) < 0) {
-		rlog(LOG_LVL_ERR, "REALMS_REDIS: %s", buf);
-		return 1;
-	}
 	if (agent.config) {
 		struct cfg_diag d;
 		struct realms_config *c;
@@ -536,6 +562,16 @@ int main(int argc, char **argv)
 			     "realms-agent -c FILE --check lists every problem)", agent.config);
 			return 1;
 		}
+		cfg_diag_init(&d);
+		if (state_redis_init(c, &d) < 0) {
+			log_diag(&d);
+			cfg_diag_free(&d);
+			config_unref(c);
+			rlog(LOG_LVL_ERR, "cannot tell how to reach Redis (see above)");
+			return 1;
+		}
+		log_diag(&d);
+		cfg_diag_free(&d);
 		/* Listeners and threads from the file unless given on the
 		 * command line. */
 		if (agent.nb_lst == 0) {

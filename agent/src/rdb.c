@@ -7,6 +7,12 @@
  * reply or with NULL when the context goes), and only then is the operation
  * freed. After RDB_MAX_TIMEOUTS timeouts in a row the server is considered
  * stalled and the connection is dropped and made again.
+ *
+ * With a password, every connection logs in first: AUTH is the first
+ * command on the wire, and the connection counts as up (commands accepted,
+ * SUBSCRIBE re-sent, on_connect run) only once Redis answered it OK. The
+ * connect deadline covers the AUTH too. hiredis 0.14 has no AUTH helper;
+ * the command is sent like any other.
  */
 #include <stdarg.h>
 #include <stdlib.h>
@@ -16,16 +22,18 @@
 #include <hiredis/async.h>
 #include <hiredis/adapters/libev.h>
 
+#include <realms/config.h>
 #include <realms/limits.h>
 #include <realms/log.h>
 #include <realms/rdb.h>
 
 struct rdb {
 	struct ev_loop *loop;
-	struct netaddr addr;
+	struct cfg_redis ep;       /* our copy: address, user, password */
 	char label[32];
 	redisAsyncContext *ac;
-	int up;
+	int up;                    /* connected, and logged in if need be */
+	int authing;               /* connected, AUTH sent, not answered */
 	int freeing;
 	int timeouts;              /* in a row */
 	double backoff;
@@ -66,31 +74,89 @@ static void schedule_retry(struct rdb *r)
 
 static void sub_msg_cb(redisAsyncContext *ac, void *reply, void *privdata);
 
-static void on_connect(const redisAsyncContext *ac, int status)
+/* The user AUTH logs in as, for messages: requirepass is the "default" one. */
+static const char *auth_user(const struct rdb *r)
 {
-	struct rdb *r = ac->data;
+	return r->ep.user ? r->ep.user : "default";
+}
+
+/* Connected, and logged in when there is a password: commands may go. */
+static void rdb_ready(struct rdb *r)
+{
 	char buf[96];
 
-	if (!r)
-		return;
 	ev_timer_stop(r->loop, &r->retry);
-	if (status != REDIS_OK) {
-		/* hiredis frees the context after this callback. */
-		rlog(LOG_LVL_WARN, "redis %s (%s): connect failed: %s", r->label,
-		     netaddr_str(&r->addr, buf, sizeof(buf)), ac->errstr);
-		r->ac = NULL;
-		schedule_retry(r);
-		return;
-	}
 	r->up = 1;
 	r->timeouts = 0;
 	r->backoff = RDB_RETRY_MIN_S;
-	rlog(LOG_LVL_INFO, "redis %s: connected to %s", r->label,
-	     netaddr_str(&r->addr, buf, sizeof(buf)));
+	rlog(LOG_LVL_INFO, "redis %s: connected to %s%s%s", r->label,
+	     netaddr_str(&r->ep.addr, buf, sizeof(buf)),
+	     r->ep.password ? " as user " : "", r->ep.password ? auth_user(r) : "");
 	if (r->sub_channel)
 		redisAsyncCommand(r->ac, sub_msg_cb, r, "SUBSCRIBE %s", r->sub_channel);
 	if (r->on_connect)
 		r->on_connect(r, r->on_connect_arg);
+}
+
+/* Redis's answer to AUTH. A refusal fails this connection attempt: it is
+ * closed and made again after the usual back-off (which a refusal does not
+ * reset), so a wrong password costs one logged line per attempt. */
+static void auth_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct rdb *r = privdata;
+	redisReply *rep = reply;
+	char buf[96];
+
+	/* NULL: the context is going (connect deadline, rdb_free, server
+	 * gone); whoever drops it, or on_disconnect, takes it from here. */
+	if (!rep || !ac->data || r->freeing)
+		return;
+	r->authing = 0;
+	if (rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "OK") == 0) {
+		rdb_ready(r);
+		return;
+	}
+	/* Redis's message never holds the password (WRONGPASS, NOPERM...). */
+	rlog(LOG_LVL_ERR, "redis %s (%s): AUTH as user %s refused: %s", r->label,
+	     netaddr_str(&r->ep.addr, buf, sizeof(buf)), auth_user(r),
+	     rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+	ev_timer_stop(r->loop, &r->retry);
+	/* Deferred by hiredis until this callback returns; on_disconnect
+	 * then schedules the next attempt. */
+	redisAsyncDisconnect(ac);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+	struct rdb *r = ac->data;
+	const char *argv[3];
+	size_t len[3];
+	char buf[96];
+	int argc;
+
+	if (!r)
+		return;
+	if (status != REDIS_OK) {
+		ev_timer_stop(r->loop, &r->retry);
+		/* hiredis frees the context after this callback. */
+		rlog(LOG_LVL_WARN, "redis %s (%s): connect failed: %s", r->label,
+		     netaddr_str(&r->ep.addr, buf, sizeof(buf)), ac->errstr);
+		r->ac = NULL;
+		schedule_retry(r);
+		return;
+	}
+	argc = cfg_redis_auth_argv(&r->ep, argv, len);
+	if (argc == 0) {
+		rdb_ready(r);
+		return;
+	}
+	/* The connect deadline keeps running until AUTH is answered. If the
+	 * command cannot even be queued, that deadline drops the context:
+	 * freeing it from here would pull it from under hiredis. */
+	if (redisAsyncCommandArgv(r->ac, auth_cb, r, argc, argv, len) == REDIS_OK)
+		r->authing = 1;
+	else
+		rlog(LOG_LVL_WARN, "redis %s: cannot queue AUTH", r->label);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -104,7 +170,11 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 	if (r->up)
 		rlog(LOG_LVL_WARN, "redis %s: connection lost%s%s", r->label,
 		     status == REDIS_OK ? "" : ": ", status == REDIS_OK ? "" : ac->errstr);
+	else if (r->authing)
+		rlog(LOG_LVL_WARN, "redis %s: connection lost before AUTH was answered",
+		     r->label);
 	r->up = 0;
+	r->authing = 0;
 	if (r->sub_cb && r->sub_channel)
 		r->sub_cb(r, NULL, r->sub_arg);
 	schedule_retry(r);
@@ -117,10 +187,12 @@ static void retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	struct rdb *r = t->data;
 
 	if (r->ac && !r->up) {
-		rlog(LOG_LVL_WARN, "redis %s: connect timed out", r->label);
+		rlog(LOG_LVL_WARN, "redis %s: %s", r->label,
+		     r->authing ? "AUTH not answered in time" : "connect timed out");
 		redisAsyncContext *ac = r->ac;
 
 		r->ac = NULL;
+		r->authing = 0;
 		ac->data = NULL;          /* no callbacks into r from here */
 		redisAsyncFree(ac);
 		schedule_retry(r);
@@ -134,10 +206,10 @@ static void rdb_connect(struct rdb *r)
 {
 	redisAsyncContext *ac;
 
-	if (r->addr.family == AF_UNIX)
-		ac = redisAsyncConnectUnix(r->addr.path);
+	if (r->ep.addr.family == AF_UNIX)
+		ac = redisAsyncConnectUnix(r->ep.addr.path);
 	else
-		ac = redisAsyncConnect(r->addr.host, r->addr.port);
+		ac = redisAsyncConnect(r->ep.addr.host, r->ep.addr.port);
 	if (!ac) {
 		schedule_retry(r);
 		return;
@@ -158,15 +230,18 @@ static void rdb_connect(struct rdb *r)
 	ev_timer_start(r->loop, &r->retry);
 }
 
-struct rdb *rdb_new(struct ev_loop *loop, const struct netaddr *addr,
+struct rdb *rdb_new(struct ev_loop *loop, const struct cfg_redis *ep,
                     const char *label, rdb_connect_cb on_connect, void *arg)
 {
 	struct rdb *r = calloc(1, sizeof(*r));
 
 	if (!r)
 		return NULL;
+	if (config_redis_copy(&r->ep, ep) < 0) {
+		free(r);
+		return NULL;
+	}
 	r->loop = loop;
-	r->addr = *addr;
 	snprintf(r->label, sizeof(r->label), "%s", label);
 	r->backoff = RDB_RETRY_MIN_S;
 	r->on_connect = on_connect;
@@ -190,10 +265,12 @@ void rdb_free(struct rdb *r)
 		 * our disconnect hook must not touch r any more. */
 		r->ac = NULL;
 		r->up = 0;
+		r->authing = 0;
 		r->sub_cb = NULL;
 		redisAsyncFree(ac);   /* may call on_disconnect: r is still valid */
 	}
 	free(r->sub_channel);
+	config_redis_release(&r->ep);
 	free(r);
 }
 

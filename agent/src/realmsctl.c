@@ -36,8 +36,6 @@
 #define CTL_ERR             1
 #define CTL_USAGE           2
 
-/* Where Redis is when neither REALMS_REDIS nor a config says. */
-#define CTL_DEFAULT_REDIS   "127.0.0.1:6379"
 /* Redis: connect and per-command timeout; past it the command fails (1). */
 #define CTL_REDIS_TIMEOUT_S 2
 /* token add: EXEC attempts when another writer touched the name index
@@ -96,8 +94,11 @@ static const char help_options[] =
 	"OPTIONS\n"
 	"    -c FILE, --config FILE\n"
 	"        Read the gateway's configuration (the realms-agent JSON file):\n"
-	"        its \"redis\" address, and its groups, which \"token add\" checks\n"
-	"        --group against. Without it, any well-formed group name is taken.\n"
+	"        its \"redis\" (address, user, password), and its groups, which\n"
+	"        \"token add\" checks --group against. Without it, any\n"
+	"        well-formed group name is taken. A warning is printed on stderr\n"
+	"        when other users can read secrets: the file itself if it holds\n"
+	"        any inline, or a \"file:\" secret it names.\n"
 	"\n"
 	"    -h, --help\n"
 	"        Show this page. \"realmsctl COMMAND --help\" shows the page of\n"
@@ -105,18 +106,36 @@ static const char help_options[] =
 
 static const char help_env[] =
 	"ENVIRONMENT\n"
+	"    Each of these replaces one part of the configuration's \"redis\"\n"
+	"    (as for realms-agent); unset or empty means not given. Redis\n"
+	"    traffic, AUTH included, is not encrypted: reach a remote Redis\n"
+	"    through a unix socket or a TLS tunnel (docs/redis.md).\n"
+	"\n"
 	"    REALMS_REDIS\n"
-	"        The Redis address, overriding the configuration's: \"host:port\",\n"
-	"        \"[v6]:port\", \"unix:/path\" or \"/path\" (a unix socket). Without\n"
-	"        it and without -c, 127.0.0.1:6379. Connections and commands time\n"
-	"        out after 2 seconds.\n";
+	"        The Redis address: \"host:port\", \"[v6]:port\", \"unix:/path\"\n"
+	"        or \"/path\" (a unix socket). Without it and without -c,\n"
+	"        127.0.0.1:6379. Connections and commands time out after 2\n"
+	"        seconds.\n"
+	"\n"
+	"    REALMS_REDIS_USER\n"
+	"        The Redis ACL user to log in as (AUTH user password). Without a\n"
+	"        user, AUTH sends the password alone (requirepass).\n"
+	"\n"
+	"    REALMS_REDIS_PASSWORD_FILE\n"
+	"        A file holding the Redis password (trailing newline removed).\n"
+	"        The preferred way: keep the file mode 0600. A password is\n"
+	"        never printed; a refused AUTH exits 1.\n"
+	"\n"
+	"    REALMS_REDIS_PASSWORD\n"
+	"        The password itself, when a file will not do (every child of\n"
+	"        the shell that sets it inherits it). Not with _FILE.\n";
 
 static const char help_exit[] =
 	"EXIT STATUS\n"
 	"    0   Success.\n"
-	"    1   Operational error: Redis unreachable or failing, configuration\n"
-	"        invalid, a token name already taken or not found, an unknown\n"
-	"        group. The reason is printed on stderr.\n"
+	"    1   Operational error: Redis unreachable, refusing AUTH or failing,\n"
+	"        configuration invalid, a token name already taken or not found,\n"
+	"        an unknown group. The reason is printed on stderr.\n"
 	"    2   Usage error: unknown command or option, missing or malformed\n"
 	"        argument.\n";
 
@@ -183,8 +202,11 @@ static void print_help(const struct ctl_cmd *cmd)
 /* Configuration and Redis                                                */
 /* ---------------------------------------------------------------------- */
 
-/* Loads the -c file once. Returns 0 (also when there is no -c) or -1 after
- * printing the problems. */
+/* Loads the -c file once. Of its problems, it prints those about secrets
+ * other users can read (a world-readable file with inline keys, say), and
+ * all of them when the file is refused; the others are the agent's
+ * business (realms-agent --check). Returns 0 (also when there is no -c) or
+ * -1. */
 static int ctl_config(struct ctl *c)
 {
 	struct cfg_diag diag;
@@ -193,23 +215,50 @@ static int ctl_config(struct ctl *c)
 		return 0;
 	cfg_diag_init(&diag);
 	c->cfg = config_load(c->config_path, &diag);
-	if (!c->cfg) {
+	if (c->cfg)
+		cfg_diag_print_exposed(&diag, stderr);
+	else
 		cfg_diag_print(&diag, stderr);
+	if (!c->cfg)
 		errmsg("%s: invalid configuration", c->config_path);
-	}
 	cfg_diag_free(&diag);
 	return c->cfg ? 0 : -1;
 }
 
-/* Connects once, to REALMS_REDIS, else the config's "redis", else the
- * default. Returns the context, or NULL after printing why. */
+/* Logs in as ep says, right after connecting. Returns 0, or -1 after
+ * printing why (Redis's own message, which never holds the password). */
+static int ctl_auth(redisContext *rc, const struct cfg_redis *ep)
+{
+	const char *argv[3];
+	size_t len[3];
+	int argc = cfg_redis_auth_argv(ep, argv, len);
+	redisReply *r;
+	int ok;
+
+	if (argc == 0)
+		return 0;
+	r = redisCommandArgv(rc, argc, argv, len);
+	ok = r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "OK") == 0;
+	if (!ok)
+		errmsg("Redis at %s refused AUTH as user %s: %s", ep->address,
+		       ep->user ? ep->user : "default",
+		       !r ? (rc->errstr[0] ? rc->errstr : "no reply") :
+		       r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+	if (r)
+		freeReplyObject(r);
+	return ok ? 0 : -1;
+}
+
+/* Connects once, where and as config_redis_env says (REALMS_REDIS*, else
+ * the config's "redis", else the default), and logs in. Returns the
+ * context, or NULL after printing why. */
 static redisContext *ctl_redis(struct ctl *c)
 {
 	struct timeval tv = { .tv_sec = CTL_REDIS_TIMEOUT_S };
-	const char *where = getenv("REALMS_REDIS");
-	struct netaddr a;
-	char err[160];
-	redisContext *rc;
+	struct cfg_diag diag;
+	struct cfg_redis ep;
+	redisContext *rc = NULL;
+	int ret;
 
 	if (c->rc)
 		return c->rc;
@@ -217,28 +266,36 @@ static redisContext *ctl_redis(struct ctl *c)
 	 * a broken file should not go unnoticed. */
 	if (ctl_config(c) < 0)
 		return NULL;
-	if (!where || !*where)
-		where = c->cfg ? c->cfg->redis : CTL_DEFAULT_REDIS;
-	if (netaddr_parse(where, &a, err, sizeof(err)) < 0) {
-		errmsg("Redis address: %s", err);
+	cfg_diag_init(&diag);
+	ret = config_redis_env(c->cfg, &ep, &diag);
+	cfg_diag_print(&diag, stderr);
+	cfg_diag_free(&diag);
+	if (ret < 0) {
+		errmsg("cannot tell how to reach Redis (see above)");
 		return NULL;
 	}
-	if (a.family == AF_UNIX)
-		rc = redisConnectUnixWithTimeout(a.path, tv);
+	if (ep.addr.family == AF_UNIX)
+		rc = redisConnectUnixWithTimeout(ep.addr.path, tv);
 	else
-		rc = redisConnectWithTimeout(a.host, a.port, tv);
+		rc = redisConnectWithTimeout(ep.addr.host, ep.addr.port, tv);
 	if (!rc) {
-		errmsg("cannot connect to Redis at %s: out of memory", where);
-		return NULL;
+		errmsg("cannot connect to Redis at %s: out of memory", ep.address);
+		goto out;
 	}
 	if (rc->err || redisSetTimeout(rc, tv) != REDIS_OK) {
-		errmsg("cannot connect to Redis at %s: %s", where,
+		errmsg("cannot connect to Redis at %s: %s", ep.address,
 		       rc->err ? rc->errstr : "cannot set timeout");
-		redisFree(rc);
-		return NULL;
+		goto fail;
 	}
+	if (ctl_auth(rc, &ep) < 0)
+		goto fail;
 	c->rc = rc;
-	return rc;
+	goto out;
+fail:
+	redisFree(rc);
+out:
+	config_redis_release(&ep);
+	return c->rc;
 }
 
 /* Runs one command (arguments as NUL-terminated strings, NULL-terminated
@@ -264,7 +321,9 @@ static redisReply *rcmd(struct ctl *c, const char *what, const char **argv)
 		return NULL;
 	}
 	if (r->type == REDIS_REPLY_ERROR) {
-		errmsg("Redis (%s): %s", what, r->str);
+		errmsg("Redis (%s): %s%s", what, r->str, strncmp(r->str, "NOAUTH", 6) == 0 ?
+		       " (give its password: REALMS_REDIS_PASSWORD_FILE or the "
+		       "configuration's redis.password)" : "");
 		freeReplyObject(r);
 		return NULL;
 	}

@@ -8,12 +8,12 @@
 
 #include <realms/config.h>
 #include <realms/health.h>
-#include <realms/netaddr.h>
 #include <realms/state.h>
 
 static struct realms_config *current;
-static struct netaddr redis_env;
-static int have_redis_env;
+/* The Redis endpoint, fixed at start (state_redis_init). */
+static struct cfg_redis redis_ep;
+static int have_redis_ep;
 static pthread_mutex_t slock = PTHREAD_MUTEX_INITIALIZER;
 
 struct realms_config *state_config(void)
@@ -50,21 +50,18 @@ void state_release(void)
 	current = NULL;
 	pthread_mutex_unlock(&slock);
 	config_unref(old);
+	config_redis_release(&redis_ep);
+	have_redis_ep = 0;
 }
 
-int state_redis_init(char *err, size_t errlen)
+int state_redis_init(const struct realms_config *c, struct cfg_diag *diag)
 {
-	const char *s = getenv("REALMS_REDIS");
-
-	if (!s || !*s)
-		return 0;
-	if (netaddr_parse(s, &redis_env, err, errlen) < 0)
-		return -1;
-	have_redis_env = 1;
-	return 0;
+	config_redis_release(&redis_ep);
+	have_redis_ep = config_redis_env(c, &redis_ep, diag) == 0;
+	return have_redis_ep ? 0 : -1;
 }
 
-const struct netaddr *state_redis(const struct realms_config *c)
+const struct cfg_redis *state_redis(const struct realms_config *c)
 {
-	return have_redis_env ? &redis_env : &c->redis_addr;
+	return have_redis_ep ? &redis_ep : &c->redis;
 }

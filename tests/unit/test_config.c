@@ -58,14 +58,41 @@ static struct realms_config *parse(const char *json)
 	return config_parse(json, strlen(json), "t.json", &D);
 }
 
-static struct realms_config *load(const char *name)
+/* config_load(path) into a fresh D. */
+static struct realms_config *load_path(const char *path)
 {
-	char path[512];
-
-	snprintf(path, sizeof(path), "%s/%s", CFG_FIXTURES, name);
 	cfg_diag_free(&D);
 	cfg_diag_init(&D);
 	return config_load(path, &D);
+}
+
+/* Loads a fixture from a private copy, mode 0600: the checkout's umask must
+ * not decide whether the "readable by other users" warning shows. */
+static struct realms_config *load(const char *name)
+{
+	char src[512], dir[] = "/tmp/realms-test-fx-XXXXXX", path[512];
+	struct realms_config *c;
+	char buf[65536];
+	size_t n;
+	FILE *in, *out;
+
+	snprintf(src, sizeof(src), "%s/%s", CFG_FIXTURES, name);
+	in = fopen(src, "rb");
+	assert_non_null(in);
+	n = fread(buf, 1, sizeof(buf), in);
+	assert_true(feof(in));
+	fclose(in);
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	out = fopen(path, "wb");
+	assert_non_null(out);
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_int_equal(fwrite(buf, 1, n, out), n);
+	fclose(out);
+	c = load_path(path);
+	unlink(path);
+	rmdir(dir);
+	return c;
 }
 
 /* The first problem of that severity and path whose message holds sub. */
@@ -165,8 +192,8 @@ static void test_full_example(void **state)
 	assert_int_equal(D.errors, 0);
 	assert_int_equal(D.warnings, 0);
 
-	assert_string_equal(c->redis, "127.0.0.1:6379");
-	assert_int_equal(c->redis_addr.port, 6379);
+	assert_string_equal(c->redis.address, "127.0.0.1:6379");
+	assert_int_equal(c->redis.addr.port, 6379);
 	assert_int_equal(c->agent.n_listen, 2);
 	assert_string_equal(c->agent.listen[0], "127.0.0.1:12345");
 	assert_int_equal(c->agent.listen_addr[0].port, 12345);
@@ -254,7 +281,7 @@ static void test_minimal_defaults(void **state)
 
 	assert_non_null(c);
 	assert_int_equal(D.warnings, 0);
-	assert_string_equal(c->redis, "127.0.0.1:6379");
+	assert_string_equal(c->redis.address, "127.0.0.1:6379");
 	assert_int_equal(c->agent.n_listen, 0);
 	assert_null(c->agent.mirror);
 	assert_null(c->agent.admin);
@@ -295,7 +322,7 @@ static void test_team_example(void **state)
 	expect_at(CFG_WARNING, "channels[2].models.claude-3-5-haiku", 34, "is disabled");
 	assert_int_equal(D.warnings, 1);
 
-	assert_int_equal(c->redis_addr.family, AF_UNIX);
+	assert_int_equal(c->redis.addr.family, AF_UNIX);
 	assert_int_equal(c->agent.n_listen, 1);
 	assert_int_equal(c->agent.threads, 4);
 	assert_true(c->agent.allow_unknown_models);
@@ -503,7 +530,7 @@ static void test_wrong_types(void **state)
 		"\"models\": [{\"name\": 5, \"enabled\": \"yes\"}, 7, {\"name\": \"m\", \"price\": 3}],\n"
 		"\"channels\": {}\n"
 		"}\n"));
-	expect_error("redis", 2, "must be a string, not a number");
+	expect_error("redis", 2, "must be an address string or an object, not a number");
 	expect_error("agent.threads", 3, "must be an integer, not a string");
 	expect_error("agent.allow_unknown_models", 3, "must be true or false, not a number");
 	expect_error("agent.listen[0]", 3, "must be a string");
@@ -757,7 +784,7 @@ static void test_addresses(void **state)
 	c = parse("{\"redis\": \"/run/redis.sock\", \"agent\": {\"listen\": \"[::1]:12345\", "
 	          "\"check\": \"127.0.0.1:12347\"}}");
 	assert_non_null(c);
-	assert_int_equal(c->redis_addr.family, AF_UNIX);
+	assert_int_equal(c->redis.addr.family, AF_UNIX);
 	assert_int_equal(c->agent.n_listen, 1);
 	assert_int_equal(c->agent.listen_addr[0].family, AF_INET6);
 	config_unref(c);
@@ -1035,9 +1062,7 @@ static void test_file_secret_relative(void **state)
 	fputs(json, f);
 	fclose(f);
 
-	cfg_diag_free(&D);
-	cfg_diag_init(&D);
-	c = config_load(cfgp, &D);
+	c = load_path(cfgp);
 	if (!c)
 		dump();
 	assert_non_null(c);
@@ -1063,6 +1088,365 @@ static void test_secret_never_printed(void **state)
 	assert_diag_lacks("sk-ant-inline");
 	assert_diag_lacks("leak-77");
 	assert_diag_lacks("leak-78");
+}
+
+/* ---- Redis: the "redis" object, the environment, AUTH ----------------- */
+
+#define REDIS_PW "rp-9c1e-secret-Zq"
+
+static void redis_env_clear(void)
+{
+	unsetenv("REALMS_REDIS");
+	unsetenv("REALMS_REDIS_USER");
+	unsetenv("REALMS_REDIS_PASSWORD_FILE");
+	unsetenv("REALMS_REDIS_PASSWORD");
+}
+
+/* Writes content to path with the given mode (set before the content). */
+static void write_mode(const char *path, const char *content, mode_t mode)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(chmod(path, mode), 0);
+	fputs(content, f);
+	fclose(f);
+}
+
+static void test_redis_object(void **state)
+{
+	struct realms_config *c;
+	char json[1024];
+	char *pwf = write_temp(REDIS_PW "\n");
+
+	/* The string form still works; the object's address defaults. */
+	c = parse("{\"redis\": {}}");
+	assert_non_null(c);
+	assert_string_equal(c->redis.address, "127.0.0.1:6379");
+	assert_null(c->redis.user);
+	assert_null(c->redis.password);
+	config_unref(c);
+
+	c = parse("{\"redis\": {\"address\": \"unix:/run/redis.sock\", \"user\": \"realms\",\n"
+	          "\"password\": \"" REDIS_PW "\"}}");
+	assert_non_null(c);
+	assert_string_equal(c->redis.address, "unix:/run/redis.sock");
+	assert_int_equal(c->redis.addr.family, AF_UNIX);
+	assert_string_equal(c->redis.user, "realms");
+	assert_string_equal(c->redis.password, REDIS_PW);
+	assert_int_equal(c->redis.password_len, strlen(REDIS_PW));
+	config_unref(c);
+
+	/* The password is a secret like a key: env: and file: */
+	setenv("REALMS_TEST_RPW", REDIS_PW, 1);
+	c = parse("{\"redis\": {\"password\": \"env:REALMS_TEST_RPW\"}}");
+	assert_non_null(c);
+	assert_string_equal(c->redis.password, REDIS_PW);
+	assert_null(c->redis.user);
+	config_unref(c);
+	snprintf(json, sizeof(json), "{\"redis\": {\"password\": \"file:%s\"}}", pwf);
+	c = parse(json);
+	assert_non_null(c);
+	assert_string_equal(c->redis.password, REDIS_PW);
+	config_unref(c);
+
+	/* Problems, never with the value. REALMS_TEST_RPW is unset from the
+	 * one case that needs it set on. */
+	static const struct { const char *rpw, *json, *path, *msg; } bad[] = {
+		{ NULL, "{\"redis\": {\"adress\": \"127.0.0.1:1\"}}", "redis.adress",
+		  "unknown key (expected one of: address, user, password)" },
+		{ NULL, "{\"redis\": {\"address\": \"redis.internal:6379\"}}", "redis.address",
+		  "invalid address" },
+		{ NULL, "{\"redis\": {\"user\": \"a b\"}}", "redis.user",
+		  "visible ASCII characters (no spaces)" },
+		{ NULL, "{\"redis\": {\"user\": \"\"}}", "redis.user", "must be 1 to 128" },
+		{ NULL, "{\"redis\": {\"password\": \"" REDIS_PW " x\"}}", "redis.password",
+		  "which a Redis password may not hold here" },
+		{ REDIS_PW "\t", "{\"redis\": {\"password\": \"env:REALMS_TEST_RPW\"}}",
+		  "redis.password", "environment variable REALMS_TEST_RPW holds spaces" },
+		{ NULL, "{\"redis\": {\"password\": \"env:REALMS_TEST_RPW\"}}", "redis.password",
+		  "environment variable REALMS_TEST_RPW is not set" },
+		{ NULL, "{\"redis\": {\"password\": 5}}", "redis.password",
+		  "must be a string, not a number" },
+		{ NULL, "{\"redis\": [\"127.0.0.1:6379\"]}", "redis",
+		  "must be an address string or an object, not an array" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (bad[i].rpw)
+			setenv("REALMS_TEST_RPW", bad[i].rpw, 1);
+		else
+			unsetenv("REALMS_TEST_RPW");
+		assert_null(parse(bad[i].json));
+		expect_error(bad[i].path, 1, bad[i].msg);
+		assert_diag_lacks(REDIS_PW);
+	}
+	unsetenv("REALMS_TEST_RPW");
+	/* A user alone parses: its password may come from the environment. */
+	c = parse("{\"redis\": {\"user\": \"realms\"}}");
+	assert_non_null(c);
+	config_unref(c);
+	unlink(pwf);
+	free(pwf);
+}
+
+static void test_redis_auth_argv(void **state)
+{
+	struct cfg_redis r = { .address = "127.0.0.1:6379" };
+	const char *argv[3];
+	size_t len[3];
+
+	assert_int_equal(cfg_redis_auth_argv(&r, argv, len), 0);
+	r.password = "pw-1";
+	r.password_len = 4;
+	assert_int_equal(cfg_redis_auth_argv(&r, argv, len), 2);
+	assert_string_equal(argv[0], "AUTH");
+	assert_int_equal(len[0], 4);
+	assert_ptr_equal(argv[1], r.password);
+	assert_int_equal(len[1], 4);
+	r.user = "realms-agent";
+	assert_int_equal(cfg_redis_auth_argv(&r, argv, len), 3);
+	assert_ptr_equal(argv[1], r.user);
+	assert_int_equal(len[1], 12);
+	assert_ptr_equal(argv[2], r.password);
+}
+
+/* config_redis_env: each variable replaces one part; problems never show
+ * the password. */
+static void test_redis_env(void **state)
+{
+	char dir[] = "/tmp/realms-test-renv-XXXXXX", pwf[128], open_pwf[128];
+	struct realms_config *c;
+	struct cfg_redis ep, cp;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(pwf, sizeof(pwf), "%s/pw", dir);
+	snprintf(open_pwf, sizeof(open_pwf), "%s/pw-open", dir);
+	write_mode(pwf, "env-file-" REDIS_PW "\n", 0600);
+	write_mode(open_pwf, "open-" REDIS_PW "\n", 0644);
+	redis_env_clear();
+
+	/* No config, no variable: the default address, no AUTH. */
+	cfg_diag_free(&D);
+	cfg_diag_init(&D);
+	assert_int_equal(config_redis_env(NULL, &ep, &D), 0);
+	assert_string_equal(ep.address, "127.0.0.1:6379");
+	assert_int_equal(ep.addr.port, 6379);
+	assert_null(ep.user);
+	assert_null(ep.password);
+	config_redis_release(&ep);
+
+	c = parse("{\"redis\": {\"address\": \"127.0.0.1:7000\", \"user\": \"cfg-user\", "
+	          "\"password\": \"cfg-" REDIS_PW "\"}}");
+	assert_non_null(c);
+	cfg_diag_free(&D);      /* "no channel is defined" */
+	cfg_diag_init(&D);
+	assert_int_equal(config_redis_env(c, &ep, &D), 0);
+	assert_string_equal(ep.address, "127.0.0.1:7000");
+	assert_string_equal(ep.user, "cfg-user");
+	assert_string_equal(ep.password, "cfg-" REDIS_PW);
+	assert_ptr_not_equal(ep.password, c->redis.password);     /* a copy */
+	assert_int_equal(config_redis_copy(&cp, &ep), 0);
+	assert_string_equal(cp.password, "cfg-" REDIS_PW);
+	assert_string_equal(cp.user, "cfg-user");
+	config_redis_release(&cp);
+	assert_null(cp.password);
+	config_redis_release(&ep);
+
+	/* Every part overridden; the file's final newline is not the password. */
+	setenv("REALMS_REDIS", "unix:/run/r.sock", 1);
+	setenv("REALMS_REDIS_USER", "env-user", 1);
+	setenv("REALMS_REDIS_PASSWORD_FILE", pwf, 1);
+	assert_int_equal(config_redis_env(c, &ep, &D), 0);
+	assert_string_equal(ep.address, "unix:/run/r.sock");
+	assert_int_equal(ep.addr.family, AF_UNIX);
+	assert_string_equal(ep.user, "env-user");
+	assert_string_equal(ep.password, "env-file-" REDIS_PW);
+	assert_int_equal(ep.password_len, strlen("env-file-" REDIS_PW));
+	config_redis_release(&ep);
+	assert_int_equal(D.warnings, 0);
+
+	/* The password itself in a variable */
+	unsetenv("REALMS_REDIS_PASSWORD_FILE");
+	setenv("REALMS_REDIS_PASSWORD", "var-" REDIS_PW, 1);
+	assert_int_equal(config_redis_env(c, &ep, &D), 0);
+	assert_string_equal(ep.password, "var-" REDIS_PW);
+	config_redis_release(&ep);
+
+	/* Empty means not given */
+	setenv("REALMS_REDIS", "", 1);
+	setenv("REALMS_REDIS_USER", "", 1);
+	setenv("REALMS_REDIS_PASSWORD", "", 1);
+	assert_int_equal(config_redis_env(c, &ep, &D), 0);
+	assert_string_equal(ep.address, "127.0.0.1:7000");
+	assert_string_equal(ep.user, "cfg-user");
+	assert_string_equal(ep.password, "cfg-" REDIS_PW);
+	config_redis_release(&ep);
+	redis_env_clear();
+
+	/* A password file other users can read: a warning naming it. */
+	setenv("REALMS_REDIS_PASSWORD_FILE", open_pwf, 1);
+	assert_int_equal(config_redis_env(c, &ep, &D), 0);
+	assert_string_equal(ep.password, "open-" REDIS_PW);
+	config_redis_release(&ep);
+	expect_at(CFG_WARNING, "", 0, "is readable by other users (mode 0644)");
+	expect_at(CFG_WARNING, "", 0, open_pwf);
+	assert_string_equal(D.items[D.n - 1].origin, "REALMS_REDIS_PASSWORD_FILE");
+	assert_int_equal(D.errors, 0);
+
+	/* Errors: each names its variable, none shows a value. */
+	cfg_diag_free(&D);
+	cfg_diag_init(&D);
+	setenv("REALMS_REDIS_PASSWORD", "var-" REDIS_PW, 1);
+	assert_int_equal(config_redis_env(c, &ep, &D), -1);
+	assert_null(ep.address);
+	assert_null(ep.password);
+	expect_error("", 0, "set REALMS_REDIS_PASSWORD_FILE or REALMS_REDIS_PASSWORD, not both");
+	unsetenv("REALMS_REDIS_PASSWORD");
+	setenv("REALMS_REDIS_PASSWORD_FILE", dir, 1);
+	assert_int_equal(config_redis_env(c, &ep, &D), -1);
+	expect_error("", 0, "is not a regular file");
+	setenv("REALMS_REDIS_PASSWORD_FILE", "/nonexistent/pw", 1);
+	assert_int_equal(config_redis_env(c, &ep, &D), -1);
+	expect_error("", 0, "cannot read file /nonexistent/pw");
+	unsetenv("REALMS_REDIS_PASSWORD_FILE");
+	setenv("REALMS_REDIS_PASSWORD", "var " REDIS_PW, 1);
+	assert_int_equal(config_redis_env(c, &ep, &D), -1);
+	expect_error("", 0, "environment variable REALMS_REDIS_PASSWORD holds spaces");
+	unsetenv("REALMS_REDIS_PASSWORD");
+	setenv("REALMS_REDIS", "127.0.0.1:99999", 1);
+	assert_int_equal(config_redis_env(c, &ep, &D), -1);
+	expect_error("", 0, "invalid address");
+	unsetenv("REALMS_REDIS");
+	setenv("REALMS_REDIS_USER", "a b", 1);
+	assert_int_equal(config_redis_env(c, &ep, &D), -1);
+	expect_error("", 0, "must be 1 to 128 visible ASCII characters");
+	/* A user and no password anywhere */
+	assert_int_equal(config_redis_env(NULL, &ep, &D) , -1);
+	setenv("REALMS_REDIS_USER", "lonely", 1);
+	assert_int_equal(config_redis_env(NULL, &ep, &D), -1);
+	expect_error("", 0, "Redis user \"lonely\" has no password");
+	redis_env_clear();
+	config_unref(c);
+	c = parse("{\"redis\": {\"user\": \"cfg-user\"}}");
+	assert_non_null(c);
+	assert_int_equal(config_redis_env(c, &ep, &D), -1);
+	expect_error("redis.user", 0, "Redis user \"cfg-user\" has no password");
+	config_unref(c);
+	assert_diag_lacks(REDIS_PW);
+
+	unlink(pwf);
+	unlink(open_pwf);
+	rmdir(dir);
+}
+
+/* Loads path into a fresh D; it must load. Returns the warnings' count. */
+static int load_warnings(const char *path)
+{
+	struct realms_config *c = load_path(path);
+
+	if (!c)
+		dump();
+	assert_non_null(c);
+	config_unref(c);
+	return D.warnings;
+}
+
+/* A configuration file other users can read gets a warning when it holds a
+ * secret inline; so does any "file:" secret they can read. */
+static void test_exposed_secrets(void **state)
+{
+	char dir[] = "/tmp/realms-test-perm-XXXXXX", cfgp[128], keyp[128], json[1024];
+	struct realms_config *c;
+	const struct cfg_problem *pb;
+	const char *inline_key =
+		"{\"models\": [\"claude-sonnet-4-5\"], \"channels\": [{\"name\": \"a\", \"base_url\": "
+		"\"https://x.example\", \"models\": [\"claude-sonnet-4-5\"], \"credentials\": [\n"
+		"{\"name\": \"k\", \"key\": \"sk-ant-inline-0001\"},\n"
+		"{\"name\": \"k2\", \"key\": \"sk-ant-inline-0002\"}]}]}";
+	const char *env_only =
+		"{\"redis\": {\"user\": \"u\", \"password\": \"env:ANTHROPIC_API_KEY\"},\n"
+		"\"models\": [\"claude-sonnet-4-5\"], \"channels\": [{\"name\": \"a\", \"base_url\": "
+		"\"https://x.example\", \"models\": [\"claude-sonnet-4-5\"], \"credentials\": [\n"
+		"{\"name\": \"k\", \"key\": \"env:ANTHROPIC_API_KEY\"}]}]}";
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(cfgp, sizeof(cfgp), "%s/realms.json", dir);
+	snprintf(keyp, sizeof(keyp), "%s/key", dir);
+
+	/* 0644 with two inline keys: one warning about the file, first. */
+	write_mode(cfgp, inline_key, 0644);
+	assert_int_equal(load_warnings(cfgp), 1);
+	pb = find(CFG_WARNING, "", "readable by other users (mode 0644) and holds 2 secrets "
+	          "written inline");
+	assert_non_null(pb);
+	assert_ptr_equal(pb, &D.items[0]);
+	assert_string_equal(pb->origin, cfgp);
+	assert_int_equal(pb->line, 0);
+	assert_true(pb->exposed);
+	assert_non_null(strstr(pb->msg, "chmod o-r"));
+	assert_diag_lacks("sk-ant-inline");
+
+	/* The same at 0640 or 0600: other users cannot read it. */
+	assert_int_equal(chmod(cfgp, 0640), 0);
+	assert_int_equal(load_warnings(cfgp), 0);
+
+	/* 0644 holding env: references only: nothing to hide. */
+	write_mode(cfgp, env_only, 0644);
+	assert_int_equal(load_warnings(cfgp), 0);
+
+	/* An inline Redis password counts; even when the file is refused. */
+	write_mode(cfgp, "{\"redis\": {\"password\": \"" REDIS_PW "\"}, \"bogus\": 1}", 0604);
+	cfg_diag_free(&D);
+	cfg_diag_init(&D);
+	assert_null(config_load(cfgp, &D));
+	expect_at(CFG_WARNING, "", 0, "(mode 0604) and holds 1 secret written inline: "
+	          "chmod o-r");
+	assert_diag_lacks(REDIS_PW);
+
+	/* A "file:" secret other users can read: a warning on its line,
+	 * naming that file; not once it is 0600. */
+	write_mode(keyp, "sk-ant-file-0003\n", 0644);
+	snprintf(json, sizeof(json), "{\"models\": [\"claude-sonnet-4-5\"],\n\"channels\": [{\"name\": \"a\", "
+	         "\"base_url\": \"https://x.example\", \"models\": [\"claude-sonnet-4-5\"], \"credentials\": [\n"
+	         "{\"name\": \"k\", \"key\": \"file:key\"}]}],\n"
+	         "\"redis\": {\"password\": \"file:%s\"}}", keyp);
+	write_mode(cfgp, json, 0644);
+	assert_int_equal(load_warnings(cfgp), 2);
+	expect_at(CFG_WARNING, "channels[0].credentials[0].key", 3,
+	          "is readable by other users (mode 0644): chmod o-r");
+	expect_at(CFG_WARNING, "channels[0].credentials[0].key", 3, keyp);
+	expect_at(CFG_WARNING, "redis.password", 4, keyp);
+	assert_diag_lacks("sk-ant-file");
+
+	/* realmsctl prints these, and only these, when the file loads. */
+	c = parse("{}");                /* "no channel is defined": a plain warning */
+	assert_non_null(c);
+	config_unref(c);
+	assert_int_equal(D.warnings, 1);
+	assert_false(D.items[0].exposed);
+	c = config_load(cfgp, &D);      /* appends the two about exposed files */
+	assert_non_null(c);
+	config_unref(c);
+	assert_int_equal(D.warnings, 3);
+	{
+		char *text = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&text, &len);
+
+		assert_non_null(f);
+		cfg_diag_print_exposed(&D, f);
+		fclose(f);
+		assert_null(strstr(text, "no channel"));
+		assert_non_null(strstr(text, "channels[0].credentials[0].key: file "));
+		assert_non_null(strstr(text, "redis.password: file "));
+		free(text);
+	}
+	assert_int_equal(chmod(keyp, 0600), 0);
+	assert_int_equal(load_warnings(cfgp), 0);
+
+	unlink(keyp);
+	unlink(cfgp);
+	rmdir(dir);
 }
 
 /* ---- prices ----------------------------------------------------------- */
@@ -1371,6 +1755,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_file_secret, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file_secret_relative, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secret_never_printed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_redis_object, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_redis_auth_argv, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_redis_env, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exposed_secrets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_price_default, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_price_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nusd, setup, teardown),

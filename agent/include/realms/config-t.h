@@ -34,6 +34,8 @@ struct cfg_problem {
 	char *path;             /* JSON path ("channels[1].credentials[0].key"),
 	                           "" for the file as a whole */
 	char *msg;
+	bool exposed;           /* a warning about secrets other users can read:
+	                           the one kind realmsctl prints on success */
 };
 
 /* Problems collected by config_load/config_parse, in file order per parse.
@@ -165,6 +167,18 @@ struct cfg_failover {
 	int timeout_s;              /* upstream silence that ends an attempt */
 };
 
+/* Where Redis is and how to log in to it: the file's "redis", or that with
+ * the environment's overrides (config_redis_env). */
+struct cfg_redis {
+	const char *address;        /* as written, or the default; for messages */
+	struct netaddr addr;
+	const char *user;           /* ACL user ("AUTH user password"), or NULL:
+	                               "AUTH password" (requirepass) */
+	const char *password;       /* the secret, resolved; NULL: no AUTH.
+	                               Never log it. */
+	size_t password_len;
+};
+
 struct cfg_arena;
 
 struct realms_config {
@@ -172,8 +186,7 @@ struct realms_config {
 	uint64_t generation;        /* 1, 2, ... per config parsed in the process */
 	const char *origin;         /* file it came from (for logs) */
 
-	const char *redis;
-	struct netaddr redis_addr;
+	struct cfg_redis redis;
 
 	struct cfg_agent agent;
 	struct cfg_failover failover;

@@ -7,6 +7,7 @@
 #define REALMS_CONFIG_H
 
 #include <stdio.h>
+#include <string.h>
 
 #include <realms/config-t.h>
 
@@ -31,6 +32,54 @@ void config_ref(struct realms_config *c);
 /* Drops one reference; the last one scrubs the secrets and frees it all.
  * Thread-safe; NULL is ignored. */
 void config_unref(struct realms_config *c);
+
+/* ---- Redis ----------------------------------------------------------- */
+
+/* The Redis endpoint a program uses: c's "redis" (c may be NULL: the
+ * default address, no AUTH), each part replaced by the environment when it
+ * is set and not empty:
+ *   REALMS_REDIS                the address
+ *   REALMS_REDIS_USER           the ACL user
+ *   REALMS_REDIS_PASSWORD_FILE  the password, read from that file as a
+ *                               "file:" secret is (relative to the working
+ *                               directory)
+ *   REALMS_REDIS_PASSWORD       the password itself (one of the two only)
+ * A user without a password is an error. Fills *out with copies it owns:
+ * config_redis_release() wipes the password and frees them. Problems go to
+ * diag (which may be NULL), the variable's name as their origin, never a
+ * value. Returns 0, or -1 on any error (out is then empty). */
+int config_redis_env(const struct realms_config *c, struct cfg_redis *out,
+                     struct cfg_diag *diag);
+
+/* A deep copy of src into dst, for a holder that outlives src's config.
+ * Returns 0, or -1 when out of memory (dst is then empty). */
+int config_redis_copy(struct cfg_redis *dst, const struct cfg_redis *src);
+
+/* Wipes the password of a copy made by config_redis_env/_copy and frees
+ * its strings; r is left empty. NULL is ignored. */
+void config_redis_release(struct cfg_redis *r);
+
+/* The command that logs in as r says: "AUTH user password", or "AUTH
+ * password" without a user (requirepass: the "default" user). Fills argv
+ * and len (3 slots, pointing into r) and returns the argument count, or 0
+ * when r has no password (no AUTH is sent). */
+static inline int cfg_redis_auth_argv(const struct cfg_redis *r, const char *argv[3],
+                                      size_t len[3])
+{
+	int n = 0;
+
+	if (!r->password)
+		return 0;
+	argv[n] = "AUTH";
+	len[n++] = 4;
+	if (r->user) {
+		argv[n] = r->user;
+		len[n++] = strlen(r->user);
+	}
+	argv[n] = r->password;
+	len[n++] = r->password_len;
+	return n;
+}
 
 /* ---- Lookups (per request: binary searches, no allocation) ---------- */
 
@@ -91,5 +140,9 @@ void cfg_diag_add(struct cfg_diag *d, enum cfg_severity sev,
 /* One line per problem: "FILE:LINE: error: PATH: message" (": LINE" and
  * "PATH: " are left out when unknown), then a count of dropped ones. */
 void cfg_diag_print(const struct cfg_diag *d, FILE *f);
+
+/* The same lines for the warnings about secrets other users can read
+ * (cfg_problem.exposed) only. */
+void cfg_diag_print_exposed(const struct cfg_diag *d, FILE *f);
 
 #endif /* REALMS_CONFIG_H */

@@ -132,8 +132,14 @@
 #define CFG_FAILURES_DEFAULT       3
 #define CFG_COOLDOWN_DEFAULT_S     30
 #define CFG_TIMEOUT_DEFAULT_S      600
-/* Configuration: largest secret read from a "file:" credential. */
+/* Configuration: largest secret (credential key, Redis password), inline,
+ * from a variable or read from a file; a larger one is an error naming the
+ * key, variable or file. */
 #define CFG_SECRET_MAX             8192
+/* Configuration: longest Redis ACL user name (redis.user,
+ * REALMS_REDIS_USER); a longer one is an error (Redis accepts more, but a
+ * name this long is a mistake, and it is logged on every connection). */
+#define CFG_REDIS_USER_MAX         128
 /* Configuration: problems kept for printing; further ones are counted. */
 #define CFG_MAX_PROBLEMS           500
 /* Configuration: agent.body_prefix bounds (bytes). The prefix travels in

@@ -13,7 +13,7 @@
 
 #include <hiredis/hiredis.h>
 
-#include <realms/netaddr.h>
+#include <realms/config-t.h>
 
 struct ev_loop;
 struct rdb;
@@ -23,19 +23,23 @@ typedef void (*rdb_cb)(struct rdb *r, redisReply *reply, void *arg);
 /* Called on every successful (re)connection, e.g. to SUBSCRIBE again. */
 typedef void (*rdb_connect_cb)(struct rdb *r, void *arg);
 
-/* Starts connecting (and keeps reconnecting with back-off). Never NULL
+/* Starts connecting to ep's address (and keeps reconnecting with back-off),
+ * logging in with ep's user and password when it has a password: AUTH goes
+ * first on every connection, and a refused AUTH fails that attempt (logged,
+ * backed off, tried again). The rdb keeps its own copy of ep. Never NULL
  * unless out of memory. */
-struct rdb *rdb_new(struct ev_loop *loop, const struct netaddr *addr,
+struct rdb *rdb_new(struct ev_loop *loop, const struct cfg_redis *ep,
                     const char *label, rdb_connect_cb on_connect, void *arg);
 
 /* Disconnects; pending callbacks fire with NULL before it returns. */
 void rdb_free(struct rdb *r);
 
-/* Whether the connection is up right now. */
+/* Whether the connection is up (and logged in) right now. */
 int rdb_up(const struct rdb *r);
 
 /* Sends a command (printf-like, hiredis format). Returns 0 if queued, -1 if
- * Redis is down (the callback is then NOT called). A NULL cb sends without
+ * Redis is down or the login is not done yet (the callback is then NOT
+ * called): nothing ever goes to Redis ahead of AUTH. A NULL cb sends without
  * waiting for the answer. */
 int rdb_command(struct rdb *r, rdb_cb cb, void *arg, const char *fmt, ...);
 int rdb_command_argv(struct rdb *r, rdb_cb cb, void *arg, int argc,
