@@ -66,13 +66,12 @@ assert_match "$(redis-cli -p "$RPORT" GET x 2>&1)" NOAUTH "Redis requires a logi
 assert_match "$(rcli ACL GETUSER realms-agent | tr '\n' ' ')" '%R~realms:token:\*' "the agent's rule is loaded"
 
 start_mock up
-MIRROR=$(free_port)
 printf 'sk-up-key-1\n' >"$T_DIR/upstream.key"
 # The agent's configuration: no secret inline, the password from a file.
 cat >"$T_DIR/realms.json" <<JSON
 {
   "redis": {"address": "127.0.0.1:$RPORT", "user": "realms-agent", "password": "file:agent.pw"},
-  "agent": {"threads": 2, "mirror": "127.0.0.1:$MIRROR", "spool": "$T_DIR/spool"},
+  "agent": {"threads": 2, "mirror": "$T_DIR/mirror.sock", "spool": "$T_DIR/spool"},
   "models": [{"name": "claude-sonnet-4-5", "enabled": true}],
   "channels": [
     {"name": "up", "base_url": "http://127.0.0.1:$MOCK_PORT",
@@ -91,7 +90,7 @@ out=$("$REALMS_AGENT" -c "$T_DIR/realms.json" --check 2>&1)
 assert_eq "$?" 0 "--check accepts the configuration"
 assert_no_match "$out" warning "--check: no warning for a private file"
 
-GW_MIRROR="127.0.0.1:$MIRROR" start_gateway "$T_DIR/realms.json" || { fail "gateway"; finish; }
+GW_MIRROR="$T_DIR/mirror.sock" start_gateway "$T_DIR/realms.json" || { fail "gateway"; finish; }
 URL="http://127.0.0.1:$GW_PORT/v1/messages"
 DAY=$(date -u +%Y%m%d)
 ERRS="$T_DIR/ctl-stderr.log"    # every realmsctl stderr, for the leak check
