@@ -121,6 +121,9 @@ ANTHROPIC_BASE_URL=http://127.0.0.1:$port
 ANTHROPIC_AUTH_TOKEN=$token
 
 then run claude. Logs are in $run/. Ctrl-C stops everything.
+Usage so far, from another shell:
+
+  REALMS_REDIS=$REALMS_REDIS REALMS_REDIS_PASSWORD_FILE=${REALMS_REDIS_PASSWORD_FILE:-} $bin/realmsctl usage
 INFO
 
 # Foreground until a signal, or until one of the processes dies.
