@@ -15,6 +15,7 @@
 
 #include <realms/config.h>
 #include <realms/inspect.h>
+#include <realms/json.h>
 #include <realms/verdict.h>
 
 static void refuse(struct verdict *v, int status, const char *type, const char *fmt, ...)

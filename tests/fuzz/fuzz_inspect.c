@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include <realms/inspect.h>
+#include <realms/json.h>
 
 /* Not assert(): the fuzz build may define NDEBUG. */
 static void need(int ok, const char *what)

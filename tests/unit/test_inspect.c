@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include <realms/inspect.h>
+#include <realms/json.h>
 
 #ifndef FIXTURES_DIR
 #error "FIXTURES_DIR must name tests/fixtures/claude-code"

@@ -33,9 +33,4 @@ enum inspect_status inspect_body(const char *buf, size_t len, size_t body_len,
 /* Short lowercase name of a status, for logs and vars. */
 const char *inspect_status_str(enum inspect_status st);
 
-/* Writes `s` (len bytes, UTF-8) as a JSON string token, quotes included,
- * into out (size bytes). Returns the token's length, or -1 if it did not fit.
- * Used for the model rewrite: the new value must be a valid JSON string. */
-long json_quote(const char *s, size_t len, char *out, size_t size);
-
 #endif /* REALMS_INSPECT_H */
