@@ -227,7 +227,6 @@ static int check_body(const struct verdict_in *in, struct verdict *v)
 		       "request body has a duplicate top-level key");
 		return -1;
 	case INSPECT_OK:
-	case INSPECT_TOO_COMPLEX:
 		break;
 	}
 	if (r->model_state == INSPECT_KEY_ABSENT) {

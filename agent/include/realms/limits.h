@@ -41,10 +41,6 @@
 /* Agent: worker threads at most. */
 #define SPOA_MAX_WORKERS           64
 
-/* Body inspection: JSON tokens parsed from one body prefix at most. A prefix
- * that needs more is treated as truncated at the last complete token. */
-#define INSPECT_MAX_TOKENS         65536
-
 /* Body inspection: longest model name accepted (decoded bytes). Longer
  * values are "not a model name" and refused by the verdict. */
 #define INSPECT_MODEL_MAX          256
