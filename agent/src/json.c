@@ -241,6 +241,28 @@ static inline int value_end(struct json_scanner *s, uint64_t at, struct json_ev 
 	return JSON_EV_END;
 }
 
+/* A token of the root container (depth 1: BEGIN) or the root value itself
+ * (depth 0: ROOT) starts at `at`. It is reported before its first byte is
+ * consumed; `begun` keeps the next call from reporting it again. */
+static inline int token_begins(struct json_scanner *s, enum json_type t, int key,
+                               uint64_t at, struct json_ev *ev)
+{
+	s->begun = 1;
+	ev->type = t;
+	ev->start = at;
+	ev->end = at;
+	ev->esc = 0;
+	ev->key = key;
+	if (s->depth) {
+		s->mem_start = at;
+		s->mem_type = t;
+		return JSON_EV_BEGIN;
+	}
+	s->root_start = at;
+	s->root_type = t;
+	return JSON_EV_ROOT;
+}
+
 /* A string closed at `at` (right past its quote). */
 static inline int string_end(struct json_scanner *s, uint64_t at, struct json_ev *ev)
 {
@@ -284,23 +306,25 @@ static inline int utf8_lead(struct json_scanner *s, unsigned char c)
 	return 0;
 }
 
-/* A whole \u code unit was read. Returns 0 or a JSON_ERR_*. Only checked
- * with JSON_FL_UNICODE: the grammar alone allows lone surrogates. */
-static inline enum json_err uescape_done(struct json_scanner *s)
+/* A hex digit of a \u escape was read into s->cp. Returns 0 or a
+ * JSON_ERR_*. Surrogates are only checked with JSON_FL_UNICODE (the grammar
+ * alone allows lone ones), and as early as the second digit decides: DC-DF
+ * is a low half, needed after a high one and wrong anywhere else. */
+static inline enum json_err uescape_digit(struct json_scanner *s)
 {
-	unsigned int cp = s->cp;
+	int unicode = s->flags & JSON_FL_UNICODE;
 
-	s->sub = STR_PLAIN;
-	if (!(s->flags & JSON_FL_UNICODE))
-		return JSON_ERR_NONE;
-	if (s->surr) {
-		s->surr = 0;
-		return cp >= 0xdc00 && cp <= 0xdfff ? JSON_ERR_NONE : JSON_ERR_SURROGATE;
-	}
-	if (cp >= 0xd800 && cp <= 0xdbff)
-		s->sub = STR_LO_BS;
-	else if (cp >= 0xdc00 && cp <= 0xdfff)
+	if (unicode && s->hex_n == 2 && s->surr != (s->cp >= 0xdc && s->cp <= 0xdf))
 		return JSON_ERR_SURROGATE;
+	if (s->hex_n < 4)
+		return JSON_ERR_NONE;
+	s->sub = STR_PLAIN;
+	if (!unicode)
+		return JSON_ERR_NONE;
+	if (s->surr)
+		s->surr = 0;
+	else if (s->cp >= 0xd800 && s->cp <= 0xdbff)
+		s->sub = STR_LO_BS;
 	return JSON_ERR_NONE;
 }
 
@@ -411,7 +435,8 @@ int json_scan(struct json_scanner *s, const char **pp, const char *end, struct j
 					goto fail;
 				}
 				s->cp = s->cp << 4 | (unsigned int)h;
-				if (++s->hex_n == 4 && (err = uescape_done(s)) != JSON_ERR_NONE)
+				s->hex_n++;
+				if ((err = uescape_digit(s)) != JSON_ERR_NONE)
 					goto fail;
 				p++;
 				break;
@@ -441,29 +466,27 @@ int json_scan(struct json_scanner *s, const char **pp, const char *end, struct j
 					goto out;
 				c = (unsigned char)*p;
 			}
-			if (!num_whole(s->sub) || is_word(c)) {
-				err = JSON_ERR_NUMBER;
+			err = JSON_ERR_NUMBER;
+			if (!num_whole(s->sub))
 				goto fail;
-			}
-			r = value_end(s, s->off + (uint64_t)(p - p0), ev);
-			if (r)
-				goto out;
-			break;
+			goto scalar_end;
 
 		case JSON_ST_LITERAL:
+			err = JSON_ERR_LITERAL;
 			if (s->sub < lits[s->lit].len) {
-				if (c != (unsigned char)lits[s->lit].s[s->sub]) {
-					err = JSON_ERR_LITERAL;
+				if (c != (unsigned char)lits[s->lit].s[s->sub])
 					goto fail;
-				}
 				s->sub++;
 				p++;
 				break;
 			}
-			if (is_word(c)) {
-				err = JSON_ERR_LITERAL;
+		scalar_end:
+			/* c, not consumed, is the first byte after the number
+			 * or literal; glued to it, a word byte makes it
+			 * malformed ("01x", "truex") rather than two tokens. */
+			if (is_word(c))
 				goto fail;
-			}
+			err = JSON_ERR_NONE;
 			r = value_end(s, s->off + (uint64_t)(p - p0), ev);
 			if (r)
 				goto out;
@@ -497,21 +520,7 @@ int json_scan(struct json_scanner *s, const char **pp, const char *end, struct j
 					goto fail;
 				}
 				if (s->depth <= 1 && !s->begun) {
-					s->begun = 1;
-					ev->type = t;
-					ev->start = s->off + (uint64_t)(p - p0);
-					ev->end = ev->start;
-					ev->esc = 0;
-					ev->key = 0;
-					if (s->depth) {
-						s->mem_start = ev->start;
-						s->mem_type = t;
-						r = JSON_EV_BEGIN;
-					} else {
-						s->root_start = ev->start;
-						s->root_type = t;
-						r = JSON_EV_ROOT;
-					}
+					r = token_begins(s, t, 0, s->off + (uint64_t)(p - p0), ev);
 					goto out;
 				}
 				s->begun = 0;
@@ -536,14 +545,8 @@ int json_scan(struct json_scanner *s, const char **pp, const char *end, struct j
 					goto fail;
 				}
 				if (s->depth == 1 && !s->begun) {
-					s->begun = 1;
-					s->mem_start = s->off + (uint64_t)(p - p0);
-					ev->type = JSON_T_STRING;
-					ev->start = s->mem_start;
-					ev->end = ev->start;
-					ev->esc = 0;
-					ev->key = 1;
-					r = JSON_EV_BEGIN;
+					r = token_begins(s, JSON_T_STRING, 1,
+					                 s->off + (uint64_t)(p - p0), ev);
 					goto out;
 				}
 				s->begun = 0;
