@@ -1,5 +1,7 @@
 /*
  * Configuration: one JSON file into an immutable struct realms_config.
+ * I/O: config_load() reads the file, and the parse reads "file:" secrets;
+ * everything else works on bytes.
  *
  * Three passes over the bytes:
  *   1. the strict JSON scanner (json.c, with its UTF-8 and surrogate

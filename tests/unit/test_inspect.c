@@ -5,8 +5,8 @@
  * against the whole, metadata.user_id, max_tokens, bodies of any size and
  * depth, json_quote.
  *
- * Every body is handed over in a heap copy of exactly its size, so that ASan
- * catches any read past the prefix.
+ * Every body is handed over in a heap copy of exactly its size (or at the
+ * very end of one), so that ASan catches any read past the prefix.
  */
 #include <pthread.h>
 #include <setjmp.h>

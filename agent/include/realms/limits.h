@@ -1,6 +1,6 @@
 /*
- * Named limits of the agent, in one place. Each says what a peer gets when it
- * crosses it.
+ * Named limits of the agent, in one place (definitions only). Each says what
+ * a peer gets when it crosses it.
  */
 #ifndef REALMS_LIMITS_H
 #define REALMS_LIMITS_H
