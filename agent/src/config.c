@@ -1,9 +1,12 @@
 /*
  * Configuration: one JSON file into an immutable struct realms_config.
+ * I/O: config_load() reads the file, and the parse reads "file:" secrets;
+ * everything else works on bytes.
  *
  * Three passes over the bytes:
- *   1. a strict JSON syntax check (jsmn alone accepts "[1 2]", "[1,]",
- *      "01" and trailing data), so a broken file gets one precise line;
+ *   1. the strict JSON scanner (json.c, with its UTF-8 and surrogate
+ *      checks), since jsmn alone accepts "[1 2]", "[1,]", "01" and trailing
+ *      data: a broken file gets one precise line;
  *   2. jsmn (strict, parent links) tokenizes it;
  *   3. the walker reads sections in dependency order (groups, models,
  *      channels), whatever their order in the file, and reports every
@@ -33,6 +36,7 @@
 #include <jsmn.h>
 
 #include <realms/config.h>
+#include <realms/json.h>
 #include <realms/limits.h>
 
 #define DEFAULT_REDIS   "127.0.0.1:6379"
@@ -251,13 +255,6 @@ static void diag_sort(struct cfg_diag *d, size_t from)
 /* Strict JSON syntax check                                               */
 /* ---------------------------------------------------------------------- */
 
-struct jchk {
-	const unsigned char *s;
-	size_t len, pos;
-	size_t err_pos;
-	char err[128];
-};
-
 static unsigned line_at(const char *s, size_t off)
 {
 	unsigned line = 1;
@@ -265,133 +262,6 @@ static unsigned line_at(const char *s, size_t off)
 	for (size_t i = 0; i < off; i++)
 		line += s[i] == '\n';
 	return line;
-}
-
-static int jc_fail(struct jchk *c, size_t pos, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int jc_fail(struct jchk *c, size_t pos, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(c->err, sizeof(c->err), fmt, ap);
-	va_end(ap);
-	c->err_pos = pos;
-	return -1;
-}
-
-static void jc_ws(struct jchk *c)
-{
-	while (c->pos < c->len) {
-		unsigned char ch = c->s[c->pos];
-
-		if (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r')
-			break;
-		c->pos++;
-	}
-}
-
-static int jc_hex4(struct jchk *c, unsigned *cp)
-{
-	unsigned v = 0;
-
-	if (c->len - c->pos < 4)
-		return -1;
-	for (int i = 0; i < 4; i++) {
-		unsigned char h = c->s[c->pos + i];
-
-		v <<= 4;
-		if (h >= '0' && h <= '9')
-			v |= h - '0';
-		else if (h >= 'a' && h <= 'f')
-			v |= h - 'a' + 10;
-		else if (h >= 'A' && h <= 'F')
-			v |= h - 'A' + 10;
-		else
-			return -1;
-	}
-	c->pos += 4;
-	*cp = v;
-	return 0;
-}
-
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid
- * (overlong forms, surrogates and code points past U+10FFFF refused). */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	unsigned cp;
-	size_t len;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2, cp = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3, cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return len;
-}
-
-static int jc_string(struct jchk *c)
-{
-	size_t start = c->pos;
-	unsigned cp, lo;
-
-	c->pos++;
-	while (c->pos < c->len) {
-		unsigned char ch = c->s[c->pos];
-		size_t n;
-
-		if (ch == '"') {
-			c->pos++;
-			return 0;
-		}
-		if (ch == '\\') {
-			size_t esc = c->pos;
-
-			if (++c->pos >= c->len)
-				break;
-			ch = c->s[c->pos++];
-			if (strchr("\"\\/bfnrt", ch) && ch)
-				continue;
-			if (ch != 'u')
-				return jc_fail(c, esc, "invalid escape sequence in a string");
-			if (jc_hex4(c, &cp) < 0)
-				return jc_fail(c, esc, "invalid \\u escape in a string");
-			if (cp >= 0xdc00 && cp <= 0xdfff)
-				return jc_fail(c, esc, "unpaired UTF-16 surrogate in a \\u escape");
-			if (cp >= 0xd800 && cp <= 0xdbff) {
-				if (c->len - c->pos < 6 || c->s[c->pos] != '\\' ||
-				    c->s[c->pos + 1] != 'u')
-					return jc_fail(c, esc, "unpaired UTF-16 surrogate in a \\u escape");
-				c->pos += 2;
-				if (jc_hex4(c, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)
-					return jc_fail(c, esc, "unpaired UTF-16 surrogate in a \\u escape");
-			}
-			continue;
-		}
-		if (ch < 0x20)
-			return jc_fail(c, c->pos, "control character in a string (write it as an escape)");
-		n = utf8_len(c->s + c->pos, c->len - c->pos);
-		if (!n)
-			return jc_fail(c, c->pos, "invalid UTF-8 in a string");
-		c->pos += n;
-	}
-	return jc_fail(c, start, "unterminated string");
 }
 
 static int is_digit(unsigned char ch)
@@ -404,149 +274,102 @@ static int is_alnum(unsigned char ch)
 	return is_digit(ch) || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
 }
 
-static int jc_number(struct jchk *c)
+/* Replays json[0..stop) through a scanner one byte at a time to see where
+ * containers open: the scanner keeps one bit per level, not offsets. Only
+ * error messages pay for this. Sets *deep to the offset of the first
+ * bracket opening level CFG_MAX_DEPTH + 1 (stop if none before it) and
+ * returns the offset of the innermost container still open at stop (only
+ * meaningful when one is). */
+static size_t json_brackets(const char *json, size_t stop, size_t *deep)
 {
-	size_t start = c->pos;
+	size_t open[CFG_MAX_DEPTH], prev = 0, d;
+	struct json_scanner s;
+	struct json_ev ev;
+	const char *q;
 
-	if (c->s[c->pos] == '-')
-		c->pos++;
-	if (c->pos >= c->len || !is_digit(c->s[c->pos]))
-		return jc_fail(c, start, "invalid number");
-	if (c->s[c->pos] == '0')
-		c->pos++;
-	else
-		while (c->pos < c->len && is_digit(c->s[c->pos]))
-			c->pos++;
-	if (c->pos < c->len && c->s[c->pos] == '.') {
-		c->pos++;
-		if (c->pos >= c->len || !is_digit(c->s[c->pos]))
-			return jc_fail(c, start, "invalid number");
-		while (c->pos < c->len && is_digit(c->s[c->pos]))
-			c->pos++;
+	*deep = stop;
+	json_scan_init(&s, JSON_FL_UNICODE);
+	for (size_t i = 0; i < stop; i++) {
+		q = json + i;
+		while (json_scan(&s, &q, json + i + 1, &ev) > 0)
+			;
+		d = json_scan_depth(&s);
+		if (d > CFG_MAX_DEPTH) {
+			*deep = i;
+			break;
+		}
+		if (d > prev)
+			open[d - 1] = i;
+		prev = d;
 	}
-	if (c->pos < c->len && (c->s[c->pos] == 'e' || c->s[c->pos] == 'E')) {
-		c->pos++;
-		if (c->pos < c->len && (c->s[c->pos] == '+' || c->s[c->pos] == '-'))
-			c->pos++;
-		if (c->pos >= c->len || !is_digit(c->s[c->pos]))
-			return jc_fail(c, start, "invalid number");
-		while (c->pos < c->len && is_digit(c->s[c->pos]))
-			c->pos++;
-	}
-	if (c->pos < c->len && (is_alnum(c->s[c->pos]) || c->s[c->pos] == '.'))
-		return jc_fail(c, start, "invalid number");
-	return 0;
+	json_scan_release(&s);
+	return prev ? open[prev - 1] : 0;
 }
 
-static int jc_literal(struct jchk *c)
+/* Checks that json[0..len) is exactly one JSON value, nested at most
+ * CFG_MAX_DEPTH deep, with UTF-8 strings. Returns 0, or -1 with the
+ * problem reported (one: a broken file is fixed one mistake at a time). */
+static int json_syntax(const char *json, size_t len, const char *origin,
+                       struct cfg_diag *diag)
 {
-	static const char *const lits[] = { "true", "false", "null" };
-	size_t start = c->pos;
+	struct json_scanner s;
+	struct json_ev ev;
+	const char *q = json;
+	enum json_status st;
+	enum json_cut cut;
+	size_t off = len, deep, open;
+	uint64_t start = 0;
+	char msg[160];
 
-	for (int i = 0; i < 3; i++) {
-		size_t n = strlen(lits[i]);
+	json_scan_init(&s, JSON_FL_UNICODE);
+	while (json_scan(&s, &q, json + len, &ev) > 0)
+		;
+	st = json_scan_status(&s);
+	if (st == JSON_INVALID)
+		off = (size_t)s.err_off;
 
-		if (c->len - c->pos >= n && memcmp(c->s + c->pos, lits[i], n) == 0 &&
-		    (c->len - c->pos == n || !is_alnum(c->s[c->pos + n]))) {
-			c->pos += n;
-			return 0;
+	if (s.depth_max > CFG_MAX_DEPTH) {
+		/* Before anything wrong past it, or the end. */
+		json_brackets(json, off, &deep);
+		off = deep;
+		snprintf(msg, sizeof(msg), "nested too deeply (more than %d levels)",
+		         CFG_MAX_DEPTH);
+	} else if (st == JSON_INVALID) {
+		if (s.err == JSON_ERR_TRAILING)
+			snprintf(msg, sizeof(msg), "trailing comma before '%c'", json[off]);
+		else if ((s.err == JSON_ERR_VALUE || s.err == JSON_ERR_KEY) && json[off] == '/')
+			snprintf(msg, sizeof(msg), "comments are not JSON (use a key starting with '_')");
+		else
+			snprintf(msg, sizeof(msg), "%s", json_err_str(s.err));
+	} else if (st == JSON_TRUNCATED) {
+		cut = json_scan_cut(&s, &start);
+		if (cut == JSON_CUT_SCALAR) {
+			/* The end of the file ends a number or literal as a
+			 * space would: "1." or "tr" is malformed, "12" whole. */
+			q = " ";
+			while (json_scan(&s, &q, q + 1, &ev) > 0)
+				;
+			cut = json_scan_cut(&s, &start);
+		}
+		if (s.err) {
+			off = (size_t)start;
+			snprintf(msg, sizeof(msg), "%s", json_err_str(s.err));
+		} else if (cut == JSON_CUT_STRING) {
+			off = (size_t)start;
+			snprintf(msg, sizeof(msg), "unterminated string");
+		} else if (cut == JSON_CUT_CONTAINER) {
+			open = json_brackets(json, len, &deep);
+			snprintf(msg, sizeof(msg), "unexpected end of file: the '%c' on line %u "
+			         "is not closed", json[open], line_at(json, open));
+		} else {
+			snprintf(msg, sizeof(msg), "unexpected end of file: a value is missing");
 		}
 	}
-	return jc_fail(c, start, "invalid literal (strings need double quotes; "
-	                         "literals are true, false and null)");
-}
-
-static int jc_value(struct jchk *c, int depth);
-
-/* An object or array; the opening bracket is at c->pos. */
-static int jc_container(struct jchk *c, int depth)
-{
-	size_t open = c->pos;
-	int obj = c->s[open] == '{';
-	char close = obj ? '}' : ']';
-
-	if (depth > CFG_MAX_DEPTH)
-		return jc_fail(c, open, "nested too deeply (more than %d levels)", CFG_MAX_DEPTH);
-	c->pos++;
-	jc_ws(c);
-	if (c->pos < c->len && c->s[c->pos] == close) {
-		c->pos++;
+	json_scan_release(&s);
+	if (st == JSON_COMPLETE && s.depth_max <= CFG_MAX_DEPTH)
 		return 0;
-	}
-	for (;;) {
-		jc_ws(c);
-		if (c->pos >= c->len)
-			break;
-		if (obj) {
-			if (c->s[c->pos] == '}')
-				return jc_fail(c, c->pos, "trailing comma before '}'");
-			if (c->s[c->pos] == '/')
-				return jc_fail(c, c->pos, "comments are not JSON (use a key "
-				               "starting with '_')");
-			if (c->s[c->pos] != '"')
-				return jc_fail(c, c->pos, "expected a key in double quotes");
-			if (jc_string(c) < 0)
-				return -1;
-			jc_ws(c);
-			if (c->pos >= c->len)
-				break;
-			if (c->s[c->pos] != ':')
-				return jc_fail(c, c->pos, "expected ':' after the key");
-			c->pos++;
-		} else if (c->s[c->pos] == ']') {
-			return jc_fail(c, c->pos, "trailing comma before ']'");
-		}
-		if (jc_value(c, depth + 1) < 0)
-			return -1;
-		jc_ws(c);
-		if (c->pos >= c->len)
-			break;
-		if (c->s[c->pos] == close) {
-			c->pos++;
-			return 0;
-		}
-		if (c->s[c->pos] != ',')
-			return jc_fail(c, c->pos, obj ? "expected ',' or '}'" : "expected ',' or ']'");
-		c->pos++;
-	}
-	return jc_fail(c, c->len, "unexpected end of file: the '%c' on line %u is not closed",
-	               obj ? '{' : '[', line_at((const char *)c->s, open));
-}
-
-static int jc_value(struct jchk *c, int depth)
-{
-	unsigned char ch;
-
-	jc_ws(c);
-	if (c->pos >= c->len)
-		return jc_fail(c, c->len, "unexpected end of file: a value is missing");
-	ch = c->s[c->pos];
-	if (ch == '{' || ch == '[')
-		return jc_container(c, depth);
-	if (ch == '"')
-		return jc_string(c);
-	if (ch == '-' || is_digit(ch))
-		return jc_number(c);
-	if (is_alnum(ch))
-		return jc_literal(c);
-	if (ch == '/')
-		return jc_fail(c, c->pos, "comments are not JSON (use a key starting with '_')");
-	return jc_fail(c, c->pos, "unexpected character");
-}
-
-/* 0 when s is exactly one JSON value surrounded by whitespace, else -1
- * with c->err and c->err_pos set. */
-static int json_check(struct jchk *c, const char *s, size_t len)
-{
-	memset(c, 0, sizeof(*c));
-	c->s = (const unsigned char *)s;
-	c->len = len;
-	if (jc_value(c, 1) < 0)
-		return -1;
-	jc_ws(c);
-	if (c->pos < c->len)
-		return jc_fail(c, c->pos, "unexpected data after the end of the JSON value");
-	return 0;
+	cfg_diag_add(diag, CFG_ERROR, origin, line_at(json, off), NULL, "invalid JSON: %s", msg);
+	return -1;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -752,82 +575,24 @@ static int want(struct pctx *p, int tok, jsmntype_t type, const char *what)
 /* Values                                                                 */
 /* ---------------------------------------------------------------------- */
 
-static unsigned hexv(char h)
-{
-	return h <= '9' ? (unsigned)(h - '0') : (unsigned)((h | 0x20) - 'a' + 10);
-}
-
-/* Decodes the body of a string the syntax check accepted. out has room
- * for n + 1 bytes (decoding never grows). Returns the decoded length;
- * *nul is set when it holds a NUL byte. */
-static size_t json_unescape(const char *s, size_t n, char *out, int *nul)
-{
-	size_t o = 0;
-
-	*nul = 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned cp;
-
-		if (s[i] != '\\') {
-			out[o++] = s[i];
-			continue;
-		}
-		switch (s[++i]) {
-		case 'b': out[o++] = '\b'; continue;
-		case 'f': out[o++] = '\f'; continue;
-		case 'n': out[o++] = '\n'; continue;
-		case 'r': out[o++] = '\r'; continue;
-		case 't': out[o++] = '\t'; continue;
-		case 'u': break;
-		default: out[o++] = s[i]; continue;
-		}
-		cp = hexv(s[i + 1]) << 12 | hexv(s[i + 2]) << 8 | hexv(s[i + 3]) << 4 | hexv(s[i + 4]);
-		i += 4;
-		if (cp >= 0xd800 && cp <= 0xdbff) {
-			unsigned lo = hexv(s[i + 3]) << 12 | hexv(s[i + 4]) << 8 |
-			              hexv(s[i + 5]) << 4 | hexv(s[i + 6]);
-
-			cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-			i += 6;
-		}
-		if (cp == 0)
-			*nul = 1;
-		if (cp < 0x80) {
-			out[o++] = (char)cp;
-		} else if (cp < 0x800) {
-			out[o++] = (char)(0xc0 | cp >> 6);
-			out[o++] = (char)(0x80 | (cp & 0x3f));
-		} else if (cp < 0x10000) {
-			out[o++] = (char)(0xe0 | cp >> 12);
-			out[o++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-			out[o++] = (char)(0x80 | (cp & 0x3f));
-		} else {
-			out[o++] = (char)(0xf0 | cp >> 18);
-			out[o++] = (char)(0x80 | ((cp >> 12) & 0x3f));
-			out[o++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-			out[o++] = (char)(0x80 | (cp & 0x3f));
-		}
-	}
-	out[o] = '\0';
-	return o;
-}
-
 /* A string value, decoded into the arena (NUL-terminated). Refuses NUL
  * bytes and values longer than max bytes. Returns 0 or -1 (reported). */
 static int get_str(struct pctx *p, int tok, size_t max, const char **out, size_t *olen)
 {
 	size_t raw = (size_t)(p->t[tok].end - p->t[tok].start);
+	unsigned int fl;
 	size_t n;
 	char *s;
-	int nul;
 
 	if (!want(p, tok, JSMN_STRING, "a string"))
 		return -1;
 	s = amalloc(p, raw + 1);
 	if (!s)
 		return -1;
-	n = json_unescape(p->js + p->t[tok].start, raw, s, &nul);
-	if (nul) {
+	/* Decoding never lengthens: raw bytes hold it, plus the NUL. */
+	n = json_unescape(p->js + p->t[tok].start, raw, s, raw, &fl);
+	s[n] = '\0';
+	if (fl & JSON_UNESC_NUL) {
 		report(p, CFG_ERROR, tok, "must not contain a NUL character");
 		return -1;
 	}
@@ -2492,7 +2257,6 @@ static struct realms_config *parse(const char *json, size_t len, const char *ori
 		"redis", "agent", "groups", "models", "channels", "failover", NULL
 	};
 	struct pctx p;
-	struct jchk jc;
 	jsmn_parser jp;
 	struct realms_config *c = NULL;
 	size_t first = diag ? diag->n : 0;
@@ -2516,10 +2280,8 @@ static struct realms_config *parse(const char *json, size_t len, const char *ori
 	}
 	p.js = json;
 	p.len = len;
-	if (json_check(&jc, json, len) < 0) {
+	if (json_syntax(json, len, p.origin, diag) < 0) {
 		p.errors++;
-		cfg_diag_add(diag, CFG_ERROR, p.origin, line_at(json, jc.err_pos), NULL,
-		             "invalid JSON: %s", jc.err);
 		return NULL;
 	}
 	for (size_t k = 0; k < len; k++) {

@@ -1,8 +1,9 @@
 /*
- * Metering one mirrored response. SSE answers go through the incremental
- * parser (content deltas are skipped, not stored); JSON answers are kept
- * up to METER_JSON_MAX and parsed once at the end, since their usage
- * object comes last.
+ * Metering one mirrored response (contract in realms/meter.h). Pure: no
+ * I/O. SSE answers go through the incremental parser (content deltas are
+ * skipped, not stored); JSON answers through the usage reader, which scans
+ * them as they arrive and keeps only their usage object and model, so a
+ * non-streamed answer costs no more memory than a streamed one.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -12,19 +13,12 @@
 #include <realms/sse.h>
 #include <realms/usage.h>
 
-/* A non-streamed answer larger than this is not kept whole: its usage is
- * unreadable and the record says so (partial, unparsable). */
-#define METER_JSON_MAX  (8u * 1024 * 1024)
-
 struct meter {
 	int sse;
 	struct usage u;
 	size_t bytes;
-	/* JSON */
-	char *json;
-	size_t json_len, json_cap;
-	int json_overflow;
-	/* SSE (large: allocated only for streams) */
+	/* Each allocated only for its kind of answer (both are large). */
+	struct usage_reader *jr;
 	struct sse_parser *sp;
 };
 
@@ -54,71 +48,53 @@ struct meter *meter_new(const char *ctype)
 	m->sse = ctype && strncasecmp(ctype, "text/event-stream", 17) == 0;
 	if (m->sse) {
 		m->sp = malloc(sizeof(*m->sp));
-		if (!m->sp) {
-			free(m);
-			return NULL;
-		}
+		if (!m->sp)
+			goto fail;
 		sse_init(m->sp, want_event, on_event, m);
+	} else {
+		m->jr = malloc(sizeof(*m->jr));
+		if (!m->jr)
+			goto fail;
+		usage_reader_init(m->jr);
 	}
 	return m;
-}
-
-/* The JSON answer cannot be read whole: its usage is unreadable. */
-static void json_give_up(struct meter *m)
-{
-	m->json_overflow = 1;
-	free(m->json);
-	m->json = NULL;
-	m->json_len = 0;
+fail:
+	free(m);
+	return NULL;
 }
 
 void meter_feed(struct meter *m, const char *data, size_t len)
 {
 	m->bytes += len;
-	if (m->sse) {
+	if (m->sse)
 		sse_feed(m->sp, data, len);
-		return;
-	}
-	if (m->json_overflow)
-		return;
-	if (m->json_len + len > METER_JSON_MAX) {
-		json_give_up(m);
-		return;
-	}
-	if (m->json_len + len > m->json_cap) {
-		size_t cap = m->json_cap ? m->json_cap : 4096;
-		char *nj;
-
-		while (cap < m->json_len + len)
-			cap *= 2;
-		nj = realloc(m->json, cap);
-		if (!nj) {
-			json_give_up(m);
-			return;
-		}
-		m->json = nj;
-		m->json_cap = cap;
-	}
-	memcpy(m->json + m->json_len, data, len);
-	m->json_len += len;
+	else
+		usage_reader_feed(m->jr, data, len);
 }
 
 void meter_gap(struct meter *m, unsigned long long skipped)
 {
 	m->bytes += skipped;
-	if (m->sse) {
+	if (m->sse)
 		sse_gap(m->sp);
-		return;
-	}
-	json_give_up(m);
+	else
+		usage_reader_gap(m->jr);
 }
 
-void meter_finish(struct meter *m, int ended, int lost, struct usage_record *rec)
+enum meter_json meter_finish(struct meter *m, int ended, int lost,
+                             struct usage_record *rec)
 {
+	enum meter_json mj = METER_JSON_NONE;
+
 	rec->stream = m->sse;
 	rec->partial = USAGE_COMPLETE;
-	if (!m->sse && m->json_len && !m->json_overflow)
-		usage_from_json(&m->u, m->json, m->json_len);
+	if (!m->sse) {
+		switch (usage_reader_finish(m->jr, &m->u)) {
+		case 1:  mj = METER_JSON_USAGE;      break;
+		case 0:  mj = METER_JSON_NO_USAGE;   break;
+		default: mj = METER_JSON_UNREADABLE; break;
+		}
+	}
 	rec->u = m->u;
 
 	if (lost)
@@ -132,6 +108,7 @@ void meter_finish(struct meter *m, int ended, int lost, struct usage_record *rec
 		rec->partial = USAGE_PARTIAL_TRUNCATED;
 	else if (rec->status >= 200 && rec->status < 300 && !(m->u.flags & USAGE_FL_START))
 		rec->partial = USAGE_PARTIAL_UNPARSABLE;
+	return mj;
 }
 
 void meter_free(struct meter *m)
@@ -139,6 +116,9 @@ void meter_free(struct meter *m)
 	if (!m)
 		return;
 	free(m->sp);
-	free(m->json);
+	if (m->jr) {
+		usage_reader_release(m->jr);
+		free(m->jr);
+	}
 	free(m);
 }

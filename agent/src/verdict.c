@@ -15,6 +15,7 @@
 
 #include <realms/config.h>
 #include <realms/inspect.h>
+#include <realms/json.h>
 #include <realms/tried.h>
 #include <realms/verdict.h>
 
@@ -268,7 +269,6 @@ static int check_body(const struct verdict_in *in, struct verdict *v)
 		       "request body has a duplicate top-level key");
 		return -1;
 	case INSPECT_OK:
-	case INSPECT_TOO_COMPLEX:
 		break;
 	}
 	if (in->body_size_known && in->max_body && in->body_size > in->max_body) {

@@ -1,14 +1,20 @@
 /*
  * libFuzzer target for body inspection. Each input is inspected as a whole
  * body and as the prefix of a longer one, and the results are checked
- * against invariants the rest of the agent relies on:
+ * against invariants the rest of the agent relies on (the scanner itself
+ * has fuzz_json):
+ *  - every body is read whole, read as a valid prefix, or refused: a whole
+ *    body is INVALID exactly when json_valid() refuses it and NOT_OBJECT
+ *    exactly when it is valid JSON of another type;
  *  - a PRESENT model's token lies inside the input, is quoted, and decodes
  *    (with a separate, naive decoder) to the reported model;
  *  - json_quote of that model, spliced into {"model":...}, reads back the
  *    same (this is what the model rewrite does);
  *  - a reported metadata.user_id is a clean, bounded string;
  *  - a valid body is a valid prefix saying the same, and a shorter prefix of
- *    a valid prefix is valid and never says more;
+ *    a valid prefix is valid and never says more (a duplicate key found in
+ *    it stays found in the longer one);
+ *  - a PRESENT max_tokens, written back as {"max_tokens":N}, reads the same;
  *  - json_quote of arbitrary bytes decodes back to them.
  */
 #include <stdint.h>
@@ -17,6 +23,9 @@
 #include <string.h>
 
 #include <realms/inspect.h>
+#include <realms/json.h>
+
+#include "ref.h"
 
 /* Not assert(): the fuzz build may define NDEBUG. */
 static void need(int ok, const char *what)
@@ -25,31 +34,6 @@ static void need(int ok, const char *what)
 		fprintf(stderr, "fuzz_inspect: invariant failed: %s\n", what);
 		abort();
 	}
-}
-
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static long ref_hex4(const char *p)
-{
-	long v = 0;
-	int i, h;
-
-	for (i = 0; i < 4; i++) {
-		h = hexval((unsigned char)p[i]);
-		if (h < 0)
-			return -1;
-		v = v * 16 + h;
-	}
-	return v;
 }
 
 /* The obvious decoder, one byte at a time, into out (room for n bytes:
@@ -94,21 +78,7 @@ static long ref_decode(const char *p, size_t n, char *out)
 		}
 		if (cp < 0x20)
 			return -1;
-		if (cp < 0x80) {
-			out[o++] = cp;
-		} else if (cp < 0x800) {
-			out[o++] = 0xc0 | (cp >> 6);
-			out[o++] = 0x80 | (cp & 0x3f);
-		} else if (cp < 0x10000) {
-			out[o++] = 0xe0 | (cp >> 12);
-			out[o++] = 0x80 | ((cp >> 6) & 0x3f);
-			out[o++] = 0x80 | (cp & 0x3f);
-		} else {
-			out[o++] = 0xf0 | (cp >> 18);
-			out[o++] = 0x80 | ((cp >> 12) & 0x3f);
-			out[o++] = 0x80 | ((cp >> 6) & 0x3f);
-			out[o++] = 0x80 | (cp & 0x3f);
-		}
+		o += ref_put_utf8((uint8_t *)out + o, cp);
 	}
 	return (long)o;
 }
@@ -160,7 +130,7 @@ static void check_result(const uint8_t *data, size_t size, size_t body_len,
 	long n, q;
 	size_t off, tl;
 
-	need(res->status >= INSPECT_OK && res->status <= INSPECT_TOO_COMPLEX, "status range");
+	need(res->status >= INSPECT_OK && res->status <= INSPECT_DUPLICATE_KEY, "status range");
 	need((res->status == INSPECT_EMPTY) == (body_len == 0), "empty iff body_len 0");
 	need(!res->complete || size >= body_len, "complete means whole");
 	if (res->status == INSPECT_INVALID || res->status == INSPECT_EMPTY ||
@@ -173,6 +143,20 @@ static void check_result(const uint8_t *data, size_t size, size_t body_len,
 	need(res->user_id[res->user_id_len] == 0, "user_id NUL-terminated");
 	need(strlen(res->user_id) == res->user_id_len, "no NUL in user_id");
 	need(!res->model_too_long || res->model_state == INSPECT_KEY_WRONG_TYPE, "too long");
+	if (res->status == INSPECT_INVALID || res->status == INSPECT_EMPTY ||
+	    res->status == INSPECT_NOT_OBJECT)
+		need(res->max_tokens_state == INSPECT_KEY_ABSENT, "no max_tokens on failure");
+	if (res->max_tokens_state == INSPECT_KEY_PRESENT) {
+		char mt[64];
+		int k = snprintf(mt, sizeof(mt), "{\"max_tokens\":%llu}",
+		                 (unsigned long long)res->max_tokens);
+
+		inspect_body(mt, (size_t)k, (size_t)k, &again);
+		need(again.status == INSPECT_OK && again.max_tokens_state == INSPECT_KEY_PRESENT &&
+		     again.max_tokens == res->max_tokens, "max_tokens round trip");
+	} else {
+		need(res->max_tokens == 0, "no max_tokens value unless present");
+	}
 	if (res->stream_state == INSPECT_KEY_PRESENT)
 		need(res->stream == 0 || res->stream == 1, "stream bool");
 	if (res->model_state != INSPECT_KEY_PRESENT) {
@@ -225,16 +209,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	inspect_body(s, size, size + 1000, &cut);
 	check_result(data, size, size + 1000, &cut);
 	need(!cut.complete, "cut is not complete");
-	need(!whole.complete || whole.status != INSPECT_TOO_COMPLEX, "too complex not complete");
 	need(!whole.complete || good(whole.status) || whole.status == INSPECT_NOT_OBJECT,
 	     "complete means validated");
 	need(whole.status != INSPECT_OK || whole.complete, "whole ok means complete");
+	if (size) {
+		enum json_type t = json_valid(s, size);
+
+		need((whole.status == INSPECT_INVALID) == (t == JSON_T_NONE), "invalid iff json_valid");
+		need((whole.status == INSPECT_NOT_OBJECT) == (t != JSON_T_NONE && t != JSON_T_OBJECT),
+		     "not_object iff another type");
+		need(whole.complete == (t != JSON_T_NONE), "complete iff valid");
+	}
 
 	/* A valid whole body is a valid prefix that says the same. */
 	if (good(whole.status)) {
 		need(cut.status == whole.status, "whole ok => prefix ok");
 		need(cut.model_state == whole.model_state &&
 		     cut.stream_state == whole.stream_state &&
+		     cut.max_tokens_state == whole.max_tokens_state &&
+		     cut.max_tokens == whole.max_tokens &&
 		     cut.model_len == whole.model_len &&
 		     memcmp(cut.model, whole.model, whole.model_len) == 0 &&
 		     cut.model_off == whole.model_off && cut.stream == whole.stream &&
@@ -250,6 +243,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_result(data, half, size + 1000, &shorter);
 	if (good(cut.status)) {
 		need(good(shorter.status), "prefix of ok prefix ok");
+		need(shorter.status != INSPECT_DUPLICATE_KEY || cut.status == INSPECT_DUPLICATE_KEY,
+		     "a duplicate stays found");
 		if (shorter.model_state != INSPECT_KEY_ABSENT && cut.status == INSPECT_OK &&
 		    shorter.status == INSPECT_OK) {
 			need(cut.model_state == shorter.model_state, "model stays");

@@ -1,10 +1,12 @@
 /*
- * Body inspection: the Claude Code fixtures whole and cut at every early
- * offset, nested and duplicated keys, escapes, malformed JSON and prefixes,
- * metadata.user_id, the token and depth budgets, json_quote.
+ * Body inspection: the Claude Code fixtures whole and cut at every byte,
+ * nested and duplicated keys (escaped, and after content nested 100000
+ * deep), escapes, malformed JSON and prefixes, every prefix of a few bodies
+ * against the whole, metadata.user_id, max_tokens, bodies of any size and
+ * depth, json_quote.
  *
- * Every body is handed over in a heap copy of exactly its size, so that ASan
- * catches any read past the prefix.
+ * Every body is handed over in a heap copy of exactly its size (or at the
+ * very end of one), so that ASan catches any read past the prefix.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -18,6 +20,7 @@
 #include <cmocka.h>
 
 #include <realms/inspect.h>
+#include <realms/json.h>
 
 #ifndef FIXTURES_DIR
 #error "FIXTURES_DIR must name tests/fixtures/claude-code"
@@ -102,11 +105,12 @@ struct fixture {
 	const char *file;
 	const char *model;
 	const char *session;     /* in metadata.user_id */
+	uint64_t max_tokens;
 };
 
 static const struct fixture fixtures[] = {
-	{ "messages-1.json", "claude-sonnet-4-5", "b9bcf3bd-9fde-4a09-aba9-441d0a1b493d" },
-	{ "messages-2.json", "claude-opus-5-5", "2a5b7726-314f-4255-b485-c29814c3bcb0" },
+	{ "messages-1.json", "claude-sonnet-4-5", "b9bcf3bd-9fde-4a09-aba9-441d0a1b493d", 32000 },
+	{ "messages-2.json", "claude-opus-5-5", "2a5b7726-314f-4255-b485-c29814c3bcb0", 128000 },
 };
 
 static void test_fixture_whole(void **state)
@@ -126,6 +130,8 @@ static void test_fixture_whole(void **state)
 		assert_int_equal(res.model_off, strlen("{\"model\":"));
 		assert_int_equal(res.stream_state, INSPECT_KEY_PRESENT);
 		assert_int_equal(res.stream, 1);
+		assert_int_equal(res.max_tokens_state, INSPECT_KEY_PRESENT);
+		assert_int_equal(res.max_tokens, fixtures[i].max_tokens);
 		snprintf(uid, sizeof(uid), "{\"device_id\":\"%064d\",\"account_uuid\":\"\","
 		         "\"session_id\":\"%s\"}", 0, fixtures[i].session);
 		memset(uid + strlen("{\"device_id\":\""), 'f', 64);
@@ -799,7 +805,7 @@ static void test_user_id(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
-/* token budget                                                             */
+/* size and depth                                                           */
 /* ------------------------------------------------------------------------ */
 
 /* {"model":"m","<key>":[0,0,...],"stream":true}, for many zeros. */
@@ -838,75 +844,306 @@ static char *nested(size_t depth, size_t *len)
 	return buf;
 }
 
-static void test_token_budget(void **state)
+/* There is no token or depth budget any more: every body is read whole,
+ * or as a valid prefix, or refused. These bodies were past the old budgets
+ * (65536 tokens, 64 levels) and came back "too complex", then routed by
+ * what had been read. */
+static void test_size_and_depth(void **state)
 {
 	struct inspect_result res;
 	size_t len, n;
 	char *buf;
 
-	/* Just under the budget: validated whole. */
-	buf = big_array(INSPECT_MAX_TOKENS - 10, "a", &len);
+	/* Many tokens: validated whole. */
+	buf = big_array(70000, "a", &len);
 	assert_int_equal(inspect_n(buf, len, len, &res), INSPECT_OK);
 	assert_int_equal(res.complete, 1);
-	assert_int_equal(res.stream_state, INSPECT_KEY_PRESENT);
-	free(buf);
-
-	/* Over: what was read is reported, the rest is unknown. */
-	buf = big_array(INSPECT_MAX_TOKENS + 10, "a", &len);
-	assert_int_equal(inspect_n(buf, len, len, &res), INSPECT_TOO_COMPLEX);
-	assert_int_equal(res.complete, 0);
 	assert_model(&res, "m", 1);
-	assert_int_equal(res.stream_state, INSPECT_KEY_ABSENT);
+	assert_int_equal(res.stream_state, INSPECT_KEY_PRESENT);
 	assert_int_equal(inspect_n(buf, len, len + 1, &res), INSPECT_OK);
 	assert_int_equal(res.complete, 0);
 	assert_model(&res, "m", 1);
-	/* Garbage past the budget is not seen; before it, it is. */
+	/* Garbage anywhere is seen, at the end as at the start. */
 	buf[len - 1] = ']';
-	assert_int_equal(inspect_n(buf, len, len, &res), INSPECT_TOO_COMPLEX);
-	buf[17] = ':';
 	assert_int_equal(inspect_n(buf, len, len, &res), INSPECT_INVALID);
+	assert_int_equal(res.model_state, INSPECT_KEY_ABSENT);
+	buf[len - 1] = '}';
+	buf[len / 2] = ':';
+	assert_int_equal(inspect_n(buf, len, len, &res), INSPECT_INVALID);
+	assert_int_equal(inspect_n(buf, len, len + 1, &res), INSPECT_INVALID);
 	free(buf);
 
-	/* Deep nesting (jsmn closes brackets in O(depth)): 50 levels are
-	 * fine, 200 or 70000 too deep, whatever the token count. */
-	buf = nested(50, &n);
-	assert_int_equal(inspect_n(buf, n, n, &res), INSPECT_OK);
-	assert_int_equal(res.stream_state, INSPECT_KEY_PRESENT);
-	free(buf);
-	buf = nested(200, &n);
-	assert_int_equal(inspect_n(buf, n, n, &res), INSPECT_TOO_COMPLEX);
-	assert_int_equal(res.complete, 0);
-	assert_model(&res, "m", 1);
-	assert_int_equal(res.stream_state, INSPECT_KEY_ABSENT);
-	assert_int_equal(inspect_n(buf, n, n + 10, &res), INSPECT_OK);
-	assert_model(&res, "m", 1);
-	free(buf);
-	/* Cut too deep, a prefix stops there, like one that ran into the
-	 * depth check: what follows is not looked at (found by the fuzzer:
-	 * without this a longer prefix could look better than a shorter). */
+	/* Any depth: 50, 200, 70000 levels. */
+	static const size_t depths[] = { 50, 200, 70000 };
+	for (size_t i = 0; i < sizeof(depths) / sizeof(depths[0]); i++) {
+		buf = nested(depths[i], &n);
+		assert_int_equal(inspect_n(buf, n, n, &res), INSPECT_OK);
+		assert_int_equal(res.complete, 1);
+		assert_model(&res, "m", 1);
+		assert_int_equal(res.stream_state, INSPECT_KEY_PRESENT);
+		assert_int_equal(inspect_n(buf, n, n + 10, &res), INSPECT_OK);
+		assert_int_equal(res.complete, 0);
+		/* Cut inside the nesting: a valid prefix, stream not in yet. */
+		assert_int_equal(inspect_n(buf, n / 2, n, &res), INSPECT_OK);
+		assert_model(&res, "m", 1);
+		assert_int_equal(res.stream_state, INSPECT_KEY_ABSENT);
+		free(buf);
+	}
+
+	/* A prefix is read to its very end at any depth: garbage 80 levels
+	 * down is invalid in a prefix as in the whole (the fuzzer once found a
+	 * longer prefix looking better than a shorter one under the old depth
+	 * cap; with no cap the question does not arise). */
 	buf = nested(80, &n);
 	memcpy(buf + strlen("{\"model\":\"m\",\"a\":") + 80, "0.4r", 4);
 	n = strlen("{\"model\":\"m\",\"a\":") + 84;
-	assert_int_equal(inspect_n(buf, n, n + 100, &res), INSPECT_OK);
+	assert_int_equal(inspect_n(buf, n, n + 100, &res), INSPECT_INVALID);
+	assert_int_equal(inspect_n(buf, n - 1, n + 100, &res), INSPECT_OK);
 	assert_model(&res, "m", 1);
 	assert_int_equal(inspect_n(buf, n, n, &res), INSPECT_INVALID);
 	free(buf);
-	buf = nested(INSPECT_MAX_TOKENS + 100, &n);
-	assert_int_equal(inspect_n(buf, n, n, &res), INSPECT_TOO_COMPLEX);
-	assert_model(&res, "m", 1);
-	free(buf);
 
-	/* A non-object root stays one past the budget. */
-	buf = big_array(INSPECT_MAX_TOKENS + 10, "a", &len);
+	/* A non-object root is validated whole, then called so. */
+	buf = big_array(70000, "a", &len);
 	memcpy(buf, "[\"model\",\"m\",\"a\",[", 18);   /* for {"model":"m","a":[ */
-	buf[len - 1] = ']';
+	memcpy(buf + len - 14, "\"stream\",true]", 14);   /* for "stream":true} */
 	assert_int_equal(inspect_n(buf, len, len, &res), INSPECT_NOT_OBJECT);
+	assert_int_equal(res.complete, 1);
+	assert_int_equal(res.model_state, INSPECT_KEY_ABSENT);
+	/* Garbage in it is still garbage. */
+	buf[len - 1] = '}';
+	assert_int_equal(inspect_n(buf, len, len, &res), INSPECT_INVALID);
 	free(buf);
 
-	/* A duplicate seen before the budget ran out is certain. */
-	buf = big_array(INSPECT_MAX_TOKENS + 10, "model", &len);
+	/* A duplicate after many tokens is found. */
+	buf = big_array(70000, "model", &len);
 	assert_int_equal(inspect_n(buf, len, len, &res), INSPECT_DUPLICATE_KEY);
 	free(buf);
+}
+
+/* {"model":"cheap",<pre>"tools":[ depth levels ],"model":"expensive"<post>}
+ * with the nesting built from objects and arrays. */
+static char *deep_twice(size_t depth, const char *second, const char *post, size_t *len,
+                        size_t *second_end)
+{
+	size_t cap = depth * 8 + strlen(second) + strlen(post) + 128, n = 0, i;
+	char *buf = malloc(cap);
+
+	assert_non_null(buf);
+	n += (size_t)sprintf(buf, "{\"model\":\"cheap\",\"tools\":");
+	for (i = 0; i < depth; i++) {
+		if (i % 3 == 2) {
+			memcpy(buf + n, "{\"model\":", 9);   /* nested look-alikes */
+			n += 9;
+		} else {
+			buf[n++] = '[';
+		}
+	}
+	buf[n++] = '1';
+	for (i = depth; i-- > 0; )
+		buf[n++] = i % 3 == 2 ? '}' : ']';
+	n += (size_t)sprintf(buf + n, ",%s:\"expensive\"", second);
+	*second_end = n;
+	n += (size_t)sprintf(buf + n, "%s}", post);
+	*len = n;
+	return buf;
+}
+
+/* The attack the old token budget let through: "model":"cheap", a tool
+ * schema nested 100000 deep, then a second "model":"expensive", which is
+ * the one the upstream keeps. Refused as soon as both are in the prefix,
+ * whatever the nesting before and after, and however the key is escaped. */
+static void test_deep_duplicate(void **state)
+{
+	static const struct {
+		const char *second;
+		const char *post;
+	} cases[] = {
+		{ "\"model\"", "" },
+		{ "\"mod\\u0065l\"", "" },
+		{ "\"\\u006d\\u006f\\u0064\\u0065\\u006c\"", ",\"x\":[[[[{\"model\":\"y\"}]]]]" },
+		{ "\"model\"", ",\"more\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]" },
+	};
+	struct inspect_result res;
+	size_t len, second_end;
+	char *buf;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		buf = deep_twice(100000, cases[i].second, cases[i].post, &len, &second_end);
+		assert_int_equal(inspect_n(buf, len, len, &res), INSPECT_DUPLICATE_KEY);
+		assert_model(&res, "expensive", 9);
+		/* As a prefix holding both: the same. */
+		assert_int_equal(inspect_n(buf, second_end, len, &res), INSPECT_DUPLICATE_KEY);
+		assert_model(&res, "expensive", 9);
+		assert_int_equal(inspect_n(buf, len, len + 1000, &res), INSPECT_DUPLICATE_KEY);
+		/* The second key whole, its value not yet: still two keys. */
+		assert_int_equal(inspect_n(buf, second_end - strlen("\"expensive\""), len, &res),
+		                 INSPECT_DUPLICATE_KEY);
+		assert_int_equal(res.model_state, INSPECT_KEY_ABSENT);
+		/* A prefix ending before the second key only knows the first. */
+		assert_int_equal(inspect_n(buf, second_end - strlen(":\"expensive\"") - 1, len,
+		                           &res), INSPECT_OK);
+		assert_model(&res, "cheap", 5);
+		assert_int_equal(res.complete, 0);
+		free(buf);
+	}
+
+	/* The deep content alone, with one model: fine. */
+	buf = deep_twice(100000, "\"other\"", "", &len, &second_end);
+	assert_int_equal(inspect_n(buf, len, len, &res), INSPECT_OK);
+	assert_model(&res, "cheap", 5);
+	assert_int_equal(res.complete, 1);
+	free(buf);
+}
+
+/* Every prefix of a few bodies, against the whole: the status stays valid,
+ * and what a prefix reports is what the whole reports, or not known yet. */
+static void test_every_split(void **state)
+{
+	static const char *const bodies[] = {
+		"{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":32000,\"messages\":[{\"role\":"
+		"\"user\",\"content\":[{\"type\":\"text\",\"text\":\"a \\\"quoted\\\" \\u00e9\"}]}],"
+		"\"metadata\":{\"user_id\":\"s\\u0031\"},\"stream\":false}",
+		" {\"tools\":[{\"input_schema\":{\"type\":\"object\",\"properties\":{\"model\":"
+		"{\"type\":\"string\"}}}}],\"str\\u0065am\":true,\"mod\\u0065l\":\"x\\/y\","
+		"\"max_tokens\":0 } ",
+		"{\"metadata\":{\"user_id\":\"u\",\"x\":[1,2]},\"max_tokens\":1.5,\"model\":[\"m\"]}",
+	};
+	struct inspect_result whole, res;
+
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		const char *b = bodies[i];
+		size_t n = strlen(b), k;
+
+		assert_int_equal(inspect_s(b, &whole), INSPECT_OK);
+		for (k = 0; k <= n; k++) {
+			assert_int_equal(inspect_n(b, k, n, &res), INSPECT_OK);
+			assert_int_equal(res.complete, k == n);
+			if (res.model_state != INSPECT_KEY_ABSENT) {
+				assert_int_equal(res.model_state, whole.model_state);
+				assert_int_equal(res.model_len, whole.model_len);
+				assert_memory_equal(res.model, whole.model, whole.model_len + 1);
+				assert_int_equal(res.model_off, whole.model_off);
+				assert_int_equal(res.model_tok_len, whole.model_tok_len);
+			}
+			if (res.stream_state != INSPECT_KEY_ABSENT) {
+				assert_int_equal(res.stream_state, whole.stream_state);
+				assert_int_equal(res.stream, whole.stream);
+			}
+			if (res.max_tokens_state != INSPECT_KEY_ABSENT) {
+				assert_int_equal(res.max_tokens_state, whole.max_tokens_state);
+				assert_int_equal(res.max_tokens, whole.max_tokens);
+			}
+			if (res.user_id_len)
+				assert_string_equal(res.user_id, whole.user_id);
+		}
+		/* The whole body in a prefix says all the whole says. */
+		assert_int_equal(inspect_n(b, n, n + 1, &res), INSPECT_OK);
+		assert_int_equal(res.model_state, whole.model_state);
+		assert_int_equal(res.max_tokens_state, whole.max_tokens_state);
+		assert_string_equal(res.user_id, whole.user_id);
+	}
+	assert_int_equal(inspect_s(bodies[0], &whole), INSPECT_OK);
+	assert_int_equal(whole.max_tokens, 32000);
+	assert_string_equal(whole.user_id, "s1");
+	assert_int_equal(inspect_s(bodies[1], &whole), INSPECT_OK);
+	assert_model(&whole, "x/y", 3);
+	assert_int_equal(whole.stream, 1);
+	assert_int_equal(whole.max_tokens_state, INSPECT_KEY_PRESENT);
+	assert_int_equal(whole.max_tokens, 0);
+	assert_int_equal(inspect_s(bodies[2], &whole), INSPECT_OK);
+	assert_int_equal(whole.model_state, INSPECT_KEY_WRONG_TYPE);
+	assert_int_equal(whole.max_tokens_state, INSPECT_KEY_WRONG_TYPE);
+	assert_string_equal(whole.user_id, "u");
+}
+
+/* The fixture cut at every byte: always a valid prefix, each key known
+ * exactly once its value is whole (a number or literal needs the byte
+ * after it), metadata.user_id once its object closes. */
+static void test_fixture_every_byte(void **state)
+{
+	struct inspect_result res;
+	size_t len, n, model_end, meta_end, max_end, stream_end;
+	char *buf = load_fixture("messages-1.json", &len), *tail;
+	const char *meta = strstr(buf, ",\"metadata\":");
+	const char *max = strstr(buf, ",\"max_tokens\":32000");
+	const char *stream = strstr(buf, ",\"stream\":true}");
+
+	assert_non_null(meta);
+	assert_non_null(max);
+	assert_non_null(stream);
+	model_end = strlen("{\"model\":\"claude-sonnet-4-5\"");
+	meta_end = (size_t)(max - buf);              /* the '}' closing metadata is right before */
+	max_end = (size_t)(max - buf) + strlen(",\"max_tokens\":32000");
+	stream_end = (size_t)(stream - buf) + strlen(",\"stream\":true");
+	assert_int_equal(stream_end + 1, len);
+	/* One buffer of exactly len bytes, each prefix copied to its end: ASan
+	 * still sees a read past the prefix, without 85,000 allocations. */
+	tail = malloc(len);
+	assert_non_null(tail);
+	for (n = 0; n <= len; n++) {
+		memcpy(tail + len - n, buf, n);
+		assert_int_equal(inspect_body(tail + len - n, n, len, &res), INSPECT_OK);
+		assert_int_equal(res.complete, n == len);
+		assert_int_equal(res.model_state,
+		                 n >= model_end ? INSPECT_KEY_PRESENT : INSPECT_KEY_ABSENT);
+		assert_int_equal(res.user_id_len != 0, n >= meta_end);
+		/* "32000" is whole only with the ',' after it. */
+		assert_int_equal(res.max_tokens_state,
+		                 n > max_end ? INSPECT_KEY_PRESENT : INSPECT_KEY_ABSENT);
+		/* "true" is whole with the final '}', which is the whole body. */
+		assert_int_equal(res.stream_state,
+		                 n > stream_end ? INSPECT_KEY_PRESENT : INSPECT_KEY_ABSENT);
+	}
+	free(tail);
+	free(buf);
+}
+
+/* max_tokens: a count, else the wrong type; the last one wins. */
+static void test_max_tokens(void **state)
+{
+	static const struct {
+		const char *s;
+		int whole;
+		enum inspect_key_state st;
+		uint64_t val;
+	} cases[] = {
+		{ "{\"max_tokens\":1024}", 1, INSPECT_KEY_PRESENT, 1024 },
+		{ "{\"max_tokens\":0}", 1, INSPECT_KEY_PRESENT, 0 },
+		{ "{\"max_tokens\":18446744073709551615}", 1, INSPECT_KEY_PRESENT, UINT64_MAX },
+		{ "{\"max_tokens\":18446744073709551616}", 1, INSPECT_KEY_WRONG_TYPE, 0 },
+		{ "{\"max_tokens\":-1}", 1, INSPECT_KEY_WRONG_TYPE, 0 },
+		{ "{\"max_tokens\":1.5}", 1, INSPECT_KEY_WRONG_TYPE, 0 },
+		{ "{\"max_tokens\":1e3}", 1, INSPECT_KEY_WRONG_TYPE, 0 },
+		{ "{\"max_tokens\":-0}", 1, INSPECT_KEY_WRONG_TYPE, 0 },
+		{ "{\"max_tokens\":\"1024\"}", 1, INSPECT_KEY_WRONG_TYPE, 0 },
+		{ "{\"max_tokens\":null}", 1, INSPECT_KEY_WRONG_TYPE, 0 },
+		{ "{\"max_tokens\":[1]}", 1, INSPECT_KEY_WRONG_TYPE, 0 },
+		{ "{\"max_\\u0074okens\":7}", 1, INSPECT_KEY_PRESENT, 7 },
+		{ "{\"a\":{\"max_tokens\":7}}", 1, INSPECT_KEY_ABSENT, 0 },
+		{ "{\"max_tokens\":10", 0, INSPECT_KEY_ABSENT, 0 },
+		{ "{\"max_tokens\":10,", 0, INSPECT_KEY_PRESENT, 10 },
+		{ "{\"max_tokens\":10 ", 0, INSPECT_KEY_PRESENT, 10 },
+		{ "{\"max_tokens\":{", 0, INSPECT_KEY_WRONG_TYPE, 0 },
+		{ "{\"max_tokens\":", 0, INSPECT_KEY_ABSENT, 0 },
+	};
+	struct inspect_result res;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (cases[i].whole)
+			assert_int_equal(inspect_s(cases[i].s, &res), INSPECT_OK);
+		else
+			assert_int_equal(inspect_cut(cases[i].s, &res), INSPECT_OK);
+		if (res.max_tokens_state != cases[i].st || res.max_tokens != cases[i].val)
+			fail_msg("case %zu (%s): state %d value %llu", i, cases[i].s,
+			         res.max_tokens_state, (unsigned long long)res.max_tokens);
+	}
+	assert_int_equal(inspect_s("{\"max_tokens\":5,\"max_tokens\":6}", &res),
+	                 INSPECT_DUPLICATE_KEY);
+	assert_int_equal(res.max_tokens, 6);
+	assert_int_equal(inspect_s("{\"max_tokens\":5,\"max_tokens\":\"x\"}", &res),
+	                 INSPECT_DUPLICATE_KEY);
+	assert_int_equal(res.max_tokens_state, INSPECT_KEY_WRONG_TYPE);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -972,7 +1209,6 @@ static void test_status_str(void **state)
 	assert_string_equal(inspect_status_str(INSPECT_NOT_OBJECT), "not_object");
 	assert_string_equal(inspect_status_str(INSPECT_INVALID), "invalid");
 	assert_string_equal(inspect_status_str(INSPECT_DUPLICATE_KEY), "duplicate_key");
-	assert_string_equal(inspect_status_str(INSPECT_TOO_COMPLEX), "too_complex");
 }
 
 int main(void)
@@ -997,7 +1233,11 @@ int main(void)
 		cmocka_unit_test(test_model_too_long),
 		cmocka_unit_test(test_stream),
 		cmocka_unit_test(test_user_id),
-		cmocka_unit_test(test_token_budget),
+		cmocka_unit_test(test_size_and_depth),
+		cmocka_unit_test(test_deep_duplicate),
+		cmocka_unit_test(test_every_split),
+		cmocka_unit_test(test_fixture_every_byte),
+		cmocka_unit_test(test_max_tokens),
 		cmocka_unit_test(test_json_quote),
 		cmocka_unit_test(test_status_str),
 	};

@@ -1,9 +1,10 @@
 /*
  * Usage extraction: every field of message_start, missing and malformed
  * fields, the cache split, cumulative message_delta counts, iterations,
- * unnamed events, non-streamed bodies (large, truncated at every offset,
- * malformed, too deep, too many tokens), and the scratch memory of another
- * thread.
+ * unnamed events, the reported model, non-streamed bodies (large, nested
+ * at any depth, truncated at every offset, split at every offset and fed
+ * byte by byte, malformed, a usage object too big), the meter's three
+ * outcomes for a JSON answer, and other threads.
  *
  * Every input is handed over in a heap copy of exactly its size, so that
  * ASan catches any read past it.
@@ -20,6 +21,7 @@
 #include <cmocka.h>
 
 #include <realms/limits.h>
+#include <realms/meter.h>
 #include <realms/usage.h>
 
 /* ------------------------------------------------------------------------ */
@@ -551,21 +553,33 @@ static void test_body_malformed(void **state)
 	assert_int_equal(u.output, 1);
 }
 
-/* The depth and token budgets: past them, -1 and no time wasted. */
-static void test_body_limits(void **state)
+/* No depth or token budget any more: any nesting and any number of tokens
+ * read, in linear time. These bodies were refused under the old budgets
+ * (128 levels, 262144 tokens), and the usage of such an answer billed 0. */
+static const char any_tail[] = "\"usage\":{\"output_tokens\":3}}";
+
+/* Ends the body s[0..o) with any_tail (room was left for it), reads it,
+ * expects output_tokens 3, and frees s. */
+static void any_read(char *s, size_t o)
 {
-	static const char tail[] = "\"usage\":{\"output_tokens\":3}}";
+	struct usage u;
+
+	memcpy(s + o, any_tail, sizeof(any_tail) - 1);
+	o += sizeof(any_tail) - 1;
+	usage_init(&u);
+	assert_int_equal(body_n(&u, s, o), 1);
+	assert_int_equal(u.output, 3);
+	free(s);
+}
+
+static void test_body_any_depth(void **state)
+{
+	static const size_t depths[] = { 127, 128, 192, 10000, 300000 };
 	size_t d, n, o;
 	struct usage u;
 	char *s;
 
-	/* USAGE_JSON_MAX_DEPTH containers (the root included) parse, one
-	 * more does not. */
-	static const size_t depths[] = {
-		USAGE_JSON_MAX_DEPTH - 1, USAGE_JSON_MAX_DEPTH, USAGE_JSON_MAX_DEPTH + 64,
-	};
-
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < sizeof(depths) / sizeof(depths[0]); i++) {
 		d = depths[i];
 		s = malloc(2 * d + 64);
 		assert_non_null(s);
@@ -577,31 +591,29 @@ static void test_body_limits(void **state)
 		memset(s + o, ']', d);
 		o += d;
 		s[o++] = ',';
-		memcpy(s + o, tail, sizeof(tail) - 1);
-		o += sizeof(tail) - 1;
-		usage_init(&u);
-		assert_int_equal(body_n(&u, s, o), d < USAGE_JSON_MAX_DEPTH ? 1 : -1);
-		free(s);
+		any_read(s, o);
 	}
 
-	/* Deep nesting repeated through 1 MB: refused fast. */
+	/* 1 MB of '[': truncated, refused. */
 	n = 1024 * 1024;
 	s = malloc(n);
 	assert_non_null(s);
 	memset(s, '[', n);
 	s[0] = '{';
 	assert_int_equal(body_n(&u, s, n), -1);
-	/* 1 MB of nestings just under the depth, each closing costing up to
-	 * the depth in jsmn: parsed (the bound keeps it linear), and again
-	 * with no strings between them: too many tokens, refused. */
+	/* 1 MB of nestings 120 deep, with and without strings between them
+	 * (the latter was past the token budget): read. */
+	free(s);
 	for (int strings = 1; strings >= 0; strings--) {
+		s = malloc(n);
+		assert_non_null(s);
 		memcpy(s, "{\"x\":[", 6);
 		o = 6;
-		while (o + 2 * USAGE_JSON_MAX_DEPTH + 1100 < n) {
-			memset(s + o, '[', USAGE_JSON_MAX_DEPTH - 8);
-			o += USAGE_JSON_MAX_DEPTH - 8;
-			memset(s + o, ']', USAGE_JSON_MAX_DEPTH - 8);
-			o += USAGE_JSON_MAX_DEPTH - 8;
+		while (o + 2 * 128 + 1100 < n) {
+			memset(s + o, '[', 120);
+			o += 120;
+			memset(s + o, ']', 120);
+			o += 120;
 			s[o++] = ',';
 			if (strings) {
 				s[o++] = '"';
@@ -613,42 +625,307 @@ static void test_body_limits(void **state)
 		}
 		memcpy(s + o, "1],", 3);
 		o += 3;
-		memcpy(s + o, tail, sizeof(tail) - 1);
-		o += sizeof(tail) - 1;
-		usage_init(&u);
-		assert_int_equal(body_n(&u, s, o), strings ? 1 : -1);
-		assert_int_equal(u.output, strings ? 3 : 0);
+		any_read(s, o);
 	}
-	free(s);
 
-	/* USAGE_JSON_MAX_TOKENS tokens fit; a body needing more does not. */
-	for (size_t ntok = USAGE_JSON_MAX_TOKENS; ntok <= USAGE_JSON_MAX_TOKENS + 1; ntok++) {
-		/* root, "x", array, ntok - 5 elements, "usage", its object,
-		 * "output_tokens", 3 */
-		size_t elems = ntok - 7;
-
-		s = malloc(2 * elems + 64);
-		assert_non_null(s);
-		memcpy(s, "{\"x\":[", 6);
-		o = 6;
-		for (size_t i = 0; i < elems; i++) {
-			s[o++] = '0';
-			s[o++] = ',';
-		}
-		s[o - 1] = ']';
+	/* 300000 tokens. */
+	size_t elems = 300000;
+	s = malloc(2 * elems + 64);
+	assert_non_null(s);
+	memcpy(s, "{\"x\":[", 6);
+	o = 6;
+	for (size_t i = 0; i < elems; i++) {
+		s[o++] = '0';
 		s[o++] = ',';
-		memcpy(s + o, tail, sizeof(tail) - 1);
-		o += sizeof(tail) - 1;
+	}
+	s[o - 1] = ']';
+	s[o++] = ',';
+	any_read(s, o);
+}
+
+/* {"content":[ 10000 levels of tool input ],"model":..,"usage":{..}} */
+static char *deep_answer(size_t depth, size_t *len)
+{
+	static const char head[] =
+		"{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":"
+		"[{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"x\",\"input\":";
+	static const char tail[] =
+		"}],\"model\":\"claude-\\u006fpus-4-5\",\"stop_reason\":\"tool_use\","
+		"\"usage\":{\"input_tokens\":21,\"output_tokens\":9,"
+		"\"cache_creation\":{\"ephemeral_1h_input_tokens\":4}}}";
+	size_t n = 0, i;
+	char *s = malloc(sizeof(head) + sizeof(tail) + depth * 12);
+
+	assert_non_null(s);
+	memcpy(s, head, sizeof(head) - 1);
+	n = sizeof(head) - 1;
+	for (i = 0; i < depth; i++) {
+		/* look-alikes at every level: {"usage":[{"usage":... */
+		memcpy(s + n, i % 2 ? "[" : "{\"usage\":", i % 2 ? 1 : 9);
+		n += i % 2 ? 1 : 9;
+	}
+	s[n++] = '0';
+	for (i = depth; i-- > 0; )
+		s[n++] = i % 2 ? ']' : '}';
+	memcpy(s + n, tail, sizeof(tail) - 1);
+	n += sizeof(tail) - 1;
+	*len = n;
+	return s;
+}
+
+static void check_deep_answer(const struct usage *u)
+{
+	usage_is(u, 21, 9, 0, 4, 0, 0);
+	assert_int_equal(u->flags, USAGE_FL_START);
+	assert_string_equal(u->reported_model, "claude-opus-4-5");
+}
+
+/* The usage after content nested 10000 deep: read, in one buffer and fed
+ * through the reader in every split, and one byte at a time. */
+static void test_body_deep_content(void **state)
+{
+	struct usage_reader r;
+	struct usage u;
+	size_t len, k;
+	char *s = deep_answer(10000, &len);
+
+	usage_init(&u);
+	assert_int_equal(body_n(&u, s, len), 1);
+	check_deep_answer(&u);
+
+	for (k = 0; k <= len; k += 1 + k / 64) {
 		usage_init(&u);
-		assert_int_equal(body_n(&u, s, o), ntok == USAGE_JSON_MAX_TOKENS ? 1 : -1);
-		if (ntok == USAGE_JSON_MAX_TOKENS)
-			assert_int_equal(u.output, 3);
+		usage_reader_init(&r);
+		assert_int_equal(usage_reader_feed(&r, s, k), 0);
+		assert_int_equal(usage_reader_feed(&r, s + k, len - k), 0);
+		assert_int_equal(usage_reader_finish(&r, &u), 1);
+		usage_reader_release(&r);
+		check_deep_answer(&u);
+	}
+	usage_init(&u);
+	usage_reader_init(&r);
+	for (k = 0; k < len; k++) {
+		char *b = malloc(1);
+
+		assert_non_null(b);
+		*b = s[k];
+		assert_int_equal(usage_reader_feed(&r, b, 1), 0);
+		free(b);
+	}
+	assert_int_equal(usage_reader_finish(&r, &u), 1);
+	usage_reader_release(&r);
+	check_deep_answer(&u);
+	free(s);
+}
+
+/* A body whose usage object and model fall across two feeds at every
+ * byte: the same usage each time; and cut at every byte: unreadable. */
+static void test_body_every_split(void **state)
+{
+	static const char b[] =
+		"{\"id\":\"msg_01\",\"type\":\"message\",\"model\":\"claude-sonnet-4-5\","
+		"\"content\":[{\"type\":\"text\",\"text\":\"Hi \\\"there\\\" \\ud83d\\ude00\"}],"
+		"\"usage\":{\"input_tokens\":12,\"cache_creation_input_tokens\":200,"
+		"\"cache_read_input_tokens\":3000,\"cache_creation\":"
+		"{\"ephemeral_5m_input_tokens\":0,\"ephemeral_1h_input_tokens\":200},"
+		"\"output_tokens\":4567,\"service_tier\":\"standard\","
+		"\"server_tool_use\":{\"web_search_requests\":2}}} \n";
+	size_t len = sizeof(b) - 1;
+	struct usage_reader r;
+	struct usage u, zero;
+
+	for (size_t k = 0; k <= len; k++) {
+		char *x = malloc(k ? k : 1), *y = malloc(len - k ? len - k : 1);
+
+		assert_non_null(x);
+		assert_non_null(y);
+		memcpy(x, b, k);
+		memcpy(y, b + k, len - k);
+		usage_init(&u);
+		usage_reader_init(&r);
+		assert_int_equal(usage_reader_feed(&r, x, k), 0);
+		assert_int_equal(usage_reader_feed(&r, y, len - k), 0);
+		assert_int_equal(usage_reader_finish(&r, &u), 1);
+		usage_reader_release(&r);
+		usage_is(&u, 12, 4567, 0, 200, 3000, 2);
+		assert_string_equal(u.service_tier, "standard");
+		assert_string_equal(u.reported_model, "claude-sonnet-4-5");
+
+		/* The first k bytes alone: truncated, nothing changes. */
+		if (k < len - 2) {
+			usage_init(&u);
+			usage_init(&zero);
+			usage_reader_init(&r);
+			usage_reader_feed(&r, x, k);
+			assert_int_equal(usage_reader_finish(&r, &u), -1);
+			usage_reader_release(&r);
+			assert_memory_equal(&u, &zero, sizeof(u));
+		}
+		free(x);
+		free(y);
+	}
+}
+
+/* A usage object up to USAGE_OBJ_MAX bytes is read; one byte more is
+ * unreadable, unless a later "usage" replaces it. */
+static void test_body_usage_too_big(void **state)
+{
+	static const char head[] = "{\"model\":\"m\",\"usage\":{\"pad\":\"";
+	static const char mid[] = "\",\"output_tokens\":5}";
+	size_t obj_fixed = strlen("{\"pad\":\"") + sizeof(mid) - 1, n, pad;
+	struct usage u, zero;
+	char *s;
+
+	usage_init(&zero);
+	for (int over = 0; over <= 1; over++) {
+		pad = USAGE_OBJ_MAX - obj_fixed + (size_t)over;
+		s = malloc(sizeof(head) + pad + sizeof(mid) + 64);
+		assert_non_null(s);
+		n = 0;
+		memcpy(s, head, sizeof(head) - 1);
+		n += sizeof(head) - 1;
+		memset(s + n, 'p', pad);
+		n += pad;
+		memcpy(s + n, mid, sizeof(mid) - 1);
+		n += sizeof(mid) - 1;
+		s[n++] = '}';
+		usage_init(&u);
+		assert_int_equal(body_n(&u, s, n), over ? -1 : 1);
+		if (over)
+			assert_memory_equal(&u, &zero, sizeof(u));
+		else
+			assert_int_equal(u.output, 5);
+
+		/* A later, small usage wins. */
+		n--;
+		n += (size_t)sprintf(s + n, ",\"usage\":{\"output_tokens\":6}}");
+		usage_init(&u);
+		assert_int_equal(body_n(&u, s, n), 1);
+		assert_int_equal(u.output, 6);
 		free(s);
 	}
 }
 
-/* Other threads get their own scratch, freed when they exit (ASan's leak
- * check would say otherwise). */
+/* The model the upstream says it used, from a body or message_start. */
+static void test_reported_model(void **state)
+{
+	char body_buf[2048], name[INSPECT_MODEL_MAX + 2];
+	struct usage u;
+
+	usage_init(&u);
+	assert_int_equal(body(&u, "{\"model\":\"claude-haiku-4-5\",\"usage\":{}}"), 1);
+	assert_string_equal(u.reported_model, "claude-haiku-4-5");
+	/* Without usage (0), the model is still read; nested ones are not. */
+	usage_init(&u);
+	assert_int_equal(body(&u, "{\"x\":{\"model\":\"inner\"},\"model\":\"m\\u0031\"}"), 0);
+	assert_string_equal(u.reported_model, "m1");
+	/* The last one wins; a bad one leaves what was there. */
+	usage_init(&u);
+	assert_int_equal(body(&u, "{\"model\":\"a\",\"model\":\"b\"}"), 0);
+	assert_string_equal(u.reported_model, "b");
+	assert_int_equal(body(&u, "{\"model\":\"a\\u0000\"}"), 0);
+	assert_string_equal(u.reported_model, "b");
+	assert_int_equal(body(&u, "{\"model\":5}"), 0);
+	assert_string_equal(u.reported_model, "b");
+	/* INSPECT_MODEL_MAX bytes fit, one more does not; escapes count
+	 * decoded. */
+	memset(name, 'a', sizeof(name));
+	name[INSPECT_MODEL_MAX] = 0;
+	snprintf(body_buf, sizeof(body_buf), "{\"model\":\"%s\"}", name);
+	usage_init(&u);
+	assert_int_equal(body(&u, body_buf), 0);
+	assert_string_equal(u.reported_model, name);
+	name[INSPECT_MODEL_MAX] = 'a';
+	name[INSPECT_MODEL_MAX + 1] = 0;
+	snprintf(body_buf, sizeof(body_buf), "{\"model\":\"%s\"}", name);
+	usage_init(&u);
+	assert_int_equal(body(&u, body_buf), 0);
+	assert_string_equal(u.reported_model, "");
+	/* A failed body changes nothing. */
+	usage_init(&u);
+	assert_int_equal(body(&u, "{\"model\":\"x\",\"usage\":{}"), -1);
+	assert_string_equal(u.reported_model, "");
+
+	/* message_start's message.model. */
+	usage_init(&u);
+	start(&u, "\"input_tokens\":1");
+	assert_string_equal(u.reported_model, "claude-opus-4-5");
+	assert_int_equal(ev(&u, "message_start", "{\"message\":{\"model\":\"x\",\"usage\":{}},"
+	                                         "\"model\":\"root\"}"), 1);
+	assert_string_equal(u.reported_model, "x");
+	assert_int_equal(ev(&u, "message_delta", "{\"model\":\"y\",\"usage\":{}}"), 1);
+	assert_string_equal(u.reported_model, "x");
+}
+
+/* The meter's three outcomes for a JSON answer, fed in chunks. */
+static enum meter_json meter_json(const char *s, size_t n, size_t chunk, int status,
+                                  struct usage_record *rec)
+{
+	struct meter *m = meter_new("application/json");
+	enum meter_json mj;
+
+	assert_non_null(m);
+	for (size_t at = 0; at < n; at += chunk)
+		meter_feed(m, s + at, n - at < chunk ? n - at : chunk);
+	memset(rec, 0, sizeof(*rec));
+	rec->status = status;
+	mj = meter_finish(m, 1, 0, rec);
+	meter_free(m);
+	return mj;
+}
+
+static void test_meter_json(void **state)
+{
+	static const char err[] =
+		"{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"x\"}}";
+	struct usage_record rec;
+	size_t len;
+	char *s = big_body(200000, &len), *big;
+
+	for (size_t chunk = 1; chunk <= len; chunk *= 7) {
+		assert_int_equal(meter_json(s, len, chunk, 200, &rec), METER_JSON_USAGE);
+		assert_int_equal(rec.partial, USAGE_COMPLETE);
+		assert_int_equal(rec.u.output, 4567);
+		assert_string_equal(rec.u.reported_model, "claude-sonnet-4-5-20250929");
+		assert_false(rec.stream);
+	}
+	/* An error body: valid, no usage; partial only if it came with a 2xx. */
+	assert_int_equal(meter_json(err, sizeof(err) - 1, 16, 529, &rec), METER_JSON_NO_USAGE);
+	assert_int_equal(rec.partial, USAGE_COMPLETE);
+	assert_int_equal(meter_json(err, sizeof(err) - 1, 16, 200, &rec), METER_JSON_NO_USAGE);
+	assert_int_equal(rec.partial, USAGE_PARTIAL_UNPARSABLE);
+	/* Invalid, truncated, empty: unreadable. */
+	assert_int_equal(meter_json(s, len - 3, 4096, 200, &rec), METER_JSON_UNREADABLE);
+	assert_int_equal(rec.partial, USAGE_PARTIAL_UNPARSABLE);
+	assert_int_equal(rec.u.output, 0);
+	s[len / 2] = '\x01';
+	assert_int_equal(meter_json(s, len, 4096, 200, &rec), METER_JSON_UNREADABLE);
+	assert_int_equal(meter_json("", 0, 1, 200, &rec), METER_JSON_UNREADABLE);
+	assert_int_equal(meter_json("[1]", 3, 1, 200, &rec), METER_JSON_UNREADABLE);
+	free(s);
+
+	/* Past the old 8 MB cap: read, in chunks like the tap's. */
+	big = big_body(9 * 1024 * 1024, &len);
+	assert_int_equal(meter_json(big, len, 16384, 200, &rec), METER_JSON_USAGE);
+	assert_int_equal(rec.partial, USAGE_COMPLETE);
+	assert_int_equal(rec.u.output, 4567);
+	free(big);
+
+	/* An event stream is not a JSON answer. */
+	{
+		struct meter *m = meter_new("text/event-stream");
+
+		assert_non_null(m);
+		memset(&rec, 0, sizeof(rec));
+		rec.status = 200;
+		assert_int_equal(meter_finish(m, 1, 0, &rec), METER_JSON_NONE);
+		assert_true(rec.stream);
+		meter_free(m);
+	}
+}
+
+/* Other threads read bodies at the same time: nothing is shared (and
+ * ASan's leak check sees what each one frees). */
 static void *thread_main(void *arg)
 {
 	struct usage *u = arg;
@@ -695,7 +972,12 @@ int main(void)
 		cmocka_unit_test(test_body),
 		cmocka_unit_test(test_body_truncated),
 		cmocka_unit_test(test_body_malformed),
-		cmocka_unit_test(test_body_limits),
+		cmocka_unit_test(test_body_any_depth),
+		cmocka_unit_test(test_body_deep_content),
+		cmocka_unit_test(test_body_every_split),
+		cmocka_unit_test(test_body_usage_too_big),
+		cmocka_unit_test(test_reported_model),
+		cmocka_unit_test(test_meter_json),
 		cmocka_unit_test(test_threads),
 	};
 

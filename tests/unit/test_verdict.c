@@ -720,10 +720,12 @@ static void test_decide_model_wrong_type(void **state)
 	config_unref(cfg);
 }
 
-static void test_decide_too_complex_body_routed(void **state)
+/* A body past the old inspection budget (65536 tokens) is read whole and
+ * routed like any other; it used to come back "too complex" and pass. */
+static void test_decide_big_body_routed(void **state)
 {
 	struct realms_config *cfg = parse(MAIN_CFG);
-	const size_t n = 70000;   /* > INSPECT_MAX_TOKENS values */
+	const size_t n = 70000;
 	char *body = malloc(2 * n + 64);
 	size_t o;
 	struct verdict v;
@@ -738,9 +740,19 @@ static void test_decide_too_complex_body_routed(void **state)
 	body[o++] = '}';
 	body[o] = '\0';
 	decide_body(cfg, body, "default", &v);
-	assert_int_equal(v.insp.status, INSPECT_TOO_COMPLEX);
+	assert_int_equal(v.insp.status, INSPECT_OK);
+	assert_int_equal(v.insp.complete, 1);
 	assert_allowed(&v);
 	assert_string_equal(v.binding->upstream, "up-b");
+
+	/* The same with a second "model" at the end: refused, not routed by
+	 * the first. */
+	memcpy(body + o - 1, ",\"model\":\"m-a\"}", 16);
+	body[o - 1 + 16] = '\0';
+	decide_body(cfg, body, "default", &v);
+	assert_int_equal(v.insp.status, INSPECT_DUPLICATE_KEY);
+	assert_refused(&v, 400, "invalid_request_error",
+	               "request body has a duplicate top-level key");
 	free(body);
 	config_unref(cfg);
 }
@@ -1774,7 +1786,7 @@ int main(void)
 		cmocka_unit_test(test_decide_model_missing),
 		cmocka_unit_test(test_decide_chunked_is_truncated),
 		cmocka_unit_test(test_decide_model_wrong_type),
-		cmocka_unit_test(test_decide_too_complex_body_routed),
+		cmocka_unit_test(test_decide_big_body_routed),
 		cmocka_unit_test(test_decide_unknown_and_disabled_model),
 		cmocka_unit_test(test_decide_no_enabled_binding),
 		cmocka_unit_test(test_decide_group_permission),

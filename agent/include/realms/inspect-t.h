@@ -1,11 +1,12 @@
 /*
  * Body inspection: what a Messages API request body prefix says about the
- * top-level "model" and "stream" keys.
+ * top-level "model", "stream", "max_tokens" and "metadata" keys. Types only.
  */
 #ifndef REALMS_INSPECT_T_H
 #define REALMS_INSPECT_T_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <realms/limits.h>
 
@@ -16,8 +17,6 @@ enum inspect_status {
 	INSPECT_NOT_OBJECT,     /* root is not a JSON object */
 	INSPECT_INVALID,        /* malformed JSON in the bytes we have */
 	INSPECT_DUPLICATE_KEY,  /* the same top-level key appears twice */
-	INSPECT_TOO_COMPLEX,    /* complete body past INSPECT_MAX_TOKENS tokens: not
-	                           validated; model/stream from the part read */
 };
 
 /* State of one top-level key. */
@@ -30,8 +29,7 @@ enum inspect_key_state {
 struct inspect_result {
 	enum inspect_status status;
 	int complete;                    /* the prefix held the whole body and all
-	                                    of it was inspected (0 when INVALID or
-	                                    TOO_COMPLEX) */
+	                                    of it was read (0 when INVALID) */
 
 	enum inspect_key_state model_state;
 	char model[INSPECT_MODEL_MAX + 1]; /* decoded, NUL-terminated (PRESENT) */
@@ -43,6 +41,12 @@ struct inspect_result {
 
 	enum inspect_key_state stream_state;
 	int stream;                      /* the boolean, when PRESENT */
+
+	/* max_tokens, PRESENT when a JSON integer that is not negative and fits
+	 * 64 bits (another number, such as 1.5, -1 or 1e3, is WRONG_TYPE): the
+	 * budget reserves cost from it. */
+	enum inspect_key_state max_tokens_state;
+	uint64_t max_tokens;
 
 	/* metadata.user_id, decoded, when the "metadata" object is complete in
 	 * the prefix and its user_id is a string of at most INSPECT_USER_ID_MAX

@@ -1,6 +1,6 @@
 /*
- * Named limits of the agent, in one place. Each says what a peer gets when it
- * crosses it.
+ * Named limits of the agent, in one place (definitions only). Each says what
+ * a peer gets when it crosses it.
  */
 #ifndef REALMS_LIMITS_H
 #define REALMS_LIMITS_H
@@ -40,10 +40,6 @@
 
 /* Agent: worker threads at most. */
 #define SPOA_MAX_WORKERS           64
-
-/* Body inspection: JSON tokens parsed from one body prefix at most. A prefix
- * that needs more is treated as truncated at the last complete token. */
-#define INSPECT_MAX_TOKENS         65536
 
 /* Body inspection: longest model name accepted (decoded bytes). Longer
  * values are "not a model name" and refused by the verdict. */
@@ -175,9 +171,9 @@
 
 /* ---------------------------------------------------------------------- */
 /* Response accounting: SSE parsing (sse.c) and usage extraction         */
-/* (usage.c). Crossing these never fails the client's answer: the event  */
-/* or body is counted as dropped/unparsable and the record is marked     */
-/* partial (USAGE_PARTIAL_UNPARSABLE) by the caller.                     */
+/* (usage.c, meter.c). Crossing these never fails the client's answer:   */
+/* the event or body is counted as dropped/unparsable and the record is  */
+/* marked partial (USAGE_PARTIAL_UNPARSABLE) by the caller.              */
 /* ---------------------------------------------------------------------- */
 
 /* SSE: data bytes buffered for one event the agent wants (or whose name is
@@ -190,15 +186,10 @@
  * knows: its event is dropped like an oversized one. */
 #define SSE_NAME_MAX               64u
 
-/* Usage: JSON tokens of one response body or event at most (20 bytes each,
- * per worker thread, kept between calls). A body needing more is
- * unparsable: usage_from_json() returns -1. 262144 covers a 512 KB body of
- * the densest JSON; text content is one token however long. */
-#define USAGE_JSON_MAX_TOKENS      262144u
-/* Usage: nesting depth of that JSON at most; deeper is unparsable (-1).
- * jsmn closes a bracket by walking up from the last token, so each close
- * costs up to the depth: the bound keeps a body linear. Answers nest about
- * 10 deep; tool inputs the model writes are what nests most. */
-#define USAGE_JSON_MAX_DEPTH       128u
+/* Usage: bytes of the root "usage" object of a non-streamed JSON answer
+ * kept to read it (the answer itself is scanned as it arrives, never
+ * stored, at any size and depth). Anthropic's is under 1 KB; a bigger one
+ * is unreadable: the record is partial (unparsable). */
+#define USAGE_OBJ_MAX              (64u * 1024u)
 
 #endif /* REALMS_LIMITS_H */

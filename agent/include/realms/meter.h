@@ -11,8 +11,19 @@
 
 struct meter;
 
+/* What the meter made of a JSON answer (meter_finish()). */
+enum meter_json {
+	METER_JSON_NONE = 0,     /* an event stream, not a JSON answer */
+	METER_JSON_USAGE,        /* its usage was read */
+	METER_JSON_NO_USAGE,     /* valid JSON without a usage object (an error
+	                            body) */
+	METER_JSON_UNREADABLE,   /* invalid or truncated JSON, bytes missing, or
+	                            a usage object past USAGE_OBJ_MAX */
+};
+
 /* A meter for a response with this Content-Type ("text/event-stream..." is
- * SSE, anything else is read as one JSON document). NULL if out of memory. */
+ * SSE, anything else is read as one JSON document, scanned as it arrives
+ * and never stored). NULL if out of memory. */
 struct meter *meter_new(const char *ctype);
 
 /* Body bytes, in order, split anywhere. */
@@ -25,8 +36,12 @@ void meter_gap(struct meter *m, unsigned long long skipped);
 
 /* Ends the response and fills rec->u, rec->stream and rec->partial from
  * what was seen. `ended` says whether the response finished normally (the
- * tap saw its end) and `lost` whether the tap dropped bytes. */
-void meter_finish(struct meter *m, int ended, int lost, struct usage_record *rec);
+ * tap saw its end) and `lost` whether the tap dropped bytes. A 2xx answer
+ * whose usage could not be read (METER_JSON_NO_USAGE or _UNREADABLE, or a
+ * stream without message_start) is partial, unparsable. Returns what was
+ * made of a JSON answer; call it once. */
+enum meter_json meter_finish(struct meter *m, int ended, int lost,
+                             struct usage_record *rec);
 
 void meter_free(struct meter *m);
 

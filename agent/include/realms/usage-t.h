@@ -1,10 +1,15 @@
 /*
- * Usage and billing records: what one answered request consumed.
+ * Usage and billing records: what one answered request consumed, and the
+ * state of reading it from a JSON answer as it arrives. Types only.
  */
 #ifndef REALMS_USAGE_T_H
 #define REALMS_USAGE_T_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include <realms/json-t.h>
+#include <realms/limits.h>
 
 /* Token counts as the provider reported them. For streams, message_start
  * gives input and cache counts, message_delta.usage is cumulative (the
@@ -20,6 +25,14 @@ struct usage {
 	uint64_t web_search;       /* server_tool_use.web_search_requests */
 	char service_tier[24];     /* "standard", "priority", "batch", or "" */
 	unsigned int flags;        /* USAGE_FL_* */
+	char reported_model[INSPECT_MODEL_MAX + 1];
+	                           /* the model the upstream says it used: a JSON
+	                              answer's root "model", or message_start's
+	                              message.model; decoded, "" when none (a
+	                              value longer than INSPECT_MODEL_MAX bytes or
+	                              holding a control character is none). Not
+	                              in records: for comparing with the model
+	                              billed. */
 };
 
 #define USAGE_FL_START   0x01  /* message_start (or a JSON body's usage) seen */
@@ -57,6 +70,46 @@ struct usage_record {
 	uint64_t ttfb_ms;          /* request start to first response byte */
 	uint64_t duration_ms;      /* request start to the end of the answer */
 	int64_t ts_ms;             /* unix milliseconds at request start */
+};
+
+/* Raw bytes of a root key kept to tell "usage" and "model" (in any escaped
+ * form: 32 bytes at most) from the others; longer keys are neither. */
+#define USAGE_KEY_RAW_MAX    64
+/* Raw bytes of the root "model" string kept: a longer token decodes to more
+ * than INSPECT_MODEL_MAX bytes (6 raw bytes, \u0061, make one at most). */
+#define USAGE_MODEL_RAW_MAX  (6 * INSPECT_MODEL_MAX + 2)
+
+/* What the bytes consumed right now belong to (usage_reader.keep). */
+enum usage_keep {
+	USAGE_KEEP_NONE = 0,
+	USAGE_KEEP_KEY,      /* a root key */
+	USAGE_KEEP_USAGE,    /* the root "usage" object */
+	USAGE_KEEP_MODEL,    /* the root "model" string */
+};
+
+/* A non-streamed JSON answer read as it arrives (usage_reader_*): it is
+ * scanned, never stored; only the bytes of the last root "usage" object
+ * (up to USAGE_OBJ_MAX) and of the last root "model" string are kept.
+ * Caller-owned, any storage (about 2 KB); the usage bytes live on the heap. */
+struct usage_reader {
+	struct json_scanner js;
+	int bad;                     /* unreadable: invalid JSON, a gap, a root
+	                                that is not an object, out of memory */
+	enum usage_keep keep;
+	int key;                     /* the last root key: see usage.c */
+
+	char key_raw[USAGE_KEY_RAW_MAX];
+	size_t key_len;              /* bytes of the key token so far (may
+	                                pass USAGE_KEY_RAW_MAX: then it is none) */
+
+	enum json_type usage_type;   /* of the last "usage" value (NONE: none) */
+	char *usage;                 /* its bytes, when an object */
+	size_t usage_len, usage_size;
+	int usage_over;              /* it passed USAGE_OBJ_MAX */
+
+	enum json_type model_type;   /* of the last "model" value (NONE: none) */
+	char model[USAGE_MODEL_RAW_MAX];
+	size_t model_len;            /* may pass USAGE_MODEL_RAW_MAX: too long */
 };
 
 #endif /* REALMS_USAGE_T_H */

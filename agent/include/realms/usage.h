@@ -1,7 +1,7 @@
 /*
  * Usage extraction: the token counts an Anthropic Messages API answer
- * reports, from its SSE events or from its JSON body. Pure functions over
- * bytes; scratch memory is thread-local.
+ * reports, from its SSE events or from its JSON body, read as it arrives.
+ * Pure functions over bytes, no I/O.
  */
 #ifndef REALMS_USAGE_H
 #define REALMS_USAGE_H
@@ -22,7 +22,8 @@ static inline void usage_init(struct usage *u)
  * name, and the root "type" of its data names it instead. data[0..len)
  * need not be NUL-terminated.
  *
- *  - message_start: message.usage is read, FL_START set;
+ *  - message_start: message.usage is read, FL_START set; message.model
+ *    goes to reported_model;
  *  - message_delta: usage is read (FL_DELTA when it has one); its counts
  *    are cumulative, so each field present replaces the one before, never
  *    adds to it (output_tokens is the total so far);
@@ -39,15 +40,37 @@ static inline void usage_init(struct usage *u)
 int usage_on_sse_event(struct usage *u, const char *name, const char *data,
                        size_t len);
 
-/* Reads the top-level "usage" object of a complete, non-streamed answer
- * body (body[0..len), one JSON object with only whitespace around it) into
- * *u, as message_start would, and sets FL_START. Fields absent from the body
- * keep their value in *u (start from usage_init()).
- *
- * One jsmn pass over the body plus a linear walk: the body may be large.
- * Returns 1 if a usage object was read, 0 for a valid body without one (an
- * error body, say), -1 for malformed or truncated JSON, or JSON past
- * USAGE_JSON_MAX_TOKENS or USAGE_JSON_MAX_DEPTH (*u unchanged). */
+/* Prepares *r (caller-owned) to read one non-streamed answer. */
+void usage_reader_init(struct usage_reader *r);
+
+/* The next len bytes of the answer, split anywhere. The answer is scanned
+ * (strict JSON, any depth, in linear time) and not stored: only the last
+ * root "usage" object (up to USAGE_OBJ_MAX bytes) and the last root
+ * "model" string are kept. Returns 0, or -1 once the answer is unreadable
+ * (invalid JSON, a root that is not an object, out of memory); sticky. */
+int usage_reader_feed(struct usage_reader *r, const char *buf, size_t len);
+
+/* Bytes of the answer are missing here: it is unreadable. */
+void usage_reader_gap(struct usage_reader *r);
+
+/* The answer ended. Reads its last root "usage" object into *u, as
+ * message_start would, and sets FL_START; its root "model" goes to
+ * reported_model. Fields absent keep their value in *u (start from
+ * usage_init()). Returns:
+ *   1  usage read;
+ *   0  valid JSON without a usage object (an error body, say; the last
+ *      "usage" key decides, so "usage":null is none); only reported_model
+ *      may have changed;
+ *  -1  unreadable: invalid or truncated JSON, a gap, or a usage object past
+ *      USAGE_OBJ_MAX; *u unchanged.
+ * May be called once; usage_reader_release() follows. */
+int usage_reader_finish(struct usage_reader *r, struct usage *u);
+
+/* Frees what *r holds (not *r itself). */
+void usage_reader_release(struct usage_reader *r);
+
+/* The same for a complete body held in body[0..len) (one JSON object with
+ * only whitespace around it): usage_reader_finish()'s result. */
 int usage_from_json(struct usage *u, const char *body, size_t len);
 
 #endif /* REALMS_USAGE_H */
