@@ -17,24 +17,28 @@ struct meter {
 	int sse;
 	struct usage u;
 	size_t bytes;
+	struct usage_content content;   /* event streams: what was delivered */
 	/* Each allocated only for its kind of answer (both are large). */
 	struct usage_reader *jr;
 	struct sse_parser *sp;
 };
 
-/* Only these events carry usage or end states; deltas and pings are skipped
- * without being stored. */
+/* These events carry usage or end states; content deltas are measured for
+ * the estimate of a cut stream (the tap sends only a stream's head and
+ * tail, so there are few); pings are skipped without being stored. */
 static int want_event(void *arg, const char *name)
 {
 	return !strcmp(name, "message_start") || !strcmp(name, "message_delta") ||
-	       !strcmp(name, "message_stop") || !strcmp(name, "error") || !*name;
+	       !strcmp(name, "message_stop") || !strcmp(name, "error") ||
+	       !strcmp(name, "content_block_delta") || !*name;
 }
 
 static int on_event(void *arg, const char *name, const char *data, size_t len)
 {
 	struct meter *m = arg;
 
-	usage_on_sse_event(&m->u, name, data, len);
+	if (usage_on_sse_event(&m->u, name, data, len) == 0)
+		usage_content_event(&m->content, data, len);
 	return 0;
 }
 
@@ -75,10 +79,34 @@ void meter_feed(struct meter *m, const char *data, size_t len)
 void meter_gap(struct meter *m, unsigned long long skipped)
 {
 	m->bytes += skipped;
+	m->content.skipped_bytes += skipped;
 	if (m->sse)
 		sse_gap(m->sp);
 	else
 		usage_reader_gap(m->jr);
+}
+
+/* Raises a count to its estimate when the provider's is missing or lower;
+ * the record then says it holds an estimate. */
+static void raise_to(struct usage_record *rec, uint64_t *count, uint64_t est)
+{
+	if (est > *count) {
+		*count = est;
+		rec->u.flags |= USAGE_FL_ESTIMATED;
+	}
+}
+
+static void estimate(struct meter *m, struct usage_record *rec)
+{
+	if (rec->partial == USAGE_PARTIAL_UNPARSED) {
+		/* Nobody said what it cost: its sizes say roughly. */
+		raise_to(rec, &rec->u.input, usage_bytes_tokens(rec->req_bytes));
+		raise_to(rec, &rec->u.output, m->sse ? usage_content_tokens(&m->content) :
+		         usage_bytes_tokens(m->bytes));
+	} else if (m->sse && !(m->u.flags & USAGE_FL_DELTA)) {
+		/* Cut before the final usage: what the client received. */
+		raise_to(rec, &rec->u.output, usage_content_tokens(&m->content));
+	}
 }
 
 enum meter_json meter_finish(struct meter *m, int ended, int lost,
@@ -107,7 +135,9 @@ enum meter_json meter_finish(struct meter *m, int ended, int lost,
 		 * the tap cannot tell which; both keep what was seen. */
 		rec->partial = USAGE_PARTIAL_TRUNCATED;
 	else if (rec->status >= 200 && rec->status < 300 && !(m->u.flags & USAGE_FL_START))
-		rec->partial = USAGE_PARTIAL_UNPARSABLE;
+		rec->partial = USAGE_PARTIAL_UNPARSED;
+	if (rec->status >= 200 && rec->status < 300)
+		estimate(m, rec);
 	return mj;
 }
 

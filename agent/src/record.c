@@ -83,7 +83,7 @@ static const char *const partial_names[] = {
 	[USAGE_PARTIAL_CLIENT_GONE] = "client_gone",
 	[USAGE_PARTIAL_UPSTREAM_ERROR] = "upstream_error",
 	[USAGE_PARTIAL_TRUNCATED] = "truncated",
-	[USAGE_PARTIAL_UNPARSABLE] = "unparsable",
+	[USAGE_PARTIAL_UNPARSED] = "unparsed",
 	[USAGE_PARTIAL_TAP_OVERFLOW] = "tap_overflow",
 };
 #define N_PARTIAL (sizeof(partial_names) / sizeof(partial_names[0]))
@@ -100,6 +100,12 @@ int record_partial_parse(const char *s, size_t len, enum usage_partial *p)
 {
 	size_t i;
 
+	/* The name "unparsed" had before: spool lines written by an older
+	 * agent still replay. */
+	if (len == 10 && memcmp(s, "unparsable", 10) == 0) {
+		*p = USAGE_PARTIAL_UNPARSED;
+		return 0;
+	}
 	for (i = 0; i < N_PARTIAL; i++) {
 		if (strlen(partial_names[i]) == len && memcmp(partial_names[i], s, len) == 0) {
 			*p = (enum usage_partial)i;
@@ -426,7 +432,7 @@ static bool is_sha1(const char *s)
 
 /* The counters of the day hashes, in ARGV order: the field names as the
  * hashes hold them. */
-#define N_COUNTERS 10
+#define N_COUNTERS 11
 
 int record_redis_argv(const struct usage_record *rec, const char *sha1,
                       int64_t max_age_ms, struct record_argv *out)
@@ -434,7 +440,7 @@ int record_redis_argv(const struct usage_record *rec, const char *sha1,
 	char tok[RECORD_SEG_MAX], mod[RECORD_SEG_MAX], chan[RECORD_SEG_MAX];
 	char day[RECORD_DAY_LEN + 1];
 	const char *pname;
-	int errors, partial;
+	int errors, partial, estimated;
 
 	out->argc = 0;
 	out->used = 0;
@@ -449,6 +455,7 @@ int record_redis_argv(const struct usage_record *rec, const char *sha1,
 	pname = record_partial_name(rec->partial);
 	partial = rec->partial != USAGE_COMPLETE;
 	errors = rec->status >= 400 || partial;
+	estimated = (rec->u.flags & USAGE_FL_ESTIMATED) != 0;
 
 	if (sha1) {
 		arg_add(out, "EVALSHA");
@@ -491,6 +498,7 @@ int record_redis_argv(const struct usage_record *rec, const char *sha1,
 	arg_ku(out, RKEY_UF_REQUESTS, 1);
 	arg_ku(out, RKEY_UF_ERRORS, (uint64_t)errors);
 	arg_ku(out, RKEY_UF_PARTIAL, (uint64_t)partial);
+	arg_ku(out, RKEY_UF_ESTIMATED, (uint64_t)estimated);
 	arg_ku(out, RKEY_UF_INPUT, rec->u.input);
 	arg_ku(out, RKEY_UF_OUTPUT, rec->u.output);
 	arg_ku(out, RKEY_UF_CACHE_WRITE_5M, rec->u.cache_write_5m);
@@ -511,6 +519,7 @@ int record_redis_argv(const struct usage_record *rec, const char *sha1,
 	arg_ku(out, RKEY_UE_STATUS, (uint64_t)rec->status);
 	arg_ku(out, RKEY_UE_STREAM, (uint64_t)rec->stream);
 	arg_kv(out, RKEY_UE_PARTIAL, pname);
+	arg_ku(out, RKEY_UF_ESTIMATED, (uint64_t)estimated);
 	arg_ku(out, RKEY_UF_INPUT, rec->u.input);
 	arg_ku(out, RKEY_UF_OUTPUT, rec->u.output);
 	arg_ku(out, RKEY_UF_CACHE_WRITE_5M, rec->u.cache_write_5m);

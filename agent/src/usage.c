@@ -579,3 +579,88 @@ int usage_from_json(struct usage *u, const char *body, size_t len)
 	usage_reader_release(&r);
 	return rc;
 }
+
+/* ---------------------------------------------------------------------- */
+/* Estimates                                                              */
+/* ---------------------------------------------------------------------- */
+
+/* "event: content_block_delta\n", "data: " and the blank line: what a
+ * delta's data is framed in on the wire (the SSE parser hands over the
+ * data alone). */
+#define USAGE_DELTA_FRAMING  35u
+
+struct content_walk {
+	int is_delta;            /* root "type" is content_block_delta */
+	const char *delta;       /* the root "delta" object */
+	size_t delta_len;
+	uint64_t text;
+};
+
+static void content_root(void *arg, const struct json_member *m)
+{
+	struct content_walk *w = arg;
+
+	if (!m->key)
+		return;
+	if (json_str_is(m->key, m->key_len, "type") && m->type == JSON_T_STRING)
+		w->is_delta = json_str_is(m->val, m->val_len, "content_block_delta");
+	else if (json_str_is(m->key, m->key_len, "delta") && m->type == JSON_T_OBJECT) {
+		w->delta = m->val;
+		w->delta_len = m->val_len;
+	}
+}
+
+/* The generated content of a delta: text, thinking, or a tool's input as
+ * it is written (partial_json). Signatures are not the model's output. */
+static void content_delta(void *arg, const struct json_member *m)
+{
+	struct content_walk *w = arg;
+	unsigned int fl;
+
+	if (!m->key || m->type != JSON_T_STRING || m->val_len < 2)
+		return;
+	if (json_str_is(m->key, m->key_len, "text") ||
+	    json_str_is(m->key, m->key_len, "thinking") ||
+	    json_str_is(m->key, m->key_len, "partial_json"))
+		w->text += json_unescape(m->val + 1, m->val_len - 2, NULL, 0, &fl);
+}
+
+int usage_content_event(struct usage_content *c, const char *data, size_t len)
+{
+	struct content_walk w = { 0 };
+
+	if (json_each(data, len, content_root, &w) != JSON_T_OBJECT || !w.is_delta)
+		return 0;
+	if (w.delta && json_each(w.delta, w.delta_len, content_delta, &w) != JSON_T_OBJECT)
+		w.text = 0;
+	c->event_bytes += len + USAGE_DELTA_FRAMING;
+	c->text_bytes += w.text;
+	return 1;
+}
+
+static uint64_t div_up(uint64_t a, uint64_t b)
+{
+	return a / b + (a % b != 0);
+}
+
+uint64_t usage_content_tokens(const struct usage_content *c)
+{
+	uint64_t text = c->text_bytes;
+
+	/* The bytes left out are deltas too (the tap keeps the first and
+	 * last ones): the text share of the ones seen, or, with none seen,
+	 * that of a typical small text delta. */
+	if (c->skipped_bytes) {
+		if (c->event_bytes)
+			text += (uint64_t)((double)c->skipped_bytes * (double)c->text_bytes /
+			                   (double)c->event_bytes);
+		else
+			text += c->skipped_bytes / USAGE_EST_DELTA_BYTES_PER_TEXT_BYTE;
+	}
+	return div_up(text, USAGE_EST_BYTES_PER_TOKEN);
+}
+
+uint64_t usage_bytes_tokens(uint64_t bytes)
+{
+	return div_up(bytes, USAGE_EST_BYTES_PER_TOKEN);
+}

@@ -56,9 +56,9 @@ assert_match "$BODY" '^\{"id":"msg_mock_1","type":"message","role":"assistant","
 assert_match "$BODY" '"usage":\{"input_tokens":100,"cache_creation_input_tokens":7,"cache_read_input_tokens":50,"cache_creation":\{"ephemeral_5m_input_tokens":3,"ephemeral_1h_input_tokens":4\},"output_tokens":20,"service_tier":"standard","server_tool_use":\{"web_search_requests":1\}\}\}$' "messages: forced usage in body"
 PLAIN_USAGE=$(hdr x-mock-usage)
 
-# default usage: input = body bytes / 4, output = 10 * deltas
+# default usage: input = body bytes / 4, output = text bytes / 4 (5 x 16)
 post '/v1/messages?beta=true' "$REQ" -H 'x-mock-deltas: 5'
-assert_eq "$(hdr x-mock-usage)" "in=$(( ${#REQ} / 4 )),out=50,cw5=0,cw1=0,cr=0,ws=0" "messages: default usage from body size and deltas (query string ignored)"
+assert_eq "$(hdr x-mock-usage)" "in=$(( ${#REQ} / 4 )),out=20,cw5=0,cw1=0,cr=0,ws=0" "messages: default usage from body size and text size (query string ignored)"
 
 # random usage: same seed and counter position give the same answer
 post /mock/reset '{}'

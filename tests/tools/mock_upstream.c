@@ -108,6 +108,7 @@ struct mu_req {
 	size_t key_off, key_len, auth_off, auth_len;
 	int n_key, n_auth;
 	int oauth_beta;           /* anthropic-beta holds an oauth-* value */
+	size_t say_model_off, say_model_len;   /* x-mock-model: the model to report */
 	const char *bad_hdr;      /* first x-mock-* header with a bad value */
 	long status, retry_after, error_after, close_after, stall_after;
 	long fb_delay, delay, deltas, delta_bytes;   /* -1: absent */
@@ -544,6 +545,12 @@ static void head_field(struct mu_req *rq, const char *base, const char *n, size_
 		rq->auth_off = (size_t)(v - base);
 		rq->auth_len = vl;
 		rq->n_auth++;
+	} else if (hname_is(n, nl, "x-mock-model")) {
+		/* A provider that says it used another model. */
+		if (vl == 0 || vl > MU_MODEL_MAX || memchr(v, '"', vl) || memchr(v, '\\', vl))
+			rq->bad_hdr = "x-mock-model";
+		rq->say_model_off = (size_t)(v - base);
+		rq->say_model_len = vl;
 	} else if (hname_is(n, nl, "anthropic-beta")) {
 		/* As Anthropic does: an OAuth beta makes the Bearer an OAuth
 		 * token, which an API key is not. */
@@ -1174,7 +1181,8 @@ static void usage_compute(struct conn *c, size_t blen)
 
 	memset(u, 0, sizeof(*u));
 	u->in = blen / 4 ? blen / 4 : 1;
-	u->out = 10ULL * c->pl.deltas;
+	/* About 4 bytes of text a token, as with real models. */
+	u->out = ((unsigned long long)c->pl.deltas * c->pl.delta_bytes + 3) / 4;
 	if (c->rq.has_seed) {
 		unsigned long long x = c->rq.seed ^ (c->pl.msg_no * 0xD6E8FEB86659FD93ULL);
 
@@ -1387,6 +1395,11 @@ static void do_messages(struct conn *c)
 	}
 	memcpy(pl->model, f[0].v + 1, pl->model_len);
 	pl->model[pl->model_len] = '\0';
+	if (rq->say_model_len && !rq->bad_hdr) {
+		pl->model_len = rq->say_model_len;
+		memcpy(pl->model, c->in.p + rq->say_model_off, pl->model_len);
+		pl->model[pl->model_len] = '\0';
+	}
 	pl->deltas = rq->deltas >= 0 ? (unsigned long)rq->deltas : MU_DEFAULT_DELTAS;
 	pl->delta_bytes = rq->delta_bytes >= 0 ? (unsigned long)rq->delta_bytes
 					       : MU_DEFAULT_DBYTES;

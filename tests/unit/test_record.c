@@ -367,7 +367,7 @@ static void test_partial_names(void **state)
 	assert_string_equal(record_partial_name(USAGE_PARTIAL_CLIENT_GONE), "client_gone");
 	assert_string_equal(record_partial_name(USAGE_PARTIAL_UPSTREAM_ERROR), "upstream_error");
 	assert_string_equal(record_partial_name(USAGE_PARTIAL_TRUNCATED), "truncated");
-	assert_string_equal(record_partial_name(USAGE_PARTIAL_UNPARSABLE), "unparsable");
+	assert_string_equal(record_partial_name(USAGE_PARTIAL_UNPARSED), "unparsed");
 	assert_string_equal(record_partial_name(USAGE_PARTIAL_TAP_OVERFLOW), "tap_overflow");
 	assert_null(record_partial_name((enum usage_partial)6));
 	assert_null(record_partial_name((enum usage_partial)-1));
@@ -413,8 +413,9 @@ static void test_argv_plain(void **state)
 		/* ARGV */
 		"1709251199999", "2419200000", "2592000", "20240229",
 		"alice", "claude-sonnet-4-5", "anthropic",
-		"alice:claude-sonnet-4-5:anthropic", "1000000", "10",
-		"requests", "1", "errors", "0", "partial", "0", "input", "1200",
+		"alice:claude-sonnet-4-5:anthropic", "1000000", "11",
+		"requests", "1", "errors", "0", "partial", "0", "estimated", "0",
+		"input", "1200",
 		"output", "345", "cache_write_5m", "100", "cache_write_1h", "50",
 		"cache_read", "4000", "web_search", "2", "cost_nusd", "8250000",
 		/* the event */
@@ -423,7 +424,7 @@ static void test_argv_plain(void **state)
 		"model", "claude-sonnet-4-5",
 		"upstream_model", "claude-sonnet-4-5-20250929",
 		"channel", "anthropic", "server", "anthropic--k1",
-		"status", "200", "stream", "1", "partial", "",
+		"status", "200", "stream", "1", "partial", "", "estimated", "0",
 		"input", "1200", "output", "345", "cache_write_5m", "100",
 		"cache_write_1h", "50", "cache_read", "4000", "web_search", "2",
 		"service_tier", "standard", "cost_nusd", "8250000",
@@ -462,8 +463,9 @@ static void test_argv_weird_eval(void **state)
 		"realms:usage:events",
 		"1709164800000", "0", "2592000", "20240229",
 		"bob%3Athe%20builder", "vendor/model%5B1m%5D", "(none)",
-		"bob%3Athe%20builder:vendor/model%5B1m%5D:(none)", "1000000", "10",
-		"requests", "1", "errors", "1", "partial", "1", "input", "0",
+		"bob%3Athe%20builder:vendor/model%5B1m%5D:(none)", "1000000", "11",
+		"requests", "1", "errors", "1", "partial", "1", "estimated", "0",
+		"input", "0",
 		"output", "1", "cache_write_5m", "0", "cache_write_1h", "0",
 		"cache_read", "0", "web_search", "0", "cost_nusd", "0",
 		"req_id", "r.2", "token", "bob:the builder",
@@ -471,7 +473,7 @@ static void test_argv_weird_eval(void **state)
 		"model", "vendor/model[1m]",
 		"upstream_model", "up\\stream\nmodel\r",
 		"channel", "", "server", "srv \xc3\xa9",
-		"status", "529", "stream", "0", "partial", "upstream_error",
+		"status", "529", "stream", "0", "partial", "upstream_error", "estimated", "0",
 		"input", "0", "output", "1", "cache_write_5m", "0",
 		"cache_write_1h", "0", "cache_read", "0", "web_search", "0",
 		"service_tier", "", "cost_nusd", "0",
@@ -551,7 +553,7 @@ static void test_argv_largest(void **state)
 	r.partial = USAGE_PARTIAL_UPSTREAM_ERROR;
 	r.ts_ms = RECORD_TS_MAX_MS;
 	assert_int_equal(record_redis_argv(&r, SHA, INT64_MAX, &a), 0);
-	assert_int_equal(a.argc, 3 + RECORD_NKEYS + 10 + 20 + 44);
+	assert_int_equal(a.argc, 3 + RECORD_NKEYS + 10 + 22 + 46);
 	assert_true(a.used <= sizeof(a.buf));
 	assert_int_equal(a.argvlen[RECORD_ARGV_KEYS + 4],
 	                 strlen(RKEY_USAGE_COMBO_PREFIX) + 3 * 64 + 1 + 3 * 256 + 1 + 3 * 64 + 1 + 8);

@@ -894,7 +894,7 @@ static void test_meter_gap(void **state)
 
 	meter_gapped("application/json", json, sizeof(json) - 1, 10, 5, 15, &rec);
 	assert_int_equal(rec.u.input, 0);
-	assert_int_equal(rec.partial, USAGE_PARTIAL_UNPARSABLE);
+	assert_int_equal(rec.partial, USAGE_PARTIAL_UNPARSED);
 	assert_false(rec.stream);
 }
 

@@ -857,6 +857,165 @@ static void test_reported_model(void **state)
 	assert_string_equal(u.reported_model, "x");
 }
 
+/* ---- estimates ------------------------------------------------------ */
+
+static const char text_delta[] =
+	"{\"type\":\"content_block_delta\",\"index\":0,"
+	"\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello, w\\u00f6rld! \\\"x\\\"\"}}";
+
+/* One event given as a literal. */
+#define CONTENT(c, lit) usage_content_event(&(c), (lit), sizeof(lit) - 1)
+
+static void test_content_events(void **state)
+{
+	struct usage_content c = { 0 };
+
+	assert_int_equal(usage_content_event(&c, text_delta, sizeof(text_delta) - 1), 1);
+	/* "Hello, wörld! "x"": 18 decoded bytes (ö is two). */
+	assert_int_equal(c.text_bytes, 18);
+	assert_int_equal(c.event_bytes, sizeof(text_delta) - 1 + 35);
+	assert_int_equal(CONTENT(c,
+		"{\"type\":\"content_block_delta\",\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"abcd\"}}"), 1);
+	assert_int_equal(CONTENT(c,
+		"{\"type\":\"content_block_delta\",\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"a\\\":\"}}"), 1);
+	assert_int_equal(c.text_bytes, 18 + 4 + 5);
+	/* A signature is not output; other events and broken data are not
+	 * counted. */
+	assert_int_equal(CONTENT(c,
+		"{\"type\":\"content_block_delta\",\"delta\":{\"type\":\"signature_delta\",\"signature\":\"zzzz\"}}"), 1);
+	assert_int_equal(c.text_bytes, 27);
+	assert_int_equal(CONTENT(c, "{\"type\":\"ping\"}"), 0);
+	assert_int_equal(CONTENT(c, "{\"type\":\"content_block_delta\""), 0);
+	assert_int_equal(c.text_bytes, 27);
+}
+
+static void test_content_tokens(void **state)
+{
+	struct usage_content c = { .event_bytes = 1000, .text_bytes = 100 };
+
+	assert_int_equal(usage_content_tokens(&c), 25);
+	c.text_bytes = 101;
+	assert_int_equal(usage_content_tokens(&c), 26);
+	/* Skipped bytes at the share of text seen: 10000 x 101/1000. */
+	c.skipped_bytes = 10000;
+	assert_int_equal(usage_content_tokens(&c), (101 + 1010 + 3) / 4);
+	/* Nothing measured: the typical share. */
+	c = (struct usage_content){ .skipped_bytes = 12000 };
+	assert_int_equal(usage_content_tokens(&c), 250);
+	assert_int_equal(usage_bytes_tokens(0), 0);
+	assert_int_equal(usage_bytes_tokens(1), 1);
+	assert_int_equal(usage_bytes_tokens(400), 100);
+}
+
+/* A stream of n deltas of `text` bytes each, as the mock sends it. */
+static char *mock_stream(int n, int text, int with_end, size_t *len)
+{
+	size_t cap = 4096 + (size_t)n * (size_t)(text + 200), o = 0;
+	char *s = malloc(cap);
+
+	assert_non_null(s);
+	o += (size_t)snprintf(s + o, cap - o, "event: message_start\ndata: {\"type\":\"message_start\","
+		"\"message\":{\"model\":\"m\",\"usage\":{\"input_tokens\":100,\"output_tokens\":1}}}\n\n");
+	for (int i = 0; i < n; i++) {
+		o += (size_t)snprintf(s + o, cap - o, "event: content_block_delta\ndata: "
+			"{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\","
+			"\"text\":\"");
+		memset(s + o, 'a' + i % 26, (size_t)text);
+		o += (size_t)text;
+		o += (size_t)snprintf(s + o, cap - o, "\"}}\n\n");
+	}
+	if (with_end)
+		o += (size_t)snprintf(s + o, cap - o, "event: message_delta\ndata: {\"type\":\"message_delta\","
+			"\"usage\":{\"output_tokens\":%d}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+			n * text / 4);
+	*len = o;
+	return s;
+}
+
+/* A client hangs up after 130 of 200 deltas: billed what it received,
+ * marked estimated; with the tap's head and tail only (a gap), nearly the
+ * same; a complete stream is billed what the provider said, no estimate. */
+static void test_meter_cut_stream(void **state)
+{
+	struct usage_record rec;
+	struct meter *m;
+	size_t len, cut, head = 8192;
+	char *s = mock_stream(200, 40, 0, &len);
+	uint64_t delivered = 130 * 40 / 4;
+
+	/* Where the 130th delta ends. */
+	cut = 0;
+	for (int k = 0; k <= 130; k++)
+		cut = (size_t)(strstr(s + cut + 1, k == 130 ? "event: content_block_delta" :
+		                      "event: content_block_delta") - s);
+	m = meter_new("text/event-stream");
+	meter_feed(m, s, cut);
+	memset(&rec, 0, sizeof(rec));
+	rec.status = 200;
+	meter_finish(m, 0, 0, &rec);
+	meter_free(m);
+	assert_int_equal(rec.partial, USAGE_PARTIAL_TRUNCATED);
+	assert_int_equal(rec.u.input, 100);
+	assert_int_equal(rec.u.output, delivered);
+	assert_true(rec.u.flags & USAGE_FL_ESTIMATED);
+
+	/* The tap's view: 8 KB of head, a gap, the last 8 KB. */
+	m = meter_new("text/event-stream");
+	meter_feed(m, s, head);
+	meter_gap(m, cut - 2 * head);
+	meter_feed(m, s + cut - head, head);
+	memset(&rec, 0, sizeof(rec));
+	rec.status = 200;
+	meter_finish(m, 0, 0, &rec);
+	meter_free(m);
+	assert_true(rec.u.flags & USAGE_FL_ESTIMATED);
+	assert_true(rec.u.output > delivered * 9 / 10 && rec.u.output < delivered * 11 / 10);
+	free(s);
+
+	/* Complete: the provider's count, no estimate. */
+	s = mock_stream(200, 40, 1, &len);
+	m = meter_new("text/event-stream");
+	meter_feed(m, s, len);
+	memset(&rec, 0, sizeof(rec));
+	rec.status = 200;
+	meter_finish(m, 1, 0, &rec);
+	meter_free(m);
+	assert_int_equal(rec.partial, USAGE_COMPLETE);
+	assert_int_equal(rec.u.output, 2000);
+	assert_false(rec.u.flags & USAGE_FL_ESTIMATED);
+	free(s);
+
+	/* Cut before any content: message_start's count stands, no estimate. */
+	s = mock_stream(0, 40, 0, &len);
+	m = meter_new("text/event-stream");
+	meter_feed(m, s, len);
+	memset(&rec, 0, sizeof(rec));
+	rec.status = 200;
+	meter_finish(m, 0, 0, &rec);
+	meter_free(m);
+	assert_int_equal(rec.u.output, 1);
+	assert_false(rec.u.flags & USAGE_FL_ESTIMATED);
+	free(s);
+}
+
+/* A 2xx answer without readable usage: input from the request's size. */
+static void test_meter_unparsed_request_size(void **state)
+{
+	struct usage_record rec;
+	struct meter *m = meter_new("application/json");
+
+	meter_feed(m, "{\"content\":[]}", 14);
+	memset(&rec, 0, sizeof(rec));
+	rec.status = 200;
+	rec.req_bytes = 4001;
+	assert_int_equal(meter_finish(m, 1, 0, &rec), METER_JSON_NO_USAGE);
+	meter_free(m);
+	assert_int_equal(rec.partial, USAGE_PARTIAL_UNPARSED);
+	assert_int_equal(rec.u.input, 1001);
+	assert_int_equal(rec.u.output, 4);
+	assert_true(rec.u.flags & USAGE_FL_ESTIMATED);
+}
+
 /* The meter's three outcomes for a JSON answer, fed in chunks. */
 static enum meter_json meter_json(const char *s, size_t n, size_t chunk, int status,
                                   struct usage_record *rec)
@@ -893,11 +1052,17 @@ static void test_meter_json(void **state)
 	assert_int_equal(meter_json(err, sizeof(err) - 1, 16, 529, &rec), METER_JSON_NO_USAGE);
 	assert_int_equal(rec.partial, USAGE_COMPLETE);
 	assert_int_equal(meter_json(err, sizeof(err) - 1, 16, 200, &rec), METER_JSON_NO_USAGE);
-	assert_int_equal(rec.partial, USAGE_PARTIAL_UNPARSABLE);
-	/* Invalid, truncated, empty: unreadable. */
+	assert_int_equal(rec.partial, USAGE_PARTIAL_UNPARSED);
+	/* Invalid, truncated, empty: unreadable, billed by its size, said to
+	 * be an estimate (never silently zero). */
 	assert_int_equal(meter_json(s, len - 3, 4096, 200, &rec), METER_JSON_UNREADABLE);
-	assert_int_equal(rec.partial, USAGE_PARTIAL_UNPARSABLE);
+	assert_int_equal(rec.partial, USAGE_PARTIAL_UNPARSED);
+	assert_int_equal(rec.u.output, (len - 3 + 3) / 4);
+	assert_true(rec.u.flags & USAGE_FL_ESTIMATED);
+	/* An error status is not billed by its size. */
+	assert_int_equal(meter_json(s, len - 3, 4096, 500, &rec), METER_JSON_UNREADABLE);
 	assert_int_equal(rec.u.output, 0);
+	assert_false(rec.u.flags & USAGE_FL_ESTIMATED);
 	s[len / 2] = '\x01';
 	assert_int_equal(meter_json(s, len, 4096, 200, &rec), METER_JSON_UNREADABLE);
 	assert_int_equal(meter_json("", 0, 1, 200, &rec), METER_JSON_UNREADABLE);
@@ -978,6 +1143,10 @@ int main(void)
 		cmocka_unit_test(test_body_usage_too_big),
 		cmocka_unit_test(test_reported_model),
 		cmocka_unit_test(test_meter_json),
+		cmocka_unit_test(test_content_events),
+		cmocka_unit_test(test_content_tokens),
+		cmocka_unit_test(test_meter_cut_stream),
+		cmocka_unit_test(test_meter_unparsed_request_size),
 		cmocka_unit_test(test_threads),
 	};
 

@@ -172,8 +172,8 @@
 /* ---------------------------------------------------------------------- */
 /* Response accounting: SSE parsing (sse.c) and usage extraction         */
 /* (usage.c, meter.c). Crossing these never fails the client's answer:   */
-/* the event or body is counted as dropped/unparsable and the record is  */
-/* marked partial (USAGE_PARTIAL_UNPARSABLE) by the caller.              */
+/* the event or body is counted as dropped/unparsed and the record is  */
+/* marked partial (USAGE_PARTIAL_UNPARSED) by the caller.              */
 /* ---------------------------------------------------------------------- */
 
 /* SSE: data bytes buffered for one event the agent wants (or whose name is
@@ -189,7 +189,16 @@
 /* Usage: bytes of the root "usage" object of a non-streamed JSON answer
  * kept to read it (the answer itself is scanned as it arrives, never
  * stored, at any size and depth). Anthropic's is under 1 KB; a bigger one
- * is unreadable: the record is partial (unparsable). */
+ * is unreadable: the record is partial (unparsed). */
 #define USAGE_OBJ_MAX              (64u * 1024u)
+
+/* Estimates (usage.c): bytes of text per token when the provider did not
+ * say, Anthropic's own rule of thumb for English text (about 4
+ * characters a token). An estimated record says so (flag estimated). */
+#define USAGE_EST_BYTES_PER_TOKEN  4u
+/* Estimates: bytes on the wire per byte of text of a typical text delta
+ * (about 120 bytes of event for a few words), for the middle of a stream
+ * when no delta of its head or tail could be measured. */
+#define USAGE_EST_DELTA_BYTES_PER_TEXT_BYTE  12u
 
 #endif /* REALMS_LIMITS_H */

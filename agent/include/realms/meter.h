@@ -38,7 +38,14 @@ void meter_gap(struct meter *m, unsigned long long skipped);
  * what was seen. `ended` says whether the response finished normally (the
  * tap saw its end) and `lost` whether the tap dropped bytes. A 2xx answer
  * whose usage could not be read (METER_JSON_NO_USAGE or _UNREADABLE, or a
- * stream without message_start) is partial, unparsable. Returns what was
+ * stream without message_start) is partial, unparsed.
+ *
+ * Nothing that delivered content is billed zero: a 2xx stream that ended
+ * without its final usage (message_delta) is billed the output its
+ * content amounts to (usage_content_tokens), never less than message_start
+ * said; an unparsed answer is billed input from rec->req_bytes and output
+ * from the answer's size (usage_bytes_tokens). Either sets
+ * USAGE_FL_ESTIMATED when the estimate is what counts. Returns what was
  * made of a JSON answer; call it once. */
 enum meter_json meter_finish(struct meter *m, int ended, int lost,
                              struct usage_record *rec);

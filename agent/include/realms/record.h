@@ -113,7 +113,7 @@ int record_redis_argv(const struct usage_record *rec, const char *sha1,
 int record_validate(const struct usage_record *rec, const char **why);
 
 /* The name of a partial reason: "" (complete), "client_gone",
- * "upstream_error", "truncated", "unparsable", "tap_overflow"; NULL if
+ * "upstream_error", "truncated", "unparsed", "tap_overflow"; NULL if
  * unknown. */
 const char *record_partial_name(enum usage_partial p);
 

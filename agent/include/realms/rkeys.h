@@ -103,6 +103,7 @@
 #define RKEY_UF_REQUESTS            "requests"
 #define RKEY_UF_ERRORS              "errors"          /* status >= 400 or partial */
 #define RKEY_UF_PARTIAL             "partial"
+#define RKEY_UF_ESTIMATED           "estimated"       /* some counts estimated */
 #define RKEY_UF_INPUT               "input"
 #define RKEY_UF_OUTPUT              "output"
 #define RKEY_UF_CACHE_WRITE_5M      "cache_write_5m"

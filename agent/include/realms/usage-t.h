@@ -39,6 +39,9 @@ struct usage {
 #define USAGE_FL_DELTA   0x02  /* a message_delta with usage seen */
 #define USAGE_FL_STOP    0x04  /* message_stop seen */
 #define USAGE_FL_ERROR   0x08  /* an SSE "error" event after the 200 */
+#define USAGE_FL_ESTIMATED 0x10 /* some counts are the gateway's estimate, not
+                                   the provider's (an interrupted stream, an
+                                   answer whose usage could not be read) */
 
 /* Why a record is partial. */
 enum usage_partial {
@@ -46,7 +49,7 @@ enum usage_partial {
 	USAGE_PARTIAL_CLIENT_GONE,     /* the client went away mid-answer */
 	USAGE_PARTIAL_UPSTREAM_ERROR,  /* an "error" event after the 200 */
 	USAGE_PARTIAL_TRUNCATED,       /* the answer ended early (stall, cut) */
-	USAGE_PARTIAL_UNPARSABLE,      /* no usage could be read */
+	USAGE_PARTIAL_UNPARSED,      /* no usage could be read */
 	USAGE_PARTIAL_TAP_OVERFLOW,    /* the mirror gave up bytes (memory bound) */
 };
 /* Values of enum usage_partial, USAGE_COMPLETE included. */
@@ -70,6 +73,8 @@ struct usage_record {
 	uint64_t ttfb_ms;          /* request start to first response byte */
 	uint64_t duration_ms;      /* request start to the end of the answer */
 	int64_t ts_ms;             /* unix milliseconds at request start */
+	uint64_t req_bytes;        /* request body size the tap saw (for
+	                              estimates; not stored) */
 };
 
 /* Raw bytes of a root key kept to tell "usage" and "model" (in any escaped

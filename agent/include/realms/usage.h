@@ -69,6 +69,34 @@ int usage_reader_finish(struct usage_reader *r, struct usage *u);
 /* Frees what *r holds (not *r itself). */
 void usage_reader_release(struct usage_reader *r);
 
+/* ---- Estimates --------------------------------------------------------- */
+
+/* What an event stream delivered of its content, for estimating the output
+ * of a stream cut before its final message_delta (the client hung up, the
+ * upstream broke off). The tap sends a stream's head and tail and says how
+ * many bytes it left out between them; the deltas it sends are measured,
+ * the bytes left out are counted at the share of text the measured deltas
+ * had. */
+struct usage_content {
+	uint64_t event_bytes;   /* bytes of the content_block_delta events seen,
+	                           framing included */
+	uint64_t text_bytes;    /* their text, thinking and partial_json, decoded */
+	uint64_t skipped_bytes; /* bytes the tap left out */
+};
+
+/* One content_block_delta event's data (data[0..len)). Returns 1 when it
+ * was one, 0 otherwise (not counted). */
+int usage_content_event(struct usage_content *c, const char *data, size_t len);
+
+/* The output tokens c amounts to: the text seen and the estimated text of
+ * the bytes left out, at USAGE_EST_BYTES_PER_TOKEN bytes a token, rounded
+ * up. */
+uint64_t usage_content_tokens(const struct usage_content *c);
+
+/* Tokens in `bytes` bytes of request or answer whose usage nobody
+ * reported: the same rate, rounded up, at least 1 for a non-empty one. */
+uint64_t usage_bytes_tokens(uint64_t bytes);
+
 /* The same for a complete body held in body[0..len) (one JSON object with
  * only whitespace around it): usage_reader_finish()'s result. */
 int usage_from_json(struct usage *u, const char *body, size_t len);
