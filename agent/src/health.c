@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <realms/config-t.h>
 #include <realms/health.h>
@@ -42,19 +41,6 @@ static _Atomic uint64_t pol_cooldown_ms = CFG_COOLDOWN_DEFAULT_S * 1000ull;
 static struct {
 	_Atomic uint64_t opened, closed, revoked;
 } hstats;
-
-uint64_t clock_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-int64_t clock_unix_s(void)
-{
-	return (int64_t)time(NULL);
-}
 
 static int cmp_name(const char *a, size_t alen, const char *b, size_t blen)
 {

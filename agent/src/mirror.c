@@ -19,6 +19,7 @@
 
 #include <ev.h>
 
+#include <realms/clock.h>
 #include <realms/health.h>
 #include <realms/limits.h>
 #include <realms/log.h>

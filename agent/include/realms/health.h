@@ -87,8 +87,4 @@ void health_stats_get(struct health_stats *s);
  * and the admin path. Returns 0, or -1 if no such server. */
 int health_cooldown(const char *server, size_t len, uint64_t until_ms);
 
-/* Monotonic and wall clocks (the only places the agent reads time). */
-uint64_t clock_mono_ms(void);
-int64_t clock_unix_s(void);
-
 #endif /* REALMS_HEALTH_H */
