@@ -119,10 +119,21 @@ static const struct worker_module mirror_worker_module = {
 	.fini = mirror_worker_fini,
 };
 
+static void mirror_adopt(struct worker *w, int fd);
+
+/* Mirror connections do not hold a stopping worker: the tap resends what
+ * was not acknowledged, so they are simply closed with the worker (fini). */
+static const struct worker_kind mirror_kind = {
+	.name = "mirror",
+	.adopt = mirror_adopt,
+};
+
 int mirror_init(void)
 {
 	mirror_module = worker_module_register(&mirror_worker_module);
-	return mirror_module < 0 ? -1 : 0;
+	if (mirror_module < 0)
+		return -1;
+	return worker_kind_register(WORKER_CONN_MIRROR, &mirror_kind);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -601,7 +612,7 @@ static void write_cb(struct ev_loop *loop, ev_io *io, int revents)
 	conn_update(io->data);
 }
 
-void mirror_adopt(struct worker *w, int fd)
+static void mirror_adopt(struct worker *w, int fd)
 {
 	struct mconn *c = calloc(1, sizeof(*c));
 

@@ -17,13 +17,9 @@
 
 #include <realms/usage-t.h>
 
-struct worker;
-
-/* Registers the per-worker module (before workers start). Returns 0/-1. */
+/* Registers the per-worker module and the mirror connection kind with the
+ * worker layer (before workers start). Returns 0/-1. */
 int mirror_init(void);
-
-/* Takes over an accepted mirror connection on worker w's thread. */
-void mirror_adopt(struct worker *w, int fd);
 
 /* Counters for metrics. */
 struct mirror_stats {
