@@ -28,15 +28,8 @@
 #include <realms/records.h>
 #include <realms/worker.h>
 
-#define MIRROR_HDR_MAX       160      /* "X <rid> <n>\n" */
-#define MIRROR_META_MAX      8192     /* B and E payloads */
-#define MIRROR_FRAME_MAX     (64u * 1024 * 1024)  /* any payload */
-#define MIRROR_RID_MAX       63
-#define MIRROR_SERVER_MAX    (2 * CFG_NAME_MAX + 2)   /* "<channel>--<cred>" */
 #define MIRROR_BUCKETS       256
 #define MIRROR_READ_CHUNK    65536
-/* Acknowledgements waiting to be written before we stop reading. */
-#define MIRROR_OUT_HIGH      (1024u * 1024)
 
 static struct {
 	_Atomic unsigned long long conns, requests, bytes, acked, proto_errors, outcomes,

@@ -1,0 +1,54 @@
+/*
+ * The response mirror's frames, decoded (see realms/mframe.h). Types.
+ * Every pointer in them points into the caller's buffer: nothing is
+ * copied, nothing is allocated.
+ */
+#ifndef REALMS_MFRAME_T_H
+#define REALMS_MFRAME_T_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Frame kinds: the header line's first byte. */
+enum mframe_kind {
+	MFRAME_BEGIN   = 'B',   /* a response begins: meta */
+	MFRAME_DATA    = 'D',   /* body bytes */
+	MFRAME_GAP     = 'G',   /* body bytes left out here: meta */
+	MFRAME_END     = 'E',   /* the response ended: meta */
+	MFRAME_OUTCOME = 'O',   /* one upstream attempt's result: meta */
+	MFRAME_SYNC    = 'S',   /* end of a send round: echoed */
+};
+
+/* Bytes of the caller's buffer; not NUL-terminated. */
+struct mframe_str {
+	const char *ptr;
+	size_t len;
+};
+
+/* One decoded frame (mframe_get). */
+struct mframe {
+	enum mframe_kind kind;
+	/* B D G E: the request id; O: the server name; S: the sync number. */
+	struct mframe_str id;
+	/* The payload length announced by the header (0 for S). */
+	size_t len;
+	/* B G E O: the whole payload, len bytes, right after the header.
+	 * D: NULL, the len payload bytes are still to come. S: NULL. */
+	const char *payload;
+};
+
+/* E meta: how the response ended. */
+struct mframe_end {
+	int complete;            /* reason=complete (else aborted, or not said) */
+	int lost;                /* lost=<n>, n > 0: the tap gave bytes up */
+};
+
+/* O frame: one attempt on a credential, for its breaker. */
+struct mframe_outcome {
+	struct mframe_str server;     /* the header's id */
+	int status;                   /* upstream HTTP status; 0: no response,
+	                                 or no valid status= line */
+	int64_t retry_after_s;        /* retry_after=<s>; -1: none or invalid */
+};
+
+#endif /* REALMS_MFRAME_T_H */
