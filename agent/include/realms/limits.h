@@ -182,6 +182,13 @@
  * to the meter as they arrive); the tap's are one HAProxy buffer at most
  * (tune.bufsize, 128 KB). */
 #define MIRROR_FRAME_MAX           (64u * 1024u * 1024u)
+/* Mirror: requests open (a B frame, its E not yet seen) on one connection.
+ * Each holds a meter (about 70 KB for an event stream), so this bounds a
+ * connection's memory. The tap has one connection per HAProxy thread and
+ * opens a request per answer in progress on that thread: keep HAProxy's
+ * concurrent billable answers per thread well below this, or the
+ * connection is closed again on each resend. */
+#define MIRROR_OPEN_MAX            4096u
 /* Mirror: acknowledgements waiting to be written before the agent stops
  * reading from the connection (back-pressure, not an error). */
 #define MIRROR_OUT_HIGH            (1024u * 1024u)

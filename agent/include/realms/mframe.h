@@ -68,7 +68,8 @@
  * Rules: B opens a request on this connection (a B for a request already
  * open starts it over); D, G and E for a request that is not open are
  * ignored (its B went to an earlier connection, which the tap resends
- * whole); E closes it. O frames are never acknowledged nor resent. Any violation (an unknown
+ * whole); E closes it. At most MIRROR_OPEN_MAX requests are open at once.
+ * O frames are never acknowledged nor resent. Any violation (an unknown
  * kind, a bad id, a length over its limit, a header too long) closes the
  * connection; the tap then resends every unacknowledged request from its
  * B frame on a new one.
