@@ -160,6 +160,16 @@ int mframe_get(const char **p, const char *end, struct mframe *f)
 	return (int)(q - start);
 }
 
+int mframe_rid_ok(const char *s, size_t len)
+{
+	if (len == 0 || len > MIRROR_RID_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (!rid_char((unsigned char)s[i]))
+			return 0;
+	return 1;
+}
+
 /* ------------------------------------------------------------------------ */
 /* meta payloads                                                            */
 /* ------------------------------------------------------------------------ */
@@ -271,8 +281,18 @@ void mframe_outcome_get(const struct mframe *f, struct mframe_outcome *o)
 	o->server = f->id;
 	o->status = 0;
 	o->retry_after_s = -1;
+	o->rid.ptr = NULL;
+	o->rid.len = 0;
 	if (mframe_meta_num(f->payload, f->len, "status", MFRAME_STATUS_MAX, &v) == 1)
 		o->status = (int)v;
 	if (mframe_meta_num(f->payload, f->len, "retry_after", INT64_MAX, &v) == 1)
 		o->retry_after_s = (int64_t)v;
+	/* Optional. Breaker failures will be counted per request: a value
+	 * that is not a request id must not pass for one, so it is dropped,
+	 * not cut. */
+	if (mframe_meta_str(f->payload, f->len, "rid", &o->rid) &&
+	    !mframe_rid_ok(o->rid.ptr, o->rid.len)) {
+		o->rid.ptr = NULL;
+		o->rid.len = 0;
+	}
 }

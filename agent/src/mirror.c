@@ -364,7 +364,9 @@ static int on_end(struct mconn *c, const char *rid, const struct mframe *f)
 	return 0;
 }
 
-/* O: the result of one attempt on a credential, for its breaker. */
+/* O: the result of one attempt on a credential, for its breaker. o.rid
+ * (the attempt's request) is decoded but not used yet: the breaker counts
+ * every failure, as before. */
 static int on_outcome(struct mconn *c, const struct mframe *f)
 {
 	struct mframe_outcome o;

@@ -559,6 +559,9 @@ static void test_bad_ids_and_lengths(void **state)
 	}
 	assert_int_equal(GET_LIT("B req\0001 0\n").r, -1);
 	assert_int_equal(GET_LIT("B req\0").r, -1);
+	assert_true(mframe_rid_ok("req_1", 5));
+	assert_false(mframe_rid_ok("req_1", 0));
+	assert_false(mframe_rid_ok("req\0001", 5));
 
 	/* Refused at the first bad byte, not at the line's end. */
 	assert_int_equal(GET_LIT("B req/").r, -1);
@@ -788,23 +791,36 @@ static void test_meta_record(void **state)
 	assert_int_equal(mframe_gap_skipped("", 0), 0);
 }
 
-/* O frames: status, retry_after, and what the breaker gets when they are
- * missing or garbled. */
+/* O frames: status, retry_after, rid, and what the breaker gets when they
+ * are missing or garbled. */
 static void test_outcome(void **state)
 {
 	static const struct {
 		const char *meta;
 		int status;
 		int64_t retry_after;
+		const char *rid;        /* NULL: none decoded */
 	} cases[] = {
-		{ "status=429\nretry_after=30", 429, 30 },
-		{ "status=0\n", 0, -1 },
-		{ "", 0, -1 },
-		{ "status=1000", 0, -1 },
-		{ "status=-1\n", 0, -1 },
-		{ "status=503\nretry_after=99999999999999999999", 503, -1 },
-		{ "status=503\nstatus=200\n", 503, -1 },
-		{ "retry_after=9223372036854775807\nstatus=429", 429, INT64_MAX },
+		{ "status=429\nretry_after=30", 429, 30, NULL },
+		{ "status=0\n", 0, -1, NULL },
+		{ "", 0, -1, NULL },
+		{ "status=1000", 0, -1, NULL },
+		{ "status=-1\n", 0, -1, NULL },
+		{ "status=503\nretry_after=99999999999999999999", 503, -1, NULL },
+		{ "status=503\nstatus=200\n", 503, -1, NULL },
+		{ "retry_after=9223372036854775807\nstatus=429", 429, INT64_MAX, NULL },
+		/* rid=: a request id, or nothing */
+		{ "status=529\nrid=req_0a1b-2c3d\n", 529, -1, "req_0a1b-2c3d" },
+		{ "rid=a.b:c-d_E9", 0, -1, "a.b:c-d_E9" },
+		{ "rid=req_1\nrid=req_2\n", 0, -1, "req_1" },
+		{ "rid=bad/id\nrid=req_2\n", 0, -1, NULL },
+		{ "rid=\nstatus=500\n", 500, -1, NULL },
+		{ "rid=req 1\n", 0, -1, NULL },
+		{ "rid=req_1\r\n", 0, -1, NULL },
+		{ "rid=" "123456789012345678901234567890123456789012345678901234567890123",
+		  0, -1, "123456789012345678901234567890123456789012345678901234567890123" },
+		{ "rid=" "1234567890123456789012345678901234567890123456789012345678901234",
+		  0, -1, NULL },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -822,6 +838,14 @@ static void test_outcome(void **state)
 		assert_memory_equal(o.server.ptr, "up--k1", 6);
 		assert_int_equal(o.status, cases[i].status);
 		assert_int_equal(o.retry_after_s, cases[i].retry_after);
+		if (cases[i].rid) {
+			assert_int_equal(o.rid.len, strlen(cases[i].rid));
+			assert_memory_equal(o.rid.ptr, cases[i].rid, o.rid.len);
+			assert_true(o.rid.ptr > c && o.rid.ptr + o.rid.len <= c + n);
+		} else {
+			assert_null(o.rid.ptr);
+			assert_int_equal(o.rid.len, 0);
+		}
 		free(c);
 	}
 }

@@ -49,6 +49,9 @@ struct mframe_outcome {
 	int status;                   /* upstream HTTP status; 0: no response,
 	                                 or no valid status= line */
 	int64_t retry_after_s;        /* retry_after=<s>; -1: none or invalid */
+	struct mframe_str rid;        /* rid=<request id>: the request the
+	                                 attempt belonged to; len 0 (ptr NULL)
+	                                 when absent or not a valid id */
 };
 
 #endif /* REALMS_MFRAME_T_H */

@@ -17,7 +17,7 @@
  *                                                               of a stream was
  *                                                               left out
  *   "E <rid> <n>\n"    meta: reason duration_ms lost            response ended
- *   "O <server> <n>\n" meta: status retry_after                 each upstream
+ *   "O <server> <n>\n" meta: status retry_after rid             each upstream
  *                                                               attempt ended
  *   "S <seq>\n"        (none)                                   end of a send
  *                                                               round
@@ -63,6 +63,9 @@
  *   duration_ms  E      request start to the response's end (ms)
  *   lost         E      1 when the tap gave body bytes up (its memory bound)
  *   retry_after  O      the upstream's Retry-After, in seconds
+ *   rid          O      the request the attempt belonged to, a <rid> as
+ *                       above (optional; a value that is not one is
+ *                       ignored, the frame is not)
  * The usage record's fields may come from B or E: E's win.
  *
  * Rules: B opens a request on this connection (a B for a request already
@@ -105,6 +108,9 @@
  * f's pointers point into [*p, end): valid while the caller's buffer is. */
 int mframe_get(const char **p, const char *end, struct mframe *f);
 
+/* Whether s[0..len) is a valid request id (a header's <rid>). */
+int mframe_rid_ok(const char *s, size_t len);
+
 /* ---- meta payloads: never written to, read in place ---- */
 
 /* The value of key in the meta lines meta[0..len): the rest of the first
@@ -134,7 +140,8 @@ void mframe_end_get(const char *meta, size_t len, struct mframe_end *e);
 /* A G payload's skipped=<bytes>; 0 when absent or invalid. */
 uint64_t mframe_gap_skipped(const char *meta, size_t len);
 
-/* An O frame (f->kind == MFRAME_OUTCOME), decoded. */
+/* An O frame (f->kind == MFRAME_OUTCOME), decoded; o's strings point into
+ * f's buffer. */
 void mframe_outcome_get(const struct mframe *f, struct mframe_outcome *o);
 
 #endif /* REALMS_MFRAME_H */
