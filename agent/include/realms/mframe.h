@@ -2,25 +2,26 @@
  * The response mirror's wire format, and its decoder: pure functions over
  * the caller's bytes, no I/O, no allocation. mirror.c is the socket side.
  *
- * This table is normative: lua-shim/realms.lua (realms-tap and
- * realms-outcome) writes these frames, docs/architecture.md ("Wire
- * format") repeats this table, and a change starts here.
+ * This comment is the normative definition of the wire format: the tap
+ * (lua-shim/realms.lua, realms-tap and realms-outcome) writes it, and
+ * docs/architecture.md ("Wire format") repeats it word for word. A change
+ * to the wire starts here.
  *
  * From the tap to the agent, frames one after another, each a header line
  * then exactly <n> payload bytes:
  *
- *   header             payload: <n> bytes of                    sent
- *   "B <rid> <n>\n"    meta: status ctype token token_id group  response headers
- *                      model server ts_ms ttfb_ms               seen
- *   "D <rid> <n>\n"    body bytes, as forwarded to the client   each chunk
- *   "G <rid> <n>\n"    meta: skipped                            where the middle
- *                                                               of a stream was
- *                                                               left out
- *   "E <rid> <n>\n"    meta: reason duration_ms lost            response ended
- *   "O <server> <n>\n" meta: status retry_after rid             each upstream
- *                                                               attempt ended
- *   "S <seq>\n"        (none)                                   end of a send
- *                                                               round
+ *   header             payload: <n> bytes of            sent
+ *   "B <rid> <n>\n"    meta: status ctype token         response headers seen
+ *                      token_id group model server
+ *                      ts_ms ttfb_ms
+ *   "D <rid> <n>\n"    body bytes, as forwarded to the  each chunk
+ *                      client
+ *   "G <rid> <n>\n"    meta: skipped                    where the middle of a
+ *                                                       stream was left out
+ *   "E <rid> <n>\n"    meta: reason duration_ms lost    response ended
+ *   "O <server> <n>\n" meta: status retry_after rid     each upstream attempt
+ *                                                       ended
+ *   "S <seq>\n"        (none)                           end of a send round
  *
  * From the agent to the tap, lines:
  *
@@ -28,32 +29,32 @@
  *                      there, or in the spool): the tap may forget it
  *   "S <seq>\n"        echo of a sync, after every "A" line ready before it
  *
- * Header fields (a single space between them, no other blank):
+ * Header fields, one space between them and no other blank:
  *   <rid>     the request's id, HAProxy's unique-id: 1 to MIRROR_RID_MAX
- *             bytes of [A-Za-z0-9._:-]
+ *             (63) bytes of [A-Za-z0-9._:-]
  *   <server>  the HAProxy server of the attempt, "<channel>--<credential>":
- *             1 to MIRROR_SERVER_MAX bytes of [A-Za-z0-9._-]
- *   <seq>     1 to MIRROR_SEQ_MAX decimal digits
- *   <n>       decimal digits: at most MIRROR_META_MAX for B G E O, at most
- *             MIRROR_FRAME_MAX for D
- * A header line is at most MIRROR_HDR_MAX bytes, its "\n" included.
+ *             1 to MIRROR_SERVER_MAX (130) bytes of [A-Za-z0-9._-]
+ *   <seq>     1 to MIRROR_SEQ_MAX (20) decimal digits
+ *   <n>       decimal digits: at most MIRROR_META_MAX (8192) for B G E O,
+ *             at most MIRROR_FRAME_MAX (64 MB) for D
+ * A header line is at most MIRROR_HDR_MAX (160) bytes, its "\n" included.
  *
- * Meta payloads are lines "key=value\n" (the last "\n" may be missing; a
- * value runs to the end of its line and may hold "="). Lines without "=",
- * and unknown keys, are ignored; when a key repeats, its first line
- * counts. A number is decimal digits only (no sign, no blank), within the
- * field's range; a value that is not one counts as absent.
+ * Meta payloads are lines "key=value\n"; the last "\n" may be missing, a
+ * value runs to the end of its line and may hold "=". Lines without "="
+ * and unknown keys are ignored; when a key repeats, its first line counts.
+ * A number is decimal digits only (no sign, no blank) within the field's
+ * range; a value that is not one counts as absent.
  *
  *   key          frame  value
  *   status       B      HTTP status the client got (0 to 999)
- *                O      the upstream's status; 0 or absent: no response
- *                       (connection failure, timeout, reset)
- *   ctype        B      the response's Content-Type (text/event-stream is
- *                       metered as SSE, anything else as one JSON document)
- *   token        B      token name              } copied into the usage
- *   token_id     B      token id                } record, cut to its field
- *   group        B      token's group           } sizes
- *   model        B      public model name       }
+ *   status       O      the upstream's status (0 to 999); 0 or absent: no
+ *                       response (connection failure, timeout, reset)
+ *   ctype        B      the response's Content-Type: text/event-stream is
+ *                       metered as SSE, anything else as one JSON document
+ *   token        B      token name (record fields, cut to their sizes)
+ *   token_id     B      token id
+ *   group        B      the token's group
+ *   model        B      public model name
  *   server       B      HAProxy server (credential) that answered
  *   ts_ms        B      unix milliseconds at the request's start
  *   ttfb_ms      B      request start to the first response byte (ms)
@@ -61,21 +62,22 @@
  *   reason       E      "complete" (the tap saw the response's end) or
  *                       "aborted"
  *   duration_ms  E      request start to the response's end (ms)
- *   lost         E      1 when the tap gave body bytes up (its memory bound)
+ *   lost         E      1 (any number above 0) when the tap gave body
+ *                       bytes up (its memory bound)
  *   retry_after  O      the upstream's Retry-After, in seconds
- *   rid          O      the request the attempt belonged to, a <rid> as
- *                       above (optional; a value that is not one is
- *                       ignored, the frame is not)
- * The usage record's fields may come from B or E: E's win.
+ *   rid          O      the request the attempt belonged to, a <rid>
+ *                       (optional; a value that is not one is ignored, the
+ *                       frame is not)
+ * A record field in E (token ... ttfb_ms) overrides the one from B.
  *
  * Rules: B opens a request on this connection (a B for a request already
  * open starts it over); D, G and E for a request that is not open are
- * ignored (its B went to an earlier connection, which the tap resends
- * whole); E closes it. At most MIRROR_OPEN_MAX requests are open at once.
- * O frames are never acknowledged nor resent. Any violation (an unknown
- * kind, a bad id, a length over its limit, a header too long) closes the
- * connection; the tap then resends every unacknowledged request from its
- * B frame on a new one.
+ * ignored (its B went to an earlier connection, and the tap resends the
+ * request whole); E closes it. At most MIRROR_OPEN_MAX (4096) requests are
+ * open at once. O frames are never acknowledged nor resent. Any violation
+ * (an unknown kind, a bad id, a length over its limit, a header too long,
+ * one request too many) closes the connection; the tap then resends every
+ * unacknowledged request from its B frame on a new one.
  */
 #ifndef REALMS_MFRAME_H
 #define REALMS_MFRAME_H
