@@ -5,8 +5,11 @@
  *
  * mframe_get() works on a (p, end) cursor like spop.c's decoders: it checks
  * the room before every read and writes the cursor back only once the
- * whole frame (or, for D, its header) was decoded.
+ * whole frame (or, for D, its header) was decoded. mframe_next() adds the
+ * one piece of state a stream needs: how much of a D payload is still to
+ * come, so that it is handed on in runs instead of being buffered.
  */
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -158,6 +161,36 @@ int mframe_get(const char **p, const char *end, struct mframe *f)
 	*f = out;
 	*p = q;
 	return (int)(q - start);
+}
+
+int mframe_next(struct mframe_rd *rd, const char **p, const char *end,
+                struct mframe *f)
+{
+	const char *q = *p;
+	size_t k;
+	int r;
+
+	if (!rd->remain) {
+		r = mframe_get(p, end, f);
+		if (r > 0 && f->kind == MFRAME_DATA)
+			rd->remain = f->len;
+		return r;
+	}
+	if (q >= end)
+		return 0;
+	k = (size_t)(end - q);
+	if (k > rd->remain)
+		k = rd->remain;
+	if (k > INT_MAX)
+		k = INT_MAX;   /* the run's length is returned as an int */
+	f->kind = MFRAME_BODY;
+	f->id.ptr = NULL;
+	f->id.len = 0;
+	f->len = k;
+	f->payload = q;
+	rd->remain -= k;
+	*p = q + k;
+	return (int)k;
 }
 
 int mframe_rid_ok(const char *s, size_t len)

@@ -85,9 +85,8 @@ struct mconn {
 
 	struct mreq *bucket[MIRROR_BUCKETS];
 	unsigned int open;           /* requests in bucket[] */
-	struct mreq *cur;            /* the D frame being streamed: its
-	                                request, NULL to skip its bytes */
-	size_t remain;               /* its payload bytes still to come */
+	struct mframe_rd rd;         /* the D payload being streamed */
+	struct mreq *cur;            /* and its request, NULL to skip it */
 
 	char *out;
 	size_t out_len, out_cap;
@@ -311,11 +310,20 @@ static int on_begin(struct mconn *c, const char *rid, const struct mframe *f)
 	return 0;
 }
 
-/* D: its payload goes to the request's meter as it comes (consume). */
-static int on_data(struct mconn *c, const char *rid, const struct mframe *f)
+/* D: its payload follows in runs (on_body), for this request's meter. */
+static int on_data(struct mconn *c, const char *rid)
 {
 	c->cur = *req_slot(c, rid);
-	c->remain = f->len;
+	return 0;
+}
+
+/* A run of the D payload: to the meter as it comes, never buffered. */
+static int on_body(struct mconn *c, const struct mframe *f)
+{
+	if (c->cur) {
+		meter_feed(c->cur->meter, f->payload, f->len);
+		atomic_fetch_add(&mstats.bytes, f->len);
+	}
 	return 0;
 }
 
@@ -399,13 +407,15 @@ static int frame_apply(struct mconn *c, const struct mframe *f)
 	 * shorter than its header. */
 	char id[MIRROR_HDR_MAX];
 
+	if (f->kind == MFRAME_BODY)
+		return on_body(c, f);
 	memcpy(id, f->id.ptr, f->id.len);
 	id[f->id.len] = '\0';
 	switch (f->kind) {
 	case MFRAME_BEGIN:
 		return on_begin(c, id, f);
 	case MFRAME_DATA:
-		return on_data(c, id, f);
+		return on_data(c, id);
 	case MFRAME_GAP:
 		return on_gap(c, id, f);
 	case MFRAME_END:
@@ -414,6 +424,8 @@ static int frame_apply(struct mconn *c, const struct mframe *f)
 		return on_outcome(c, f);
 	case MFRAME_SYNC:
 		return on_sync(c, id);
+	case MFRAME_BODY:
+		break;
 	}
 	c->why = "protocol error";
 	return -1;
@@ -427,35 +439,18 @@ static int consume(struct mconn *c)
 {
 	const char *p = c->in, *end = c->in + c->in_len;
 	struct mframe f;
-	size_t k;
-	int r;
+	int r = 0;
 
-	while (!c->dead) {
-		if (c->remain) {
-			k = c->remain < (size_t)(end - p) ? c->remain : (size_t)(end - p);
-			if (!k)
-				break;
-			if (c->cur) {
-				meter_feed(c->cur->meter, p, k);
-				atomic_fetch_add(&mstats.bytes, k);
-			}
-			p += k;
-			c->remain -= k;
-			continue;
-		}
-		r = mframe_get(&p, end, &f);
-		if (r == 0)
-			break;
-		if (r < 0) {
-			c->why = "protocol error";
-			return -1;
-		}
+	while (!c->dead && (r = mframe_next(&c->rd, &p, end, &f)) > 0)
 		if (frame_apply(c, &f) < 0)
 			return -1;
+	if (r < 0) {
+		c->why = "protocol error";
+		return -1;
 	}
 	if (c->dead)
 		return 0;
-	/* Less than MFRAME_PENDING_MAX bytes (mframe_get's 0). */
+	/* Less than MFRAME_PENDING_MAX bytes (mframe_next's 0). */
 	c->in_len = (size_t)(end - p);
 	memmove(c->in, p, c->in_len);
 	return 0;

@@ -3,8 +3,8 @@
  *
  * The first two input bytes seed the chunking; the rest is read as a
  * mirror connection's byte stream, the way mirror.c reads it: an
- * incomplete frame waits in front of the next piece, D payloads are
- * streamed, a protocol error ends the stream. Every piece is handed over
+ * incomplete frame waits in front of the next piece, D payloads stream
+ * through in runs (mframe_next), a protocol error ends the stream. Every piece is handed over
  * in a heap copy of exactly its size, so ASan catches any read past end.
  * The stream is read whole, in pseudo-random pieces and (when short) one
  * byte at a time, and checked:
@@ -104,6 +104,8 @@ static void check_frame(const struct mframe *f, int r, const char *p, const char
 		hdr = (size_t)(f->payload - p);
 		need(hdr <= MIRROR_HDR_MAX && p[hdr - 1] == '\n', "meta header");
 		return;
+	case MFRAME_BODY:
+		break;
 	}
 	need(0, "kind");
 }
@@ -236,7 +238,7 @@ struct run {
 	int err;
 	char left[MFRAME_PENDING_MAX];
 	size_t left_len;
-	uint64_t remain;          /* D payload bytes still to come */
+	struct mframe_rd rd;      /* the D payload being streamed */
 	uint32_t seed;            /* for check_prefix */
 };
 
@@ -246,8 +248,18 @@ static void run_init(struct run *r, uint32_t seed)
 	r->frames = 0;
 	r->err = 0;
 	r->left_len = 0;
-	r->remain = 0;
+	r->rd.remain = 0;
 	r->seed = seed;
+}
+
+/* A run of a D payload: the bytes at hand, up to the payload's end. */
+static void check_body(const struct mframe *f, int ret, const char *at, const char *end,
+                       size_t remain_before, size_t remain_after)
+{
+	need(f->kind == MFRAME_BODY && f->payload == at && f->len == (size_t)ret, "body run");
+	need(!f->id.ptr && !f->id.len, "body run has no id");
+	need(remain_before - remain_after == f->len, "body run counted");
+	need(remain_after == 0 || at + ret == end, "body run takes all at hand");
 }
 
 static void feed(struct run *r, const char *s, size_t n)
@@ -270,33 +282,35 @@ static void feed(struct run *r, const char *s, size_t n)
 	p = buf;
 	end = buf + have;
 	for (;;) {
-		if (r->remain) {
-			size_t k = r->remain < (uint64_t)(end - p) ? (size_t)r->remain : (size_t)(end - p);
+		const char *at = p;
+		size_t remain = r->rd.remain;
 
-			if (!k)
+		ret = mframe_next(&r->rd, &p, end, &f);
+		need(ret >= -1 && p == at + (ret > 0 ? ret : 0), "cursor moves by the return");
+		need(ret > 0 || r->rd.remain == remain, "state moves only on success");
+		if (remain) {
+			/* inside a D payload: a run, or nothing at hand */
+			need(ret >= 0, "a body run is never an error");
+			if (ret == 0) {
+				need(at == end, "need more only with nothing at hand");
 				break;
-			hash_add(&r->hash, p, k);
-			p += k;
-			r->remain -= k;
+			}
+			check_body(&f, ret, at, end, remain, r->rd.remain);
+			hash_add(&r->hash, f.payload, f.len);
 			continue;
 		}
-		{
-			const char *at = p;
-
-			ret = mframe_get(&p, end, &f);
-			need(ret >= -1 && p == at + (ret > 0 ? ret : 0), "cursor moves by the return");
-			check_prefix(at, end, ret, &r->seed);
-			if (ret == 0) {
-				need((size_t)(end - p) < MFRAME_PENDING_MAX, "need more only when short");
-				break;
-			}
-			if (ret < 0) {
-				r->err = 1;
-				hash_u64(&r->hash, UINT64_MAX);
-				break;
-			}
-			check_frame(&f, ret, at, end);
+		check_prefix(at, end, ret, &r->seed);
+		if (ret == 0) {
+			need((size_t)(end - p) < MFRAME_PENDING_MAX, "need more only when short");
+			break;
 		}
+		if (ret < 0) {
+			r->err = 1;
+			hash_u64(&r->hash, UINT64_MAX);
+			break;
+		}
+		check_frame(&f, ret, at, end);
+		need(r->rd.remain == (f.kind == MFRAME_DATA ? f.len : 0), "a D header starts its payload");
 		r->frames++;
 		hash_u64(&r->hash, (uint64_t)f.kind);
 		hash_str(&r->hash, f.id.ptr, f.id.len);
@@ -305,8 +319,6 @@ static void feed(struct run *r, const char *s, size_t n)
 			hash_str(&r->hash, f.payload, f.len);
 			hash_meta(&r->hash, &f);
 		}
-		if (f.kind == MFRAME_DATA)
-			r->remain = f.len;
 	}
 	need(memcmp(buf, orig, have) == 0, "input unchanged");
 	r->left_len = r->err ? 0 : (size_t)(end - p);
@@ -319,7 +331,7 @@ static void same(const struct run *a, const struct run *b)
 {
 	need(a->hash == b->hash && a->frames == b->frames, "same frames and values");
 	need(a->err == b->err, "same end");
-	need(a->err || (a->left_len == b->left_len && a->remain == b->remain &&
+	need(a->err || (a->left_len == b->left_len && a->rd.remain == b->rd.remain &&
 	                memcmp(a->left, b->left, a->left_len) == 0), "same bytes pending");
 }
 

@@ -12,7 +12,6 @@
  * original afterwards: the decoder never writes into its input.
  */
 #include <setjmp.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,38 +25,6 @@
 /* ------------------------------------------------------------------------ */
 /* helpers                                                                  */
 /* ------------------------------------------------------------------------ */
-
-/* A growable string (the test's own bookkeeping, not under test). */
-struct sb {
-	char *s;
-	size_t len, size;
-};
-
-static void sb_add(struct sb *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->size) {
-		b->size = (b->len + n + 1) * 2;
-		b->s = realloc(b->s, b->size);
-		assert_non_null(b->s);
-	}
-	memcpy(b->s + b->len, s, n);
-	b->len += n;
-	b->s[b->len] = 0;
-}
-
-__attribute__((format(printf, 2, 3)))
-static void sb_printf(struct sb *b, const char *fmt, ...)
-{
-	char tmp[256];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	assert_true(n >= 0 && (size_t)n < sizeof(tmp));
-	sb_add(b, tmp, (size_t)n);
-}
 
 static char *dup_exact(const char *s, size_t n)
 {
@@ -119,16 +86,18 @@ static struct got get(const char *s, size_t n)
 /* ------------------------------------------------------------------------ */
 
 /* Feeds a stream in pieces the way the shell does: what is left of one
- * piece (an incomplete frame) goes before the next, a D payload is
- * streamed as it comes. The log names every frame, its meta payload and
- * the D bytes (joined, whatever the chunking); it ends with "!" on a
- * protocol error (nothing more is read, as the connection closes) and
+ * piece (an incomplete frame) goes before the next, a D payload streams
+ * through in runs (mframe_next). The log names every frame, its meta
+ * payload and the D bytes (joined, whatever the runs); it ends with "!" on
+ * a protocol error (nothing more is read, as the connection closes) and
  * with "..." when the stream stops inside a frame. */
 struct reader {
-	struct sb log;
+	FILE *log;
+	char *log_buf;
+	size_t log_len;
+	struct mframe_rd rd;
 	char *left;
 	size_t left_len;
-	size_t remain;           /* D payload bytes still to come */
 	int err;
 };
 
@@ -150,37 +119,25 @@ static void reader_feed(struct reader *rd, const char *s, size_t n)
 	if (n)
 		memcpy(buf + rd->left_len, s, n);
 	free(rd->left);
-	rd->left = NULL;
 	c = dup_exact(buf, have);
 	p = c;
 	end = c + have;
-	for (;;) {
-		if (rd->remain) {
-			size_t k = rd->remain < (size_t)(end - p) ? rd->remain : (size_t)(end - p);
-
-			if (!k)
-				break;
-			sb_add(&rd->log, p, k);
-			p += k;
-			rd->remain -= k;
+	while ((r = mframe_next(&rd->rd, &p, end, &f)) > 0) {
+		if (f.kind == MFRAME_BODY) {
+			assert_true(f.payload + f.len == p && f.len == (size_t)r);
+			fwrite(f.payload, 1, f.len, rd->log);
 			continue;
 		}
-		r = mframe_get(&p, end, &f);
-		if (r == 0)
-			break;
-		if (r < 0) {
-			sb_add(&rd->log, "!", 1);
-			rd->err = 1;
-			break;
-		}
-		sb_printf(&rd->log, "<%c %.*s %zu>", f.kind, (int)f.id.len, f.id.ptr, f.len);
+		fprintf(rd->log, "<%c %.*s %zu>", f.kind, (int)f.id.len, f.id.ptr, f.len);
 		if (f.payload) {
-			sb_add(&rd->log, "[", 1);
-			sb_add(&rd->log, f.payload, f.len);
-			sb_add(&rd->log, "]", 1);
+			fputc('[', rd->log);
+			fwrite(f.payload, 1, f.len, rd->log);
+			fputc(']', rd->log);
 		}
-		if (f.kind == MFRAME_DATA)
-			rd->remain = f.len;
+	}
+	if (r < 0) {
+		fputc('!', rd->log);
+		rd->err = 1;
 	}
 	/* What a 0 left behind is an incomplete frame: never more than
 	 * MFRAME_PENDING_MAX bytes, so the shell's buffer always has room. */
@@ -199,17 +156,18 @@ static char *read_cuts(const char *s, size_t n, const size_t *cuts, size_t ncuts
 	size_t at = 0, to;
 
 	memset(&rd, 0, sizeof(rd));
+	rd.log = open_memstream(&rd.log_buf, &rd.log_len);
+	assert_non_null(rd.log);
 	for (size_t i = 0; i <= ncuts; i++) {
 		to = i < ncuts ? cuts[i] : n;
 		reader_feed(&rd, s + at, to - at);
 		at = to;
 	}
-	if (!rd.err && (rd.left_len || rd.remain))
-		sb_add(&rd.log, "...", 3);
-	if (!rd.log.s)
-		sb_add(&rd.log, "", 0);
+	if (!rd.err && (rd.left_len || rd.rd.remain))
+		fputs("...", rd.log);
+	fclose(rd.log);
 	free(rd.left);
-	return rd.log.s;
+	return rd.log_buf;
 }
 
 static char *read_whole(const char *s, size_t n)
@@ -291,60 +249,79 @@ static const char stream_log[] =
 
 static void test_each_kind(void **state)
 {
+	static const struct {
+		const char *in;         /* what is at hand */
+		int r;                  /* bytes consumed */
+		enum mframe_kind kind;
+		const char *id;
+		size_t len;
+		const char *payload;    /* NULL: the frame has none here */
+	} cases[] = {
+		{ "B req_1 11\nstatus=200\nB next", 22, MFRAME_BEGIN, "req_1", 11, "status=200\n" },
+		/* D: the header only; the payload is the caller's to stream */
+		{ "D req_1 5\nhello", 10, MFRAME_DATA, "req_1", 5, NULL },
+		{ "D req_1 67108864\n", 17, MFRAME_DATA, "req_1", MIRROR_FRAME_MAX, NULL },
+		{ "G a.b:c-d_e 14\nskipped=16384\n", 29, MFRAME_GAP, "a.b:c-d_e", 14, "skipped=16384\n" },
+		{ "E req_1 0\n", 10, MFRAME_END, "req_1", 0, "" },
+		{ "O chan.1--cred_2 9\nstatus=0\n", 28, MFRAME_OUTCOME, "chan.1--cred_2", 9, "status=0\n" },
+		{ "S 42\nS 43\n", 5, MFRAME_SYNC, "42", 0, NULL },
+		/* leading zeros are digits like any other */
+		{ "D r 007\n", 8, MFRAME_DATA, "r", 7, NULL },
+	};
 	struct got g;
 
-	g = GET_LIT("B req_1 11\nstatus=200\nB next");
-	assert_int_equal(g.r, 22);
-	assert_int_equal(g.kind, MFRAME_BEGIN);
-	assert_string_equal(g.id, "req_1");
-	assert_int_equal(g.len, 11);
-	assert_memory_equal(g.payload, "status=200\n", 11);
-	free(g.payload);
-
-	/* D: the header only; the payload is the caller's to stream. */
-	g = GET_LIT("D req_1 5\nhello");
-	assert_int_equal(g.r, 10);
-	assert_int_equal(g.kind, MFRAME_DATA);
-	assert_string_equal(g.id, "req_1");
-	assert_int_equal(g.len, 5);
-	assert_null(g.payload);
-	g = GET_LIT("D req_1 67108864\n");
-	assert_int_equal(g.r, 17);
-	assert_int_equal(g.len, MIRROR_FRAME_MAX);
-
-	g = GET_LIT("G a.b:c-d_e 14\nskipped=16384\n");
-	assert_int_equal(g.r, 29);
-	assert_int_equal(g.kind, MFRAME_GAP);
-	assert_string_equal(g.id, "a.b:c-d_e");
-	free(g.payload);
-
-	g = GET_LIT("E req_1 0\n");
-	assert_int_equal(g.r, 10);
-	assert_int_equal(g.kind, MFRAME_END);
-	assert_int_equal(g.len, 0);
-	assert_non_null(g.payload);
-	free(g.payload);
-
-	g = GET_LIT("O chan.1--cred_2 9\nstatus=0\n");
-	assert_int_equal(g.r, 28);
-	assert_int_equal(g.kind, MFRAME_OUTCOME);
-	assert_string_equal(g.id, "chan.1--cred_2");
-	free(g.payload);
-
-	g = GET_LIT("S 42\nS 43\n");
-	assert_int_equal(g.r, 5);
-	assert_int_equal(g.kind, MFRAME_SYNC);
-	assert_string_equal(g.id, "42");
-	assert_int_equal(g.len, 0);
-	assert_null(g.payload);
-
-	/* Leading zeros are digits like any other. */
-	g = GET_LIT("D r 007\n");
-	assert_int_equal(g.len, 7);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		g = get(cases[i].in, strlen(cases[i].in));
+		assert_int_equal(g.r, cases[i].r);
+		assert_int_equal(g.kind, cases[i].kind);
+		assert_string_equal(g.id, cases[i].id);
+		assert_int_equal(g.len, cases[i].len);
+		if (cases[i].payload) {
+			assert_non_null(g.payload);
+			assert_memory_equal(g.payload, cases[i].payload, g.len);
+		} else {
+			assert_null(g.payload);
+		}
+		free(g.payload);
+	}
 
 	/* Nothing at hand: need more. */
 	g = get("", 0);
 	assert_int_equal(g.r, 0);
+}
+
+/* mframe_next: a D payload comes out in runs of what is at hand, up to its
+ * end; a D of length 0 has none; with no byte at hand it needs more and
+ * changes nothing. */
+static void test_next_body_runs(void **state)
+{
+	static const char s[] = "D r 5\nabcdeD r 0\nS 1\n";
+	struct mframe_rd rd = { 0 };
+	const char *p = s, *end = s + sizeof(s) - 1;
+	struct mframe f;
+
+	assert_int_equal(mframe_next(&rd, &p, s + 6, &f), 6);
+	assert_int_equal(f.kind, MFRAME_DATA);
+	assert_int_equal(rd.remain, 5);
+	/* nothing at hand yet */
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(mframe_next(&rd, &p, s + 6, &f), 0);
+	assert_true(p == s + 6 && rd.remain == 5 && f.payload == NULL);
+	/* two bytes at hand: a run of two */
+	assert_int_equal(mframe_next(&rd, &p, s + 8, &f), 2);
+	assert_int_equal(f.kind, MFRAME_BODY);
+	assert_true(f.payload == s + 6 && f.len == 2 && f.id.len == 0);
+	assert_int_equal(rd.remain, 3);
+	/* everything at hand: the run stops at the payload's end */
+	assert_int_equal(mframe_next(&rd, &p, end, &f), 3);
+	assert_true(f.kind == MFRAME_BODY && f.payload == s + 8 && f.len == 3);
+	assert_int_equal(rd.remain, 0);
+	assert_int_equal(mframe_next(&rd, &p, end, &f), 6);
+	assert_true(f.kind == MFRAME_DATA && f.len == 0 && rd.remain == 0);
+	assert_int_equal(mframe_next(&rd, &p, end, &f), 4);
+	assert_int_equal(f.kind, MFRAME_SYNC);
+	assert_int_equal(mframe_next(&rd, &p, end, &f), 0);
+	assert_true(p == end);
 }
 
 static void test_stream_every_split(void **state)
@@ -397,20 +374,19 @@ static void test_truncated_every_byte(void **state)
 /* Builds "<kind> <id> <n>\n" + n payload bytes (or "S <id>\n"). */
 static char *frame_new(char kind, const char *id, size_t n, size_t *len)
 {
-	struct sb b = { 0 };
-	char *pad = malloc(n ? n : 1);
+	char *out;
+	FILE *f = open_memstream(&out, len);
 
-	assert_non_null(pad);
-	memset(pad, 'x', n);
+	assert_non_null(f);
 	if (kind == 'S')
-		sb_printf(&b, "S %s\n", id);
+		fprintf(f, "S %s\n", id);
 	else
-		sb_printf(&b, "%c %s %zu\n", kind, id, n);
+		fprintf(f, "%c %s %zu\n", kind, id, n);
 	if (kind != 'D' && kind != 'S')
-		sb_add(&b, pad, n);
-	free(pad);
-	*len = b.len;
-	return b.s;
+		for (size_t i = 0; i < n; i++)
+			fputc('x', f);
+	fclose(f);
+	return out;
 }
 
 static char *repeat(char c, size_t n)
@@ -854,6 +830,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_each_kind),
+		cmocka_unit_test(test_next_body_runs),
 		cmocka_unit_test(test_stream_every_split),
 		cmocka_unit_test(test_truncated_every_byte),
 		cmocka_unit_test(test_limits),

@@ -17,6 +17,9 @@ enum mframe_kind {
 	MFRAME_END     = 'E',   /* the response ended: meta */
 	MFRAME_OUTCOME = 'O',   /* one upstream attempt's result: meta */
 	MFRAME_SYNC    = 'S',   /* end of a send round: echoed */
+	/* Not a frame of the wire: a run of the payload of the D frame being
+	 * streamed (mframe_next). */
+	MFRAME_BODY    = 'd',
 };
 
 /* Bytes of the caller's buffer; not NUL-terminated. */
@@ -25,16 +28,25 @@ struct mframe_str {
 	size_t len;
 };
 
-/* One decoded frame (mframe_get). */
+/* One decoded frame (mframe_get), or a run of a D payload (mframe_next). */
 struct mframe {
 	enum mframe_kind kind;
-	/* B D G E: the request id; O: the server name; S: the sync number. */
+	/* B D G E: the request id; O: the server name; S: the sync number;
+	 * BODY: empty (NULL). */
 	struct mframe_str id;
-	/* The payload length announced by the header (0 for S). */
+	/* The payload length announced by the header (0 for S); BODY: the
+	 * run's length. */
 	size_t len;
 	/* B G E O: the whole payload, len bytes, right after the header.
-	 * D: NULL, the len payload bytes are still to come. S: NULL. */
+	 * D: NULL, the len payload bytes are still to come. S: NULL.
+	 * BODY: the run's bytes. */
 	const char *payload;
+};
+
+/* A connection's reading state between mframe_next() calls: the D frame
+ * whose payload is being streamed. All zero to start. */
+struct mframe_rd {
+	size_t remain;           /* its payload bytes still to come */
 };
 
 /* E meta: how the response ended. */

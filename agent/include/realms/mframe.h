@@ -110,6 +110,18 @@
  * f's pointers point into [*p, end): valid while the caller's buffer is. */
 int mframe_get(const char **p, const char *end, struct mframe *f);
 
+/* The next item of a connection's byte stream at *p: while the payload of
+ * a D frame is being streamed, a run of it (f->kind MFRAME_BODY; f->payload
+ * the f->len bytes at hand, at most up to the payload's end; f->id empty),
+ * else the next frame, as mframe_get() decodes it; a D frame's payload then
+ * follows as MFRAME_BODY runs (none for a D of length 0). So a D payload of
+ * any size streams through, and never has to be buffered. Returns the bytes
+ * consumed, 0 for need more, -1 for a protocol error, as mframe_get();
+ * *rd, *p and *f change only on success. f's pointers point into
+ * [*p, end). */
+int mframe_next(struct mframe_rd *rd, const char **p, const char *end,
+                struct mframe *f);
+
 /* Whether s[0..len) is a valid request id (a header's <rid>). */
 int mframe_rid_ok(const char *s, size_t len);
 
