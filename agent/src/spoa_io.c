@@ -225,13 +225,8 @@ static const struct spoa_conn_ops conn_ops = {
 static void spoa_io_adopt(struct worker *w, int fd)
 {
 	struct io_list *l = worker_module_ctx(w, io_module);
-	struct io_conn *ic;
+	struct io_conn *ic = l ? calloc(1, sizeof(*ic)) : NULL;
 
-	if (!l) {
-		close(fd);
-		return;
-	}
-	ic = calloc(1, sizeof(*ic));
 	if (!ic) {
 		close(fd);
 		return;

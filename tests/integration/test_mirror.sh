@@ -18,18 +18,11 @@ OPEN_MAX=4096
 start_redis || { fail "redis"; finish; }
 MIRROR=$(free_port)
 ADMIN=$(free_port)
+# No channel: the mirror needs a configuration (prices, Redis), not routes.
 cat >"$T_DIR/realms.json" <<JSON
-{
-  "redis": "127.0.0.1:$REDIS_PORT",
-  "agent": { "threads": 1, "mirror": "127.0.0.1:$MIRROR", "spool": "$T_DIR/spool",
-             "admin": "127.0.0.1:$ADMIN" },
-  "models": [ {"name": "claude-sonnet-4-5", "enabled": true} ],
-  "channels": [
-    {"name": "up", "base_url": "http://127.0.0.1:9",
-     "credentials": [{"name": "k1", "key": "sk-up-1"}],
-     "models": {"claude-sonnet-4-5": "claude-sonnet-4-5-20250929"}}
-  ]
-}
+{ "redis": "127.0.0.1:$REDIS_PORT",
+  "agent": { "threads": 1, "mirror": "127.0.0.1:$MIRROR", "admin": "127.0.0.1:$ADMIN",
+             "spool": "$T_DIR/spool" } }
 JSON
 start_agent -c "$T_DIR/realms.json" -l "unix:$T_DIR/agent.sock"
 wait_tcp "$MIRROR" 10 || { fail "mirror listener"; finish; }
