@@ -404,13 +404,14 @@ static int on_sync(struct mconn *c, const char *seq)
 static int frame_apply(struct mconn *c, const struct mframe *f)
 {
 	/* The id as a C string (request ids key the table); any id is
-	 * shorter than its header. */
+	 * shorter than its header, a body run has none. */
 	char id[MIRROR_HDR_MAX];
 
-	if (f->kind == MFRAME_BODY)
-		return on_body(c, f);
-	memcpy(id, f->id.ptr, f->id.len);
-	id[f->id.len] = '\0';
+	id[0] = '\0';
+	if (f->id.len) {
+		memcpy(id, f->id.ptr, f->id.len);
+		id[f->id.len] = '\0';
+	}
 	switch (f->kind) {
 	case MFRAME_BEGIN:
 		return on_begin(c, id, f);
@@ -425,7 +426,7 @@ static int frame_apply(struct mconn *c, const struct mframe *f)
 	case MFRAME_SYNC:
 		return on_sync(c, id);
 	case MFRAME_BODY:
-		break;
+		return on_body(c, f);
 	}
 	c->why = "protocol error";
 	return -1;
