@@ -9,13 +9,10 @@
  * the loop ends once none holds it (worker_hold) or the grace period is
  * over.
  */
-#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <ev.h>

@@ -1,11 +1,12 @@
 /*
- * The mirror's frame decoder: every kind of frame, a realistic stream fed
- * whole, split at every byte and one byte at a time (always the same
- * frames), truncated at every byte (never an error, the cursor untouched),
- * one over each limit, bad kinds, bad ids, bad lengths, and the meta
- * reader: a payload of exactly MIRROR_META_MAX bytes without a final
- * newline (the old reader wrote one byte past it), numbers with overflow,
- * signs and garbage, duplicated keys.
+ * The mirror's frame decoder: every kind of frame, D payloads in runs of
+ * what is at hand (mframe_next), a realistic stream fed whole, split at
+ * every byte and one byte at a time (always the same frames), truncated
+ * at every byte (never an error, the cursor untouched), one over each
+ * limit, bad kinds, bad ids, bad lengths, and the meta reader: a payload
+ * of exactly MIRROR_META_MAX bytes without a final newline (the old reader
+ * wrote one byte past it), numbers with overflow, signs and garbage,
+ * duplicated keys.
  *
  * Every decode reads from a heap copy of exactly the bytes at hand, so
  * that ASan catches any read past `end`, and the copy is compared with the
