@@ -230,24 +230,32 @@ end
 -- listener, without ever delaying or altering what the client receives.
 --
 -- Filter callbacks cannot yield, so they only append to a per-thread table;
--- a per-thread task (core.register_task) drains it over core.tcp(). Wire
--- format (docs/architecture.md, "Response mirror"), one frame after another:
---     "B <rid> <n>\n" + n bytes of "key=value\n" lines   response begins
---     "D <rid> <n>\n" + n bytes of the response body     body bytes
---     "G <rid> <n>\n" + n bytes of "key=value\n" lines   bytes left out here
---     "E <rid> <n>\n" + n bytes of "key=value\n" lines   response ended
---     "S <seq>\n"                                       sync (no payload)
--- and from the agent "A <rid>\n" once the request's record is durable (in
--- Redis or in its spool), and "S <seq>\n" echoing each sync after the
--- acknowledgements it already had. A request is kept until acknowledged; when the
--- connection drops (agent restart), every unacknowledged request is sent
+-- a per-thread task (core.register_task) drains it over core.tcp().
+--
+-- Wire format: agent/include/realms/mframe.h is normative (docs/architecture.md,
+-- "Wire format", repeats it). Frames one after another, each a header line
+-- then exactly <n> payload bytes; meta payloads are "key=value\n" lines:
+--     "B <rid> <n>\n"     meta: status ctype token token_id group model server
+--                         ts_ms ttfb_ms req_bytes
+--     "D <rid> <n>\n"     body bytes, as forwarded to the client
+--     "G <rid> <n>\n"     meta: skipped
+--     "E <rid> <n>\n"     meta: reason duration_ms lost
+--     "O <server> <n>\n"  meta: status retry_after rid   (realms-outcome)
+--     "S <seq>\n"         sync, no payload
+-- From the agent: "A <rid>\n" once the record is durable, "S <seq>\n" echoing
+-- each sync. Limits (any breach closes the connection): rid 1-63 bytes of
+-- [A-Za-z0-9._:-]; server 1-130 bytes of [A-Za-z0-9._-]; seq 1-20 digits;
+-- meta payload <= 8192; D <= 64 MB; header line <= 160; at most 4096
+-- requests open (B without E) per connection.
+-- A request is kept until acknowledged; when the connection drops (agent restart), every unacknowledged request is sent
 -- again from its start, and the agent's per-request idempotency makes the
 -- repeat harmless.
 --
 -- Event streams are not copied whole: usage sits in message_start (the
 -- first event) and in the last message_delta (with the end states:
 -- message_stop, or an error event), while the content deltas between them
--- are most of the bytes and carry nothing the agent reads. So the tap sends
+-- are most of the bytes (the agent measures the ones it gets, to estimate
+-- what a stream cut before its usage delivered). So the tap sends
 -- the first TAP_HEAD bytes of a stream as they come and holds a window of
 -- its last TAP_TAIL bytes (whole chunks, dropping the oldest, the first
 -- one cut at the end); if anything was dropped, the end of the response
@@ -570,6 +578,7 @@ function Tap:http_headers(txn, msg)
         server = txn:get_var("txn.realms_srv") or "",
         ts_ms = tonumber(txn:get_var("txn.realms_t0")) or now,
         ttfb_ms = math.max(0, now - self.t0),
+        req_bytes = tonumber(txn:get_var("txn.realms_req_bytes")) or 0,
     }, ct:lower():find("^%s*text/event%-stream") ~= nil)
     if self.r then
         filter.register_data_filter(self, msg.channel)
@@ -633,9 +642,9 @@ local function outcome_server(txn)
     -- not the credential's fault.
     if not txn:get_var("txn.realms.backend") then return nil end
     local srv = txn:get_var("txn.realms.server")
-    if srv and srv:find("^[%w._-]+$") then
+    if srv and #srv <= 130 and srv:find("^[%w._-]+$") then
         local rid = txn:get_var("txn.realms_rid")
-        if rid and not rid:find("^[%w._:-]+$") then rid = nil end
+        if rid and (#rid > 63 or not rid:find("^[%w._:-]+$")) then rid = nil end
         return srv, rid
     end
     return nil

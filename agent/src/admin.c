@@ -13,6 +13,7 @@
 #include <ev.h>
 
 #include <realms/admin.h>
+#include <realms/clock.h>
 #include <realms/config-t.h>
 #include <realms/health.h>
 #include <realms/log.h>

@@ -1,6 +1,8 @@
 /*
- * The agent's clocks (realms/clock.h). I/O: reads the system clocks.
+ * The agent's clocks (contract in realms/clock.h). I/O: reads the system
+ * clocks, nothing else.
  */
+#include <stdint.h>
 #include <time.h>
 
 #include <realms/clock.h>

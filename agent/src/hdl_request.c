@@ -19,6 +19,7 @@
 
 #include <ev.h>
 
+#include <realms/clock.h>
 #include <realms/config.h>
 #include <realms/handlers.h>
 #include <realms/health.h>

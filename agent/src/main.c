@@ -28,6 +28,7 @@
 #include <realms/peers.h>
 #include <realms/probe.h>
 #include <realms/records.h>
+#include <realms/spoa_io.h>
 #include <realms/state.h>
 #include <realms/worker.h>
 
@@ -634,6 +635,10 @@ int main(int argc, char **argv)
 		rlog(LOG_LVL_ERR, "cannot register handlers");
 		return 1;
 	}
+	if (spoa_io_init(agent.max_frame) < 0) {
+		rlog(LOG_LVL_ERR, "cannot register the SPOP connections with the workers");
+		return 1;
+	}
 
 	if (listeners_check() < 0)
 		return 1;
@@ -654,7 +659,7 @@ int main(int argc, char **argv)
 	}
 
 	loop = ev_default_loop(EVFLAG_AUTO);
-	if (!loop || worker_start_all(agent.threads, agent.max_frame) < 0) {
+	if (!loop || worker_start_all(agent.threads) < 0) {
 		rlog(LOG_LVL_ERR, "cannot start the event loops");
 		return 1;
 	}

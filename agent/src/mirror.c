@@ -1,12 +1,18 @@
 /*
  * The response mirror listener: frames from lua-shim's realms-tap in,
- * acknowledgements out. See mirror.h for the wire format.
+ * acknowledgements out. I/O: sockets and libev watchers on the worker
+ * thread that adopted the connection. The wire format and its decoder are
+ * mframe.h / mframe.c (pure); this file is the shell around them: the
+ * socket, the connection's table of open requests, the meters, the
+ * commits and the acknowledgements.
  *
  * Body bytes are never buffered here: each D frame's payload is handed to
  * the request's meter as it arrives, so a long stream costs the meter's
- * state, not its size. A connection's requests live in a small hash table
- * keyed by request id; a request ends with its E frame, after which its
- * record goes to records_commit() and, once durable, its id is
+ * state, not its size. Only an incomplete header or meta frame waits in
+ * the connection's input buffer (less than MFRAME_PENDING_MAX bytes). A
+ * connection's requests live in a small hash table keyed by request id,
+ * at most MIRROR_OPEN_MAX of them; a request ends with its E frame, after
+ * which its record goes to records_commit() and, once durable, its id is
  * acknowledged on the same connection if that connection still exists.
  */
 #include <errno.h>
@@ -19,23 +25,26 @@
 
 #include <ev.h>
 
+#include <realms/clock.h>
 #include <realms/health.h>
 #include <realms/limits.h>
 #include <realms/log.h>
 #include <realms/meter.h>
+#include <realms/mframe.h>
 #include <realms/mirror.h>
 #include <realms/records.h>
 #include <realms/worker.h>
 
-#define MIRROR_HDR_MAX       160      /* "X <rid> <n>\n" */
-#define MIRROR_META_MAX      8192     /* B and E payloads */
-#define MIRROR_FRAME_MAX     (64u * 1024 * 1024)  /* any payload */
-#define MIRROR_RID_MAX       63
-#define MIRROR_SERVER_MAX    (2 * CFG_NAME_MAX + 2)   /* "<channel>--<cred>" */
 #define MIRROR_BUCKETS       256
-#define MIRROR_READ_CHUNK    65536
-/* Acknowledgements waiting to be written before we stop reading. */
-#define MIRROR_OUT_HIGH      (1024u * 1024)
+/* The input buffer: one read lands behind what is left of an incomplete
+ * frame, so a read always has at least MIRROR_IN_SIZE - MFRAME_PENDING_MAX
+ * bytes of room. */
+#define MIRROR_IN_SIZE       65536
+
+_Static_assert(MIRROR_IN_SIZE >= 2 * MFRAME_PENDING_MAX,
+               "a read must always find room behind an incomplete frame");
+_Static_assert(sizeof(((struct usage_record *)0)->req_id) == MIRROR_RID_MAX + 1,
+               "a request id fits the record's idempotency key");
 
 static struct {
 	_Atomic unsigned long long conns, requests, bytes, acked, proto_errors, outcomes,
@@ -57,14 +66,13 @@ void mirror_stats_get(struct mirror_stats *o)
 		o->partial[i] = atomic_load(&mstats.partial[i]);
 }
 
+/* One request open on a connection: B seen, E not yet. */
 struct mreq {
 	char rid[MIRROR_RID_MAX + 1];
 	struct meter *meter;
 	struct usage_record rec;     /* meta from B, completed at E */
 	struct mreq *next;
 };
-
-enum mstate { MS_HDR, MS_META, MS_DATA, MS_SKIP };
 
 struct mconn {
 	int fd;
@@ -73,23 +81,21 @@ struct mconn {
 	ev_io rio, wio;
 	unsigned int refs;           /* the socket (1) + commits in flight */
 	int dead;
+	const char *why;             /* why consume() failed, for the log */
 
-	enum mstate st;
-	char hdr[MIRROR_HDR_MAX];
-	size_t hdr_len;
-	char kind;
-	char rid[MIRROR_RID_MAX + 1];
-	char server[MIRROR_SERVER_MAX + 1];   /* O frames */
-	size_t remain;               /* payload bytes still to come */
-	char meta[MIRROR_META_MAX];
-	size_t meta_len;
-	struct mreq *cur;            /* D frame target */
+	struct mreq *bucket[MIRROR_BUCKETS];
+	unsigned int open;           /* requests in bucket[] */
+	struct mframe_rd rd;         /* the D payload being streamed */
+	struct mreq *cur;            /* and its request, NULL to skip it */
 
 	char *out;
 	size_t out_len, out_cap;
-	struct mreq *bucket[MIRROR_BUCKETS];
 	struct mconn **list;         /* this worker's list head, for stopping */
 	struct mconn *prev, *next;
+
+	size_t in_len;               /* bytes in in[]: an incomplete frame,
+	                                then what the last read brought */
+	char in[MIRROR_IN_SIZE];
 };
 
 /* Per worker: its mirror connections, closed when the worker stops (the
@@ -118,10 +124,21 @@ static const struct worker_module mirror_worker_module = {
 	.fini = mirror_worker_fini,
 };
 
+static void mirror_adopt(struct worker *w, int fd);
+
+/* Mirror connections do not hold a stopping worker: the tap resends what
+ * was not acknowledged, so they are simply closed with the worker (fini). */
+static const struct worker_kind mirror_kind = {
+	.name = "mirror",
+	.adopt = mirror_adopt,
+};
+
 int mirror_init(void)
 {
 	mirror_module = worker_module_register(&mirror_worker_module);
-	return mirror_module < 0 ? -1 : 0;
+	if (mirror_module < 0)
+		return -1;
+	return worker_kind_register(WORKER_CONN_MIRROR, &mirror_kind);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -152,85 +169,14 @@ static void req_free(struct mreq *r)
 	free(r);
 }
 
-/* Copies "value" of "key=value" lines into the record. */
-/* A duration from the shim: negative (two clocks a few ms apart) is 0. */
-static uint64_t ms_field(const char *v)
+/* Takes the request *pp out of the table; the caller frees it. */
+static struct mreq *req_unlink(struct mconn *c, struct mreq **pp)
 {
-	long long x = strtoll(v, NULL, 10);
+	struct mreq *r = *pp;
 
-	return x > 0 ? (uint64_t)x : 0;
-}
-
-/* The value of `key` in meta lines "key=value\n" (the first line naming
- * it), and its length in *vlen; NULL if no line names it. */
-static const char *meta_value(const char *meta, size_t len, const char *key, size_t *vlen)
-{
-	const char *p = meta, *end = meta + len;
-	size_t klen = strlen(key);
-
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *le = nl ? nl : end;
-
-		if ((size_t)(le - p) > klen && !memcmp(p, key, klen) && p[klen] == '=') {
-			*vlen = (size_t)(le - p) - klen - 1;
-			return p + klen + 1;
-		}
-		p = le + 1;
-	}
-	return NULL;
-}
-
-/* The whole non-negative decimal number `key` holds in meta lines, or -1
- * (absent, empty, or not such a number). */
-static long long meta_num(const char *meta, size_t len, const char *key)
-{
-	char num[24], *e;
-	size_t vlen;
-	const char *v = meta_value(meta, len, key, &vlen);
-	long long x;
-
-	if (!v || !vlen || vlen >= sizeof(num))
-		return -1;
-	memcpy(num, v, vlen);
-	num[vlen] = '\0';
-	x = strtoll(num, &e, 10);
-	return *e || x < 0 ? -1 : x;
-}
-
-static void meta_apply(struct usage_record *rec, char *meta, size_t len,
-                       int *ended, int *lost)
-{
-	char *line = meta, *end = meta + len;
-
-	while (line < end) {
-		char *nl = memchr(line, '\n', (size_t)(end - line));
-		char *eq;
-
-		if (!nl)
-			nl = end;
-		*nl = '\0';
-		eq = strchr(line, '=');
-		if (eq) {
-			const char *k = line, *v = eq + 1;
-
-			*eq = '\0';
-#define COPY(f) snprintf(rec->f, sizeof(rec->f), "%s", v)
-			if (!strcmp(k, "token")) COPY(token);
-			else if (!strcmp(k, "token_id")) COPY(token_id);
-			else if (!strcmp(k, "group")) COPY(group);
-			else if (!strcmp(k, "model")) COPY(model);
-			else if (!strcmp(k, "server")) COPY(server);
-			else if (!strcmp(k, "status")) rec->status = atoi(v);
-			else if (!strcmp(k, "ts_ms")) rec->ts_ms = strtoll(v, NULL, 10);
-			else if (!strcmp(k, "ttfb_ms")) rec->ttfb_ms = ms_field(v);
-			else if (!strcmp(k, "duration_ms")) rec->duration_ms = ms_field(v);
-			else if (!strcmp(k, "reason") && ended) *ended = !strcmp(v, "complete");
-			else if (!strcmp(k, "lost") && lost) *lost = atoi(v) != 0;
-#undef COPY
-		}
-		line = nl + 1;
-	}
+	*pp = r->next;
+	c->open--;
+	return r;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -263,12 +209,10 @@ static void conn_close(struct mconn *c)
 	close(c->fd);
 	for (int i = 0; i < MIRROR_BUCKETS; i++)
 		while (c->bucket[i]) {
-			struct mreq *r = c->bucket[i];
-
 			/* Unfinished: the shim sends it again on its next connection. */
-			c->bucket[i] = r->next;
-			req_free(r);
+			req_free(req_unlink(c, &c->bucket[i]));
 		}
+	c->cur = NULL;
 	conn_unref(c);
 }
 
@@ -321,232 +265,197 @@ static void on_committed(void *arg, int ok)
 	free(cc);
 }
 
-static void finish_request(struct mconn *c, struct mreq *r)
-{
-	int ended = 0, lost = 0;
-	struct commit_ctx *cc;
+/* ---------------------------------------------------------------------- */
+/* Frames                                                                 */
+/* ---------------------------------------------------------------------- */
 
-	meta_apply(&r->rec, c->meta, c->meta_len, &ended, &lost);
-	meter_finish(r->meter, ended, lost, &r->rec);
+/* Each returns 0, or -1 with c->why set to close the connection. Any of
+ * them may close c (a commit that fails at once): the caller checks
+ * c->dead. */
+
+/* B: the request opens (again, if it was open: it starts over). */
+static int on_begin(struct mconn *c, const char *rid, const struct mframe *f)
+{
+	struct mreq **pp = req_slot(c, rid), *r;
+	struct mframe_str ct = { "", 0 };
+	char ctype[128];
+
+	if (*pp)
+		req_free(req_unlink(c, pp));
+	if (c->open >= MIRROR_OPEN_MAX) {
+		c->why = "too many requests open on one connection (MIRROR_OPEN_MAX); "
+		         "the tap sends them again on its next one";
+		return -1;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		c->why = "out of memory";
+		return -1;
+	}
+	memcpy(r->rid, rid, sizeof(r->rid));
+	memcpy(r->rec.req_id, rid, sizeof(r->rec.req_id));
+	/* The meta must be read before the meter picks its parser. */
+	mframe_meta_str(f->payload, f->len, "ctype", &ct);
+	snprintf(ctype, sizeof(ctype), "%.*s", (int)ct.len, ct.ptr);
+	r->meter = meter_new(ctype);
+	if (!r->meter) {
+		free(r);
+		c->why = "out of memory";
+		return -1;
+	}
+	mframe_meta_record(f->payload, f->len, &r->rec);
+	r->next = c->bucket[rid_hash(rid)];
+	c->bucket[rid_hash(rid)] = r;
+	c->open++;
+	return 0;
+}
+
+/* D: its payload follows in runs (on_body), for this request's meter. */
+static int on_data(struct mconn *c, const char *rid)
+{
+	c->cur = *req_slot(c, rid);
+	return 0;
+}
+
+/* A run of the D payload: to the meter as it comes, never buffered. */
+static int on_body(struct mconn *c, const struct mframe *f)
+{
+	if (c->cur) {
+		meter_feed(c->cur->meter, f->payload, f->len);
+		atomic_fetch_add(&mstats.bytes, f->len);
+	}
+	return 0;
+}
+
+/* G: body bytes the tap left out here. */
+static int on_gap(struct mconn *c, const char *rid, const struct mframe *f)
+{
+	struct mreq *r = *req_slot(c, rid);
+	uint64_t n = mframe_gap_skipped(f->payload, f->len);
+
+	if (r) {
+		meter_gap(r->meter, n);
+		atomic_fetch_add(&mstats.gaps, 1);
+		atomic_fetch_add(&mstats.skipped, n);
+	}
+	return 0;
+}
+
+/* E: the record is finished and committed; the request leaves the table. */
+static int on_end(struct mconn *c, const char *rid, const struct mframe *f)
+{
+	struct mreq **pp = req_slot(c, rid), *r;
+	struct commit_ctx *cc;
+	struct mframe_end e;
+
+	if (!*pp)
+		return 0;   /* its B went to an earlier connection */
+	r = req_unlink(c, pp);
+	mframe_meta_record(f->payload, f->len, &r->rec);
+	mframe_end_get(f->payload, f->len, &e);
+	meter_finish(r->meter, e.complete, e.lost, &r->rec);
 	atomic_fetch_add(&mstats.requests, 1);
 	if ((unsigned)r->rec.partial < USAGE_PARTIAL_KINDS)
 		atomic_fetch_add(&mstats.partial[r->rec.partial], 1);
 	cc = malloc(sizeof(*cc));
 	if (!cc) {
 		conn_close(c);
-		return;
+		req_free(r);
+		return 0;
 	}
 	cc->c = c;
 	memcpy(cc->rid, r->rid, sizeof(cc->rid));
 	c->refs++;
+	/* The record is copied: r goes now, cc when the commit answers. */
 	records_commit(c->w, &r->rec, on_committed, cc);
-}
-
-/* An O frame: the result of one attempt on a credential, for its breaker.
- * Meta lines: status=<HTTP status, 0 for no response>, retry_after=<s>. */
-static void outcome_apply(struct mconn *c)
-{
-	struct health_outcome o = { 0, -1, NULL, 0 };
-	long long v;
-	size_t rlen = 0;
-	const char *rid = meta_value(c->meta, c->meta_len, "rid", &rlen);
-
-	if ((v = meta_num(c->meta, c->meta_len, "status")) >= 0 && v < 1000)
-		o.status = (int)v;
-	if ((v = meta_num(c->meta, c->meta_len, "retry_after")) >= 0)
-		o.retry_after_s = v;
-	if (rid && rlen && rlen <= MIRROR_RID_MAX) {
-		o.rid = rid;
-		o.rid_len = rlen;
-	}
-	atomic_fetch_add(&mstats.outcomes, 1);
-	health_report(c->server, strlen(c->server), &o, clock_mono_ms());
-}
-
-/* A whole B, E or O frame, or the start of a D frame. Returns -1 on a
- * protocol error. */
-static int frame_meta_done(struct mconn *c)
-{
-	struct mreq **pp, *r;
-
-	if (c->kind == 'O') {
-		outcome_apply(c);
-		return 0;
-	}
-	pp = req_slot(c, c->rid);
-	r = *pp;
-
-	if (c->kind == 'B') {
-		if (r) {
-			/* Sent again on this connection: start over. */
-			*pp = r->next;
-			req_free(r);
-		}
-		r = calloc(1, sizeof(*r));
-		if (!r)
-			return -1;
-		memcpy(r->rid, c->rid, sizeof(r->rid));
-		memcpy(r->rec.req_id, c->rid, sizeof(r->rid));
-		{
-			/* The meta must be read before the meter picks its parser. */
-			char ctype[128];
-			size_t vlen = 0;
-			const char *v = meta_value(c->meta, c->meta_len, "ctype", &vlen);
-
-			snprintf(ctype, sizeof(ctype), "%.*s", v ? (int)vlen : 0, v ? v : "");
-			r->meter = meter_new(ctype);
-		}
-		if (!r->meter) {
-			free(r);
-			return -1;
-		}
-		meta_apply(&r->rec, c->meta, c->meta_len, NULL, NULL);
-		r->next = c->bucket[rid_hash(c->rid)];
-		c->bucket[rid_hash(c->rid)] = r;
-		return 0;
-	}
-	if (c->kind == 'G') {
-		/* skipped=<n>: body bytes the tap left out here. */
-		long long n = meta_num(c->meta, c->meta_len, "skipped");
-
-		if (n < 0)
-			n = 0;
-		if (r) {
-			meter_gap(r->meter, (unsigned long long)n);
-			atomic_fetch_add(&mstats.gaps, 1);
-			atomic_fetch_add(&mstats.skipped, (unsigned long long)n);
-		}
-		return 0;
-	}
-	if (c->kind == 'E') {
-		if (!r)
-			return 0;   /* its B went to an earlier connection */
-		*pp = r->next;
-		finish_request(c, r);
-		req_free(r);
-		return 0;
-	}
-	return -1;
-}
-
-/* Parses "K rid n" (or "S seq") in c->hdr. */
-static int frame_header(struct mconn *c)
-{
-	char *sp1, *sp2, *end;
-	unsigned long long n;
-
-	c->hdr[c->hdr_len] = '\0';
-	if (c->hdr_len < 3 || c->hdr[1] != ' ')
-		return -1;
-	c->kind = c->hdr[0];
-	if (c->kind == 'S') {
-		char line[MIRROR_HDR_MAX + 2];
-		int k = snprintf(line, sizeof(line), "%s\n", c->hdr);
-
-		c->st = MS_HDR;
-		return out_put(c, line, (size_t)k);
-	}
-	sp1 = c->hdr + 1;
-	sp2 = strchr(sp1 + 1, ' ');
-	if (!sp2 || sp2 == sp1 + 1)
-		return -1;
-	if (c->kind == 'O') {
-		if ((size_t)(sp2 - sp1 - 1) > MIRROR_SERVER_MAX)
-			return -1;
-		memcpy(c->server, sp1 + 1, (size_t)(sp2 - sp1 - 1));
-		c->server[sp2 - sp1 - 1] = '\0';
-	} else {
-		if ((size_t)(sp2 - sp1 - 1) > MIRROR_RID_MAX)
-			return -1;
-		memcpy(c->rid, sp1 + 1, (size_t)(sp2 - sp1 - 1));
-		c->rid[sp2 - sp1 - 1] = '\0';
-	}
-	n = strtoull(sp2 + 1, &end, 10);
-	if (*end || end == sp2 + 1 || n > MIRROR_FRAME_MAX)
-		return -1;
-	c->remain = (size_t)n;
-	c->meta_len = 0;
-	switch (c->kind) {
-	case 'B':
-	case 'E':
-	case 'G':
-	case 'O':
-		if (n > MIRROR_META_MAX)
-			return -1;
-		c->st = MS_META;
-		break;
-	case 'D':
-		c->cur = *req_slot(c, c->rid);
-		c->st = c->cur ? MS_DATA : MS_SKIP;
-		break;
-	default:
-		return -1;
-	}
-	if (c->remain == 0 && c->st == MS_META) {
-		c->st = MS_HDR;
-		return frame_meta_done(c);
-	}
-	if (c->remain == 0)
-		c->st = MS_HDR;
+	req_free(r);
 	return 0;
 }
 
-/* Consumes bytes; returns -1 on a protocol error. */
-static int consume(struct mconn *c, const char *p, size_t n)
+/* O: the result of one attempt on a credential, for its breaker; o.rid
+ * (the attempt's request) makes a request that fails twice on one
+ * credential count once. */
+static int on_outcome(struct mconn *c, const struct mframe *f)
 {
-	while (n) {
-		size_t k;
+	struct mframe_outcome o;
+	struct health_outcome ho;
 
-		switch (c->st) {
-		case MS_HDR: {
-			const char *nl = memchr(p, '\n', n);
+	mframe_outcome_get(f, &o);
+	ho.status = o.status;
+	ho.retry_after_s = o.retry_after_s;
+	ho.rid = o.rid.ptr;
+	ho.rid_len = o.rid.len;
+	atomic_fetch_add(&mstats.outcomes, 1);
+	health_report(o.server.ptr, o.server.len, &ho, clock_mono_ms());
+	return 0;
+}
 
-			k = nl ? (size_t)(nl - p) : n;
-			if (c->hdr_len + k >= MIRROR_HDR_MAX)
-				return -1;
-			memcpy(c->hdr + c->hdr_len, p, k);
-			c->hdr_len += k;
-			p += k;
-			n -= k;
-			if (nl) {
-				p++;
-				n--;
-				if (frame_header(c) < 0)
-					return -1;
-				c->hdr_len = 0;
-			}
-			break;
-		}
-		case MS_META:
-			k = n < c->remain ? n : c->remain;
-			memcpy(c->meta + c->meta_len, p, k);
-			c->meta_len += k;
-			c->remain -= k;
-			p += k;
-			n -= k;
-			if (!c->remain) {
-				c->st = MS_HDR;
-				if (frame_meta_done(c) < 0)
-					return -1;
-				if (c->dead)
-					return 0;
-			}
-			break;
-		case MS_DATA:
-		case MS_SKIP:
-			k = n < c->remain ? n : c->remain;
-			if (c->st == MS_DATA) {
-				meter_feed(c->cur->meter, p, k);
-				atomic_fetch_add(&mstats.bytes, k);
-			}
-			c->remain -= k;
-			p += k;
-			n -= k;
-			if (!c->remain)
-				c->st = MS_HDR;
-			break;
-		}
+/* S: echoed after the acknowledgements already queued. */
+static int on_sync(struct mconn *c, const char *seq)
+{
+	char line[MIRROR_SEQ_MAX + 4];
+	int n = snprintf(line, sizeof(line), "S %s\n", seq);
+
+	if (out_put(c, line, (size_t)n) < 0) {
+		c->why = "out of memory";
+		return -1;
 	}
+	return 0;
+}
+
+static int frame_apply(struct mconn *c, const struct mframe *f)
+{
+	/* The id as a C string (request ids key the table); any id is
+	 * shorter than its header, a body run has none. */
+	char id[MIRROR_HDR_MAX];
+
+	id[0] = '\0';
+	if (f->id.len) {
+		memcpy(id, f->id.ptr, f->id.len);
+		id[f->id.len] = '\0';
+	}
+	switch (f->kind) {
+	case MFRAME_BEGIN:
+		return on_begin(c, id, f);
+	case MFRAME_DATA:
+		return on_data(c, id);
+	case MFRAME_GAP:
+		return on_gap(c, id, f);
+	case MFRAME_END:
+		return on_end(c, id, f);
+	case MFRAME_OUTCOME:
+		return on_outcome(c, f);
+	case MFRAME_SYNC:
+		return on_sync(c, id);
+	case MFRAME_BODY:
+		return on_body(c, f);
+	}
+	c->why = "protocol error";
+	return -1;
+}
+
+/* Handles every whole frame in c->in, streams D payloads to their meters,
+ * and keeps an incomplete frame at the start of c->in for the next read.
+ * Returns 0 (c may have been closed: see c->dead), or -1 with c->why set
+ * to close the connection. */
+static int consume(struct mconn *c)
+{
+	const char *p = c->in, *end = c->in + c->in_len;
+	struct mframe f;
+	int r = 0;
+
+	while (!c->dead && (r = mframe_next(&c->rd, &p, end, &f)) > 0)
+		if (frame_apply(c, &f) < 0)
+			return -1;
+	if (r < 0) {
+		c->why = "protocol error";
+		return -1;
+	}
+	if (c->dead)
+		return 0;
+	/* Less than MFRAME_PENDING_MAX bytes (mframe_next's 0). */
+	c->in_len = (size_t)(end - p);
+	memmove(c->in, p, c->in_len);
 	return 0;
 }
 
@@ -581,8 +490,7 @@ static void conn_update(struct mconn *c)
 static void read_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct mconn *c = io->data;
-	char buf[MIRROR_READ_CHUNK];
-	ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+	ssize_t n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, 0);
 
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
@@ -590,10 +498,11 @@ static void read_cb(struct ev_loop *loop, ev_io *io, int revents)
 		conn_close(c);
 		return;
 	}
+	c->in_len += (size_t)n;
 	c->refs++;   /* commits may complete synchronously and close c */
-	if (consume(c, buf, (size_t)n) < 0 && !c->dead) {
+	if (consume(c) < 0 && !c->dead) {
 		atomic_fetch_add(&mstats.proto_errors, 1);
-		rlog(LOG_LVL_WARN, "mirror: protocol error; closing the connection");
+		rlog(LOG_LVL_WARN, "mirror: %s; closing the connection", c->why);
 		conn_close(c);
 	}
 	if (!c->dead)
@@ -606,7 +515,7 @@ static void write_cb(struct ev_loop *loop, ev_io *io, int revents)
 	conn_update(io->data);
 }
 
-void mirror_adopt(struct worker *w, int fd)
+static void mirror_adopt(struct worker *w, int fd)
 {
 	struct mconn *c = calloc(1, sizeof(*c));
 

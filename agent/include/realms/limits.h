@@ -201,4 +201,44 @@
  * when no delta of its head or tail could be measured. */
 #define USAGE_EST_DELTA_BYTES_PER_TEXT_BYTE  12u
 
+/* ---------------------------------------------------------------------- */
+/* Response mirror: the tap's frames (decoded by mframe.c, served by     */
+/* mirror.c; the wire format is in realms/mframe.h). Crossing any limit  */
+/* below but MIRROR_OUT_HIGH is a protocol error: the agent logs it,     */
+/* counts it (realms_mirror_protocol_errors_total) and closes the        */
+/* connection. The tap then sends every unacknowledged request again,    */
+/* from its B frame, on its next connection, so no record is lost (the   */
+/* O frames queued behind the error are: they are never resent).         */
+/* ---------------------------------------------------------------------- */
+
+/* Mirror: longest header line, its "\n" included. The longest valid one,
+ * "O <server> 8192\n", is 138 bytes. A line that has not ended within
+ * this many bytes is refused as soon as they arrive. */
+#define MIRROR_HDR_MAX             160u
+/* Mirror: longest request id (HAProxy's unique-id; Realms makes
+ * "req_<uuid>", 40 bytes). It is the record's idempotency key and fits
+ * usage_record.req_id. */
+#define MIRROR_RID_MAX             63u
+/* Mirror: longest server name in an O frame, "<channel>--<credential>". */
+#define MIRROR_SERVER_MAX          (2u * CFG_NAME_MAX + 2u)
+/* Mirror: longest sync number in an S frame (digits of a 64-bit counter). */
+#define MIRROR_SEQ_MAX             20u
+/* Mirror: largest payload of a meta frame (B, G, E, O). It is buffered
+ * whole; the tap's are a few hundred bytes. */
+#define MIRROR_META_MAX            8192u
+/* Mirror: largest payload of a D frame. It is never buffered (the bytes go
+ * to the meter as they arrive); the tap's are one HAProxy buffer at most
+ * (tune.bufsize, 128 KB). */
+#define MIRROR_FRAME_MAX           (64u * 1024u * 1024u)
+/* Mirror: requests open (a B frame, its E not yet seen) on one connection.
+ * Each holds a meter (about 70 KB for an event stream), so this bounds a
+ * connection's memory. The tap has one connection per HAProxy thread and
+ * opens a request per answer in progress on that thread: keep HAProxy's
+ * concurrent billable answers per thread well below this, or the
+ * connection is closed again on each resend. */
+#define MIRROR_OPEN_MAX            4096u
+/* Mirror: acknowledgements waiting to be written before the agent stops
+ * reading from the connection (back-pressure, not an error). */
+#define MIRROR_OUT_HIGH            (1024u * 1024u)
+
 #endif /* REALMS_LIMITS_H */

@@ -1,29 +1,17 @@
 /*
- * The response mirror: the agent's end of lua-shim's realms-tap.
- *
- * Frames (text header line, then exactly n payload bytes):
- *     "B <rid> <n>\n" meta lines "key=value\n"   response begins
- *     "D <rid> <n>\n" body bytes                  (any number)
- *     "G <rid> <n>\n" meta "skipped=<bytes>\n"    body bytes left out here
- *     "E <rid> <n>\n" meta lines                  response ended
- *     "S <seq>\n"                                 sync
- * Answers: "A <rid>\n" once the request's record is durable (Redis or the
- * spool), "S <seq>\n" echoing a sync after the acknowledgements written so
- * far. A connection that breaks the framing is closed (the shim resends
- * everything unacknowledged on its next connection).
+ * The response mirror: the agent's end of lua-shim's realms-tap (B, D, G,
+ * E frames for billing) and realms-outcome (O frames for the credential
+ * breakers). The wire format, normative, is in realms/mframe.h; mirror.c
+ * serves it on the worker threads.
  */
 #ifndef REALMS_MIRROR_H
 #define REALMS_MIRROR_H
 
 #include <realms/usage-t.h>
 
-struct worker;
-
-/* Registers the per-worker module (before workers start). Returns 0/-1. */
+/* Registers the per-worker module and the mirror connection kind with the
+ * worker layer (before workers start). Returns 0/-1. */
 int mirror_init(void);
-
-/* Takes over an accepted mirror connection on worker w's thread. */
-void mirror_adopt(struct worker *w, int fd);
 
 /* Counters for metrics. */
 struct mirror_stats {
