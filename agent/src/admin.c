@@ -118,6 +118,8 @@ static int metrics(char *out, size_t size)
 	M("counter", "realms_spool_replayed_total", "usage records replayed from the spool", r.replayed);
 	M("counter", "realms_spool_rejected_total", "unreadable spool lines skipped", r.rejected);
 	M("gauge", "realms_spool_bytes", "bytes of usage records waiting in the spool", r.spool_bytes);
+	M("counter", "realms_usage_estimated_total", "records whose counts are partly estimated (a cut stream, an unparsed answer)", m.estimated);
+	M("counter", "realms_usage_model_mismatch_total", "answers whose upstream says it used another model than the one billed", r.model_mismatch);
 	M("gauge", "realms_token_cache_entries", "client tokens in the cache", tokcache_count());
 	M("gauge", "realms_config_generation", "configuration loads so far (reloads + 1)", cfg ? cfg->generation : 0);
 	M("counter", "realms_attempt_outcomes_total", "upstream attempt results fed to the breakers", m.outcomes);

@@ -96,17 +96,20 @@ static void raise_to(struct usage_record *rec, uint64_t *count, uint64_t est)
 	}
 }
 
+/* A 2xx answer cut short or without readable usage: what it delivered,
+ * never zero. An error event is the provider's own end (its usage is its
+ * bill) and bytes the tap gave up cannot be measured: both stay as seen. */
 static void estimate(struct meter *m, struct usage_record *rec)
 {
-	if (rec->partial == USAGE_PARTIAL_UNPARSED) {
-		/* Nobody said what it cost: its sizes say roughly. */
+	if (rec->partial == USAGE_PARTIAL_UPSTREAM_ERROR ||
+	    rec->partial == USAGE_PARTIAL_TAP_OVERFLOW)
+		return;
+	if (!(m->u.flags & USAGE_FL_START))
 		raise_to(rec, &rec->u.input, usage_bytes_tokens(rec->req_bytes));
-		raise_to(rec, &rec->u.output, m->sse ? usage_content_tokens(&m->content) :
-		         usage_bytes_tokens(m->bytes));
-	} else if (m->sse && !(m->u.flags & USAGE_FL_DELTA)) {
-		/* Cut before the final usage: what the client received. */
+	if (m->sse && !(m->u.flags & USAGE_FL_DELTA))
 		raise_to(rec, &rec->u.output, usage_content_tokens(&m->content));
-	}
+	else if (!m->sse && !(m->u.flags & USAGE_FL_START))
+		raise_to(rec, &rec->u.output, usage_bytes_tokens(m->bytes));
 }
 
 enum meter_json meter_finish(struct meter *m, int ended, int lost,

@@ -50,6 +50,7 @@ static struct {
 	_Atomic unsigned long long conns, requests, bytes, acked, proto_errors, outcomes,
 	                           gaps, skipped;
 	_Atomic unsigned long long partial[USAGE_PARTIAL_KINDS];
+	_Atomic unsigned long long estimated;
 } mstats;
 
 void mirror_stats_get(struct mirror_stats *o)
@@ -64,6 +65,7 @@ void mirror_stats_get(struct mirror_stats *o)
 	o->skipped = atomic_load(&mstats.skipped);
 	for (int i = 0; i < USAGE_PARTIAL_KINDS; i++)
 		o->partial[i] = atomic_load(&mstats.partial[i]);
+	o->estimated = atomic_load(&mstats.estimated);
 }
 
 /* One request open on a connection: B seen, E not yet. */
@@ -357,6 +359,8 @@ static int on_end(struct mconn *c, const char *rid, const struct mframe *f)
 	atomic_fetch_add(&mstats.requests, 1);
 	if ((unsigned)r->rec.partial < USAGE_PARTIAL_KINDS)
 		atomic_fetch_add(&mstats.partial[r->rec.partial], 1);
+	if (r->rec.u.flags & USAGE_FL_ESTIMATED)
+		atomic_fetch_add(&mstats.estimated, 1);
 	cc = malloc(sizeof(*cc));
 	if (!cc) {
 		conn_close(c);

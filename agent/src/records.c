@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,12 +31,14 @@
 #include <ev.h>
 
 #include <realms/billing.h>
+#include <realms/clock.h>
 #include <realms/config.h>
 #include <realms/log.h>
 #include <realms/rdb.h>
 #include <realms/record.h>
 #include <realms/records.h>
 #include <realms/state.h>
+#include <realms/usage.h>
 #include <realms/worker.h>
 
 #define SPOOL_FILE            "usage.spool"
@@ -351,6 +354,32 @@ int records_init(const char *spool_dir)
 /* Commit                                                                 */
 /* ---------------------------------------------------------------------- */
 
+/* Answers whose upstream said it used another model than the one asked
+ * for (and billed), and when one was last logged. */
+static _Atomic unsigned long long mismatches;
+static _Atomic uint64_t mismatch_logged_ms;
+
+/* The model billed is the one decided; an upstream that says it served
+ * another is counted and logged (at most one line per
+ * RECORDS_MISMATCH_LOG_MS), never believed. */
+static void check_model(const struct usage_record *rec)
+{
+	uint64_t now, last;
+	unsigned long long n;
+
+	if (usage_model_matches(rec->upstream_model, rec->u.reported_model))
+		return;
+	n = atomic_fetch_add(&mismatches, 1) + 1;
+	now = clock_mono_ms();
+	last = atomic_load(&mismatch_logged_ms);
+	if ((last && now - last < RECORDS_MISMATCH_LOG_MS) ||
+	    !atomic_compare_exchange_strong(&mismatch_logged_ms, &last, now))
+		return;
+	rlog(LOG_LVL_WARN, "usage record %s: channel %s was asked for %s and says it used %s; "
+	     "billed as %s (%llu such answers so far)", rec->req_id, rec->channel,
+	     rec->upstream_model, rec->u.reported_model, rec->model, n);
+}
+
 /* Fills what the configuration knows: channel, upstream model, cost. */
 static void price_record(struct usage_record *rec)
 {
@@ -371,6 +400,8 @@ static void price_record(struct usage_record *rec)
 	rec->cost_nusd = billing_cost_nusd(config_price(cfg, rec->model, strlen(rec->model)),
 	                                   &rec->u);
 	config_unref(cfg);
+	if (cred)
+		check_model(rec);
 }
 
 void records_commit(struct worker *w, const struct usage_record *rec,
@@ -411,4 +442,5 @@ void records_stats_get(struct records_stats *o)
 	o->rejected = spool.rejected;
 	o->spool_bytes = (long long)(spool.size - spool.replayed);
 	pthread_mutex_unlock(&spool.lock);
+	o->model_mismatch = atomic_load(&mismatches);
 }

@@ -580,6 +580,20 @@ int usage_from_json(struct usage *u, const char *body, size_t len)
 	return rc;
 }
 
+int usage_model_matches(const char *upstream, const char *reported)
+{
+	size_t n = strlen(upstream), r = strlen(reported);
+
+	if (!r || !strcmp(upstream, reported))
+		return 1;
+	if (r != n + 9 || memcmp(reported, upstream, n) || reported[n] != '-')
+		return 0;
+	for (size_t i = n + 1; i < r; i++)
+		if (reported[i] < '0' || reported[i] > '9')
+			return 0;
+	return 1;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Estimates                                                              */
 /* ---------------------------------------------------------------------- */

@@ -45,6 +45,7 @@ burst() {
 mock_sum() { curl -s "http://127.0.0.1:$MOCK_PORT/mock/stats" | sed -n "s/.*\"usage\":{[^}]*\"$1\":\([0-9]*\).*/\1/p"; }
 mock_ok() { curl -s "http://127.0.0.1:$MOCK_PORT/mock/stats" | sed -n 's/.*"by_status":{[^}]*"200":\([0-9]*\).*/\1/p'; }
 redis_sum() { v=$(rcli HGET "$MKEY" "$1"); echo "${v:-0}"; }
+metric_of() { curl -s --max-time 5 "http://127.0.0.1:$ADMIN/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 
 # wait_billed N: until Redis counts N requests (bounded: 30 s).
 wait_billed() {
@@ -186,5 +187,50 @@ assert_eq "$(redis_sum requests)" "$before" "count_tokens not billed"
 # The token's and the channel's day hashes agree with the model's.
 assert_eq "$(rcli HGET "realms:usage:token:biller:$DAY" output)" "$(redis_sum output)" "per-token hash agrees"
 assert_eq "$(rcli HGET "realms:usage:channel:up:$DAY" input)" "$(redis_sum input)" "per-channel hash agrees"
+# --- 6. billing that cannot be dodged ------------------------------------------
+# Each case under its own token, so its day hash holds that request alone.
+tok_field() { v=$(rcli HGET "realms:usage:token:$1:$DAY" "$2"); echo "${v:-0}"; }
+wait_tok() { for _ in $(seq 100); do [ "$(tok_field "$1" requests)" -ge 1 ] && return 0; sleep 0.1; done; return 1; }
+# A client hangs up mid-stream (Claude Code's Esc): 200 deltas of 40
+# bytes (2,000 output tokens for the whole stream), one every 10 ms, the
+# client gone after about 1.3 s.
+ESC=$("$REALMS_BIN/realmsctl" token add --name esc 2>/dev/null)
+curl -sS -N -o "$T_DIR/esc.out" --max-time 1.3 -H "x-api-key: $ESC" -H 'content-type: application/json' \
+	-H 'x-mock-deltas: 200' -H 'x-mock-delta-bytes: 40' -H 'x-mock-delay-ms: 10' \
+	--data-binary '{"model":"claude-sonnet-4-5","max_tokens":4000,"stream":true,"messages":[]}' "$URL" 2>/dev/null
+got=$(grep -c '^event: content_block_delta' "$T_DIR/esc.out")
+wait_tok esc
+out=$(tok_field esc output)
+assert_match "$got" '^[0-9]+$' "hang-up: the client received $got of 200 deltas"
+if [ "$got" -gt 20 ] && [ "$got" -lt 200 ] && [ "$out" -ge $(( got * 10 * 8 / 10 )) ] && [ "$out" -le $(( got * 10 * 12 / 10 + 20 )) ]; then
+	ok "hang-up: billed $out output tokens for $got deltas delivered (10 tokens each)"
+else
+	fail "hang-up: billed $out output tokens for $got deltas delivered"
+fi
+assert_eq "$(tok_field esc estimated)" 1 "hang-up: the record says it is estimated"
+assert_eq "$(rcli XREVRANGE realms:usage:events + - COUNT 50 | grep -A1 -x token | grep -x -c esc)" 1 \
+	"hang-up: one event for it"
+# A 200 whose usage cannot be read: recorded unparsed, with an estimate.
+UNP=$("$REALMS_BIN/realmsctl" token add --name unparsed 2>/dev/null)
+curl -sS -o /dev/null --max-time 10 -H "x-api-key: $UNP" -H 'content-type: application/json' \
+	-H 'x-mock-deltas: 50' -H 'x-mock-delta-bytes: 100' -H 'x-mock-no-usage: 1' \
+	--data-binary '{"model":"claude-sonnet-4-5","max_tokens":4000,"messages":[]}' "$URL" 2>/dev/null
+wait_tok unparsed
+assert_match "$(tok_field unparsed output)" '^[1-9][0-9]*$' "unreadable answer: output estimated, not zero"
+assert_match "$(tok_field unparsed input)" '^[1-9][0-9]*$' "unreadable answer: input estimated from the request"
+assert_eq "$(tok_field unparsed estimated)" 1 "unreadable answer: marked estimated"
+assert_match "$(metric_of realms_usage_estimated_total)" '^[2-9]$|^[1-9][0-9]+$' "metrics: estimated records counted"
+# An upstream that says it served another model: billed as decided, counted.
+MM=$("$REALMS_BIN/realmsctl" token add --name mismatch 2>/dev/null)
+curl -sS -o /dev/null --max-time 10 -H "x-api-key: $MM" -H 'content-type: application/json' \
+	-H 'x-mock-model: claude-opus-4-5-20251101' \
+	--data-binary '{"model":"claude-sonnet-4-5","max_tokens":5,"messages":[]}' "$URL"
+wait_tok mismatch
+assert_eq "$(rcli SISMEMBER "realms:usage:models:$DAY" claude-opus-4-5-20251101)" 0 \
+	"another model reported: billed as the model decided"
+assert_eq "$(metric_of realms_usage_model_mismatch_total)" 1 "another model reported: counted"
+grep -q 'was asked for claude-sonnet-4-5-20250929 and says it used claude-opus-4-5-20251101' \
+	"$T_DIR/agent.log" && ok "another model reported: logged" || fail "mismatch: no log line"
+
 grep -q 'sk-up-' "$T_DIR/agent.log" "$T_DIR/haproxy.log" && fail "key in a log" || ok "no key in the logs"
 finish

@@ -19,9 +19,11 @@ start_redis || { fail "redis"; finish; }
 MIRROR=$(free_port)
 ADMIN=$(free_port)
 # No channel: the mirror needs a configuration (prices, Redis), not routes.
+# On loopback TCP (allow_tcp), so that bash can speak to it over /dev/tcp.
 cat >"$T_DIR/realms.json" <<JSON
 { "redis": "127.0.0.1:$REDIS_PORT",
   "agent": { "threads": 1, "mirror": "127.0.0.1:$MIRROR", "admin": "127.0.0.1:$ADMIN",
+             "allow_tcp": true,
              "spool": "$T_DIR/spool" } }
 JSON
 start_agent -c "$T_DIR/realms.json" -l "unix:$T_DIR/agent.sock"

@@ -96,8 +96,8 @@ assert_eq "$CODE" 200 "stream: 200"
 assert_match "$(hdr content-type)" "^text/event-stream" "stream: event-stream content type"
 assert_eq "$(events "$BODY")" "message_start content_block_start ping content_block_delta content_block_delta content_block_delta content_block_delta content_block_stop message_delta message_stop" "stream: event order"
 assert_match "$(data_of message_start)" '"usage":\{"input_tokens":500,"cache_creation_input_tokens":30,"cache_read_input_tokens":300,"cache_creation":\{"ephemeral_5m_input_tokens":10,"ephemeral_1h_input_tokens":20\},"output_tokens":1,' "stream: message_start usage (5m/1h split, output 1)"
-assert_match "$(data_of message_delta)" '"stop_reason":"end_turn".*"usage":\{"input_tokens":500,"cache_creation_input_tokens":30,"cache_read_input_tokens":300,"output_tokens":40\}' "stream: message_delta cumulative usage"
-assert_eq "$(hdr x-mock-usage)" "in=500,out=40,cw5=10,cw1=20,cr=300,ws=0" "stream: x-mock-usage"
+assert_match "$(data_of message_delta)" '"stop_reason":"end_turn".*"usage":\{"input_tokens":500,"cache_creation_input_tokens":30,"cache_read_input_tokens":300,"output_tokens":16\}' "stream: message_delta cumulative usage"
+assert_eq "$(hdr x-mock-usage)" "in=500,out=16,cw5=10,cw1=20,cr=300,ws=0" "stream: x-mock-usage"
 assert_eq "$(printf '%s\n' "$BODY" | grep -c '"text_delta"')" 4 "stream: 4 text deltas"
 
 post /v1/messages "$SREQ" -N -H 'x-mock-deltas: 50' -H 'x-mock-delta-bytes: 4096'

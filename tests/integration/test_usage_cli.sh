@@ -136,7 +136,7 @@ assert_eq "$(rcli HGET realms:usage:token:alice:20240228 input)" 1000 "token has
 assert_eq "$(rcli HMGET realms:usage:token:alice:20240229 requests errors input cost_nusd | paste -sd,)" \
 	"1,0,100,1234567" "token hash after midnight: it-2 only"
 assert_eq "$(rcli HGETALL 'realms:usage:model:vendor/model%5B1m%5D:20240301' | paste -sd,)" \
-	"requests,1,errors,1,partial,1,input,7,output,3,cache_write_5m,0,cache_write_1h,0,cache_read,2,web_search,0,cost_nusd,1500" \
+	"requests,1,errors,1,partial,1,estimated,0,input,7,output,3,cache_write_5m,0,cache_write_1h,0,cache_read,2,web_search,0,cost_nusd,1500" \
 	"model hash with a percent-encoded name, every field"
 assert_eq "$(rcli HGET 'realms:usage:token:carol%20ops%3A1:20240301' cost_nusd)" 1000000000 \
 	"token name with ':' and space encoded"
@@ -157,7 +157,7 @@ assert_eq "$(rcli GET realms:usage:seen:it-3)" 20240229 "seen holds the day"
 ttl=$(rcli TTL realms:usage:seen:it-3)
 assert_match "$(( ttl > 2592000 - 60 && ttl <= 2592000 ))" '^1$' "seen expires after 30 days"
 ev=$(rcli XRANGE realms:usage:events - + COUNT 1 | tail -n +2 | paste -sd,)
-assert_eq "$ev" "req_id,it-1,token,alice,token_id,aaaaaaaaaaaa,group,default,model,claude-sonnet-4-5,upstream_model,claude-sonnet-4-5-20250929,channel,anthropic,server,anthropic--k1,status,200,stream,1,partial,,input,1000,output,200,cache_write_5m,10,cache_write_1h,20,cache_read,300,web_search,0,service_tier,standard,cost_nusd,4500000,ttfb_ms,500,duration_ms,3000,ts_ms,1709164799999" \
+assert_eq "$ev" "req_id,it-1,token,alice,token_id,aaaaaaaaaaaa,group,default,model,claude-sonnet-4-5,upstream_model,claude-sonnet-4-5-20250929,channel,anthropic,server,anthropic--k1,status,200,stream,1,partial,,estimated,0,input,1000,output,200,cache_write_5m,10,cache_write_1h,20,cache_read,300,web_search,0,service_tier,standard,cost_nusd,4500000,ttfb_ms,500,duration_ms,3000,ts_ms,1709164799999" \
 	"event of it-1, every field"
 assert_match "$(rcli XREVRANGE realms:usage:events + - COUNT 9 | paste -sd,)" \
 	"req_id,it-4,token,bob,.*,partial,client_gone," "event of a partial names the reason"

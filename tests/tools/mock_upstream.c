@@ -108,6 +108,7 @@ struct mu_req {
 	size_t key_off, key_len, auth_off, auth_len;
 	int n_key, n_auth;
 	int oauth_beta;           /* anthropic-beta holds an oauth-* value */
+	int no_usage;             /* x-mock-no-usage: a JSON answer without usage */
 	size_t say_model_off, say_model_len;   /* x-mock-model: the model to report */
 	const char *bad_hdr;      /* first x-mock-* header with a bad value */
 	long status, retry_after, error_after, close_after, stall_after;
@@ -545,6 +546,8 @@ static void head_field(struct mu_req *rq, const char *base, const char *n, size_
 		rq->auth_off = (size_t)(v - base);
 		rq->auth_len = vl;
 		rq->n_auth++;
+	} else if (hname_is(n, nl, "x-mock-no-usage")) {
+		rq->no_usage = 1;
 	} else if (hname_is(n, nl, "x-mock-model")) {
 		/* A provider that says it used another model. */
 		if (vl == 0 || vl > MU_MODEL_MAX || memchr(v, '"', vl) || memchr(v, '\\', vl))
@@ -1225,9 +1228,14 @@ static void msg_fixed(struct conn *c)
 		 "\"model\":\"%s\",\"content\":[{\"type\":\"text\",\"text\":\"",
 		 pl->msg_no, pl->model);
 	text_fill(&c->ev, 0, pl->deltas * pl->delta_bytes);
-	buf_adds(&c->ev, "\"}],\"stop_reason\":\"end_turn\",\"stop_sequence\":null,\"usage\":");
-	usage_json(&c->ev, &pl->u, pl->u.out, 1);
-	buf_adds(&c->ev, "}");
+	if (c->rq.no_usage) {
+		/* A provider that says nothing of what it cost. */
+		buf_adds(&c->ev, "\"}],\"stop_reason\":\"end_turn\",\"stop_sequence\":null}");
+	} else {
+		buf_adds(&c->ev, "\"}],\"stop_reason\":\"end_turn\",\"stop_sequence\":null,\"usage\":");
+		usage_json(&c->ev, &pl->u, pl->u.out, 1);
+		buf_adds(&c->ev, "}");
+	}
 	pl->stream = 0;
 	pl->total = 2;
 	plan_faults(c);

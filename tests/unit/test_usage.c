@@ -857,6 +857,18 @@ static void test_reported_model(void **state)
 	assert_string_equal(u.reported_model, "x");
 }
 
+static void test_model_matches(void **state)
+{
+	assert_true(usage_model_matches("claude-sonnet-4-5", "claude-sonnet-4-5"));
+	assert_true(usage_model_matches("claude-sonnet-4-5", "claude-sonnet-4-5-20250929"));
+	assert_true(usage_model_matches("claude-sonnet-4-5", ""));
+	assert_false(usage_model_matches("claude-haiku-4-5", "claude-opus-4-5-20251101"));
+	assert_false(usage_model_matches("claude-sonnet-4-5", "claude-sonnet-4-5-2025092"));
+	assert_false(usage_model_matches("claude-sonnet-4-5", "claude-sonnet-4-5-2025092x"));
+	assert_false(usage_model_matches("claude-sonnet-4-5", "claude-sonnet-4-5x20250929"));
+	assert_false(usage_model_matches("claude-sonnet-4-5-20250929", "claude-sonnet-4-5"));
+}
+
 /* ---- estimates ------------------------------------------------------ */
 
 static const char text_delta[] =
@@ -1143,6 +1155,7 @@ int main(void)
 		cmocka_unit_test(test_body_usage_too_big),
 		cmocka_unit_test(test_reported_model),
 		cmocka_unit_test(test_meter_json),
+		cmocka_unit_test(test_model_matches),
 		cmocka_unit_test(test_content_events),
 		cmocka_unit_test(test_content_tokens),
 		cmocka_unit_test(test_meter_cut_stream),

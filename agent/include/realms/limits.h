@@ -192,6 +192,9 @@
  * is unreadable: the record is partial (unparsed). */
 #define USAGE_OBJ_MAX              (64u * 1024u)
 
+/* Records: at most one log line per this many ms about answers naming
+ * another model than the one billed (every one is counted). */
+#define RECORDS_MISMATCH_LOG_MS    10000
 /* Estimates (usage.c): bytes of text per token when the provider did not
  * say, Anthropic's own rule of thumb for English text (about 4
  * characters a token). An estimated record says so (flag estimated). */

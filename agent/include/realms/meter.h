@@ -40,12 +40,15 @@ void meter_gap(struct meter *m, unsigned long long skipped);
  * whose usage could not be read (METER_JSON_NO_USAGE or _UNREADABLE, or a
  * stream without message_start) is partial, unparsed.
  *
- * Nothing that delivered content is billed zero: a 2xx stream that ended
- * without its final usage (message_delta) is billed the output its
- * content amounts to (usage_content_tokens), never less than message_start
- * said; an unparsed answer is billed input from rec->req_bytes and output
- * from the answer's size (usage_bytes_tokens). Either sets
- * USAGE_FL_ESTIMATED when the estimate is what counts. Returns what was
+ * Nothing that delivered content is billed zero: a 2xx stream cut before
+ * its final usage (message_delta) is billed the output its content
+ * amounts to (usage_content_tokens), never less than message_start said;
+ * a 2xx JSON answer whose usage could not be read, the output its size
+ * amounts to (usage_bytes_tokens); and without message_start or a usage
+ * object, the input rec->req_bytes amounts to. Either sets
+ * USAGE_FL_ESTIMATED when the estimate is what counts. An error event
+ * (the provider's own end: its usage is its bill) and bytes the tap gave
+ * up leave the counts as seen. Returns what was
  * made of a JSON answer; call it once. */
 enum meter_json meter_finish(struct meter *m, int ended, int lost,
                              struct usage_record *rec);

@@ -24,6 +24,8 @@ struct mirror_stats {
 	unsigned long long gaps;         /* G frames: streams sent head + tail */
 	unsigned long long skipped;      /* body bytes the tap left out */
 	unsigned long long partial[USAGE_PARTIAL_KINDS];    /* records, by reason */
+	unsigned long long estimated;   /* records whose counts are partly the
+	                                   gateway's estimate */
 };
 void mirror_stats_get(struct mirror_stats *out);
 

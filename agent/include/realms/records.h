@@ -30,6 +30,8 @@ struct records_stats {
 	unsigned long long replayed;    /* records replayed from it */
 	unsigned long long rejected;    /* unreadable lines skipped */
 	long long spool_bytes;          /* bytes waiting in it */
+	unsigned long long model_mismatch;  /* answers naming another model than
+	                                       the one billed */
 };
 void records_stats_get(struct records_stats *out);
 

@@ -69,6 +69,13 @@ int usage_reader_finish(struct usage_reader *r, struct usage *u);
 /* Frees what *r holds (not *r itself). */
 void usage_reader_release(struct usage_reader *r);
 
+/* Whether the model an upstream says it used (reported, from the answer;
+ * "" when it said none) is the one it was asked for (upstream, the
+ * channel's name of the model billed): the same name, or that name with
+ * a date snapshot appended ("-YYYYMMDD"), as Anthropic answers for an
+ * alias. An answer naming no model matches. */
+int usage_model_matches(const char *upstream, const char *reported);
+
 /* ---- Estimates --------------------------------------------------------- */
 
 /* What an event stream delivered of its content, for estimating the output
