@@ -19,6 +19,7 @@
 #define _GNU_SOURCE
 #endif
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -827,7 +828,56 @@ struct url {
 	bool tls, ipv6;
 	int port;
 	char host[256];
+	char path[CFG_PATH_PREFIX_MAX + 1];   /* "" or "/seg[/seg...]" */
 };
+
+/* A path prefix byte: unreserved, or the start of a %XX escape. Nothing
+ * HAProxy's configuration or an HTTP request line would read specially. */
+static int path_char_ok(unsigned char c)
+{
+	return is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '%';
+}
+
+/* The path of a base URL, s[0..n) starting at its '/', into u->path:
+ * segments of path_char_ok bytes with well-formed %XX escapes, no empty,
+ * "." or ".." segment, a final '/' dropped. Returns NULL or a message. */
+static const char *parse_url_path(const char *s, size_t n, struct url *u)
+{
+	size_t o = 0, seg = 0;
+
+	while (n && s[n - 1] == '/')
+		n--;                        /* "https://h/x/" is "https://h/x" */
+	if (n > CFG_PATH_PREFIX_MAX)
+		return "path too long";
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '/') {
+			if (i && (seg == 0 || (seg == 1 && s[i - 1] == '.') ||
+			          (seg == 2 && s[i - 1] == '.' && s[i - 2] == '.')))
+				return "path must not have empty, \".\" or \"..\" segments";
+			seg = 0;
+		} else if (!path_char_ok(c)) {
+			return "path may hold only A-Z a-z 0-9 - . _ ~ / and %XX escapes";
+		} else if (c == '%' && (i + 2 >= n || !isxdigit((unsigned char)s[i + 1]) ||
+		                        !isxdigit((unsigned char)s[i + 2]))) {
+			return "path has a broken %XX escape";
+		} else {
+			seg++;
+		}
+		u->path[o++] = (char)c;
+	}
+	if (o && ((seg == 1 && s[n - 1] == '.') ||
+	          (seg == 2 && s[n - 1] == '.' && s[n - 2] == '.')))
+		return "path must not have empty, \".\" or \"..\" segments";
+	/* Requests keep their own /v1/...: a base ending in /v1 is the usual
+	 * slip, and would send /v1/v1/messages. */
+	if (o >= 3 && !memcmp(u->path + o - 3, "/v1", 3))
+		return "must not end with \"/v1\": requests keep their own path "
+		       "(/v1/messages), so give the part before it";
+	u->path[o] = '\0';
+	return NULL;
+}
 
 /* A host name or literal (lowercase, IPv6 without brackets) that names
  * this host: nothing sent there crosses a network. */
@@ -843,8 +893,10 @@ static int host_is_loopback(const char *h, bool v6)
 	return inet_pton(AF_INET, h, &in4) == 1 && (ntohl(in4.s_addr) >> 24) == 127;
 }
 
-/* Parses an upstream base URL: scheme://host[:port][/]. Returns NULL or a
- * message. Messages never quote the URL: it may hold user information. */
+/* Parses an upstream base URL: scheme://host[:port][/path]. Requests keep
+ * their own path after the base's (/v1/messages becomes
+ * /path/v1/messages). Returns NULL or a message. Messages never quote the
+ * URL: it may hold user information. */
 static const char *parse_url(const char *s, size_t n, struct url *u)
 {
 	size_t i = 0, a, ae, hs, he;
@@ -924,10 +976,14 @@ static const char *parse_url(const char *s, size_t n, struct url *u)
 
 	i = ae;
 	if (i < n && s[i] == '/') {
-		if (i + 1 < n && s[i + 1] != '?' && s[i + 1] != '#')
-			return "must not have a path: requests keep their own (/v1/messages), "
-			       "so give only scheme://host[:port]";
-		i++;
+		size_t pe = i;
+		const char *err;
+
+		while (pe < n && s[pe] != '?' && s[pe] != '#')
+			pe++;
+		if ((err = parse_url_path(s + i, pe - i, u)))
+			return err;
+		i = pe;
 	}
 	if (i < n && s[i] == '?')
 		return "must not have a query string";
@@ -1905,13 +1961,84 @@ out:
 	path_pop(p, old);
 }
 
+/* Header names a channel may not set: framing, routing, the credentials
+ * (the "auth" key decides those) and Realms' own. */
+static int header_name_reserved(const char *s, size_t n)
+{
+	static const char *const res[] = {
+		"host", "content-length", "transfer-encoding", "connection", "keep-alive",
+		"upgrade", "te", "trailer", "proxy-authorization", "authorization", "x-api-key",
+		"expect", NULL
+	};
+
+	if (n >= 8 && strncasecmp(s, "x-realms", 8) == 0)
+		return 1;
+	for (size_t i = 0; res[i]; i++)
+		if (strlen(res[i]) == n && strncasecmp(s, res[i], n) == 0)
+			return 1;
+	return 0;
+}
+
+/* An HTTP field name (RFC 9110 token). */
+static int header_name_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > CFG_HEADER_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!is_alnum((unsigned char)s[i]) && !strchr("!#$&'*+-.^_`|~", s[i]))
+			return 0;
+	return 1;
+}
+
+/* channels[].headers: {"Name": "value" | "env:NAME" | "file:PATH"}, sent
+ * on every request of the channel in place of any client header of that
+ * name. Values may be secrets: they are resolved like keys and reach
+ * HAProxy only per request (txn.realms.h<i>, unset once used). */
+static void parse_headers(struct pctx *p, struct cfg_channel *ch, int tok)
+{
+	int i = tok + 1;
+
+	if (!want(p, tok, JSMN_OBJECT, "an object of header names and values"))
+		return;
+	if (p->t[tok].size > CFG_MAX_HEADERS) {
+		report(p, CFG_ERROR, tok, "at most %d headers", CFG_MAX_HEADERS);
+		return;
+	}
+	ch->headers = aarray(p, (size_t)p->t[tok].size, sizeof(*ch->headers));
+	if (!ch->headers)
+		return;
+	for (int k = 0; k < p->t[tok].size; k++, i = tok_next(p, i + 1)) {
+		struct cfg_header *h = &ch->headers[ch->n_headers];
+		const char *name = p->js + p->t[i].start;
+		size_t nlen = (size_t)(p->t[i].end - p->t[i].start);
+		size_t o = path_tok(p, i);
+
+		if (!header_name_ok(name, nlen)) {
+			report(p, CFG_ERROR, i, "not an HTTP header name");
+		} else if (header_name_reserved(name, nlen)) {
+			report(p, CFG_ERROR, i, "a channel may not set this header (\"auth\" "
+			       "decides the credentials' headers)");
+		} else {
+			for (size_t j = 0; j < ch->n_headers; j++)
+				if (strlen(ch->headers[j].name) == nlen &&
+				    !strncasecmp(ch->headers[j].name, name, nlen))
+					report(p, CFG_ERROR, i, "given twice");
+			h->name = astrndup(p, name, nlen);
+			if (h->name && get_secret(p, i + 1, SECRET_WHY_KEY, &h->value,
+			                          &h->value_len) == 0)
+				ch->n_headers++;
+		}
+		path_pop(p, o);
+	}
+}
+
 static void parse_channel(struct pctx *p, struct cfg_channel *ch, int tok, struct nset *names)
 {
 	static const char *const keys[] = {
 		"name", "base_url", "priority", "weight", "enabled", "groups",
-		"credentials", "models", NULL
+		"credentials", "models", "auth", "headers", NULL
 	};
-	int v[9];
+	int v[11];
 	size_t o;
 	const char *s;
 	size_t len;
@@ -1954,7 +2081,7 @@ static void parse_channel(struct pctx *p, struct cfg_channel *ch, int tok, struc
 			if (err) {
 				report(p, CFG_ERROR, v[1], "%s", err);
 			} else {
-				char auth[300], url[320];
+				char auth[300], url[320 + CFG_PATH_PREFIX_MAX];
 				int dflt = u.port == (u.tls ? 443 : 80);
 
 				snprintf(auth, sizeof(auth), "%s%s%s", u.ipv6 ? "[" : "", u.host,
@@ -1962,7 +2089,8 @@ static void parse_channel(struct pctx *p, struct cfg_channel *ch, int tok, struc
 				if (!dflt)
 					snprintf(auth + strlen(auth), sizeof(auth) - strlen(auth), ":%d",
 					         u.port);
-				snprintf(url, sizeof(url), "%s://%s", u.tls ? "https" : "http", auth);
+				snprintf(url, sizeof(url), "%s://%s%s", u.tls ? "https" : "http", auth,
+				         u.path);
 				ch->scheme = u.tls ? "https" : "http";
 				ch->tls = u.tls;
 				ch->ipv6 = u.ipv6;
@@ -1970,6 +2098,7 @@ static void parse_channel(struct pctx *p, struct cfg_channel *ch, int tok, struc
 				ch->host = astrndup(p, u.host, strlen(u.host));
 				ch->authority = astrndup(p, auth, strlen(auth));
 				ch->base_url = astrndup(p, url, strlen(url));
+				ch->path_prefix = astrndup(p, u.path, strlen(u.path));
 			}
 		}
 		path_pop(p, o);
@@ -2000,6 +2129,25 @@ static void parse_channel(struct pctx *p, struct cfg_channel *ch, int tok, struc
 		parse_creds(p, ch, v[6]);
 	if (v[7] >= 0)
 		parse_bindings(p, ch, v[7]);
+	if (v[8] >= 0) {
+		o = path_str(p, "auth");
+		if (get_str(p, v[8], 16, &s, &len) == 0) {
+			if (!strcmp(s, "both"))
+				ch->auth = CFG_AUTH_BOTH;
+			else if (!strcmp(s, "x-api-key"))
+				ch->auth = CFG_AUTH_X_API_KEY;
+			else if (!strcmp(s, "bearer"))
+				ch->auth = CFG_AUTH_BEARER;
+			else
+				report(p, CFG_ERROR, v[8], "must be \"both\", \"x-api-key\" or \"bearer\"");
+		}
+		path_pop(p, o);
+	}
+	if (v[9] >= 0) {
+		o = path_str(p, "headers");
+		parse_headers(p, ch, v[9]);
+		path_pop(p, o);
+	}
 }
 
 static int cmp_channel(const void *a, const void *b)

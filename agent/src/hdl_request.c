@@ -552,6 +552,16 @@ static enum spoa_hdl_ret hdl_attempt(struct spoa_req *req, const struct spop_msg
 	}
 	spoa_set_str(req, SPOP_SCOPE_TXN, "channel", a.cred->channel->name,
 	             strlen(a.cred->channel->name));
+	/* The channel's own headers (their values may be secrets: like the
+	 * key, each var is unset as soon as up_<channel> has used it). */
+	for (size_t i = 0; i < a.cred->channel->n_headers; i++) {
+		static const char *const var[CFG_MAX_HEADERS] = {
+			"h0", "h1", "h2", "h3", "h4", "h5", "h6", "h7"
+		};
+		const struct cfg_header *h = &a.cred->channel->headers[i];
+
+		spoa_set_str(req, SPOP_SCOPE_TXN, var[i], h->value, h->value_len);
+	}
 done:
 	config_unref(cfg);
 	return SPOA_HDL_DONE;

@@ -51,12 +51,14 @@ static size_t discard(char *p, size_t size, size_t n, void *arg)
 	return *seen > PROBE_BODY_MAX ? 0 : size * n;
 }
 
-/* One GET <base_url>/v1/models with the credential's key, as the relay
- * sends it. Returns the HTTP status, 0 when there was no answer. */
+/* One GET <base_url>/v1/models with the credential's key and the
+ * channel's headers, as the relay sends them. Returns the HTTP status, 0
+ * when there was no answer. */
 static long probe_one(const struct cfg_cred *cred)
 {
 	const struct cfg_channel *ch = cred->channel;
 	char url[1024], xkey[PROBE_HDR_MAX], bearer[PROBE_HDR_MAX];
+	static _Thread_local char extra[CFG_MAX_HEADERS][PROBE_HDR_MAX + CFG_HEADER_NAME_MAX];
 	struct curl_slist *h = NULL, *h2;
 	size_t seen = 0;
 	long status = 0;
@@ -69,9 +71,16 @@ static long probe_one(const struct cfg_cred *cred)
 	snprintf(xkey, sizeof(xkey), "x-api-key: %.*s", (int)cred->key_len, cred->key);
 	snprintf(bearer, sizeof(bearer), "authorization: Bearer %.*s", (int)cred->key_len,
 	         cred->key);
-	h = curl_slist_append(h, xkey);
-	h = (h2 = curl_slist_append(h, bearer)) ? h2 : h;
+	if (ch->auth != CFG_AUTH_BEARER)
+		h = curl_slist_append(h, xkey);
+	if (ch->auth != CFG_AUTH_X_API_KEY)
+		h = (h2 = curl_slist_append(h, bearer)) ? h2 : h;
 	h = (h2 = curl_slist_append(h, "anthropic-version: 2023-06-01")) ? h2 : h;
+	for (size_t i = 0; i < ch->n_headers; i++) {
+		snprintf(extra[i], sizeof(extra[i]), "%s: %.*s", ch->headers[i].name,
+		         (int)ch->headers[i].value_len, ch->headers[i].value);
+		h = (h2 = curl_slist_append(h, extra[i])) ? h2 : h;
+	}
 	h = (h2 = curl_slist_append(h, "accept: application/json")) ? h2 : h;
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -88,6 +97,7 @@ static long probe_one(const struct cfg_cred *cred)
 	curl_slist_free_all(h);
 	explicit_bzero(xkey, sizeof(xkey));
 	explicit_bzero(bearer, sizeof(bearer));
+	explicit_bzero(extra, sizeof(extra));
 	return status;
 }
 

@@ -57,6 +57,32 @@ static void render_upstream(FILE *f, const struct realms_config *c, const struct
 	fprintf(f, "backend up_%s\n", ch->name);
 	fprintf(f, "    # channel %s: %s\n", ch->name, ch->base_url);
 	fprintf(f, "    http-request set-header host %s\n", ch->authority);
+	if (ch->path_prefix[0]) {
+		/* The provider lives under a path: /v1/messages becomes
+		 * <prefix>/v1/messages (the query string stays). '%' starts a
+		 * sample in a log-format string: written as "%%". */
+		fputs("    http-request set-path \"", f);
+		for (const char *q = ch->path_prefix; *q; q++) {
+			if (*q == '%')
+				fputc('%', f);
+			fputc(*q, f);
+		}
+		fputs("%[path]\"\n", f);
+	}
+	if (ch->auth == CFG_AUTH_X_API_KEY)
+		fprintf(f, "    # auth x-api-key: the key in x-api-key only\n"
+		           "    http-request del-header authorization\n");
+	else if (ch->auth == CFG_AUTH_BEARER)
+		fprintf(f, "    # auth bearer: the key in Authorization: Bearer only\n"
+		           "    http-request del-header x-api-key\n");
+	if (ch->n_headers)
+		fprintf(f, "    # The channel's headers: fixed by the operator, they replace a\n"
+		           "    # client's; values come from the agent per request (they may be\n"
+		           "    # secrets) and are forgotten at once.\n");
+	for (size_t i = 0; i < ch->n_headers; i++)
+		fprintf(f, "    http-request set-header %s \"%%[var(txn.realms.h%zu)]\"\n"
+		           "    http-request unset-var(txn.realms.h%zu)\n",
+		        ch->headers[i].name, i, i);
 	fprintf(f, "    timeout server %ds\n", c->failover.timeout_s);
 	fprintf(f, "    # Failures go back to the pool at once, which retries elsewhere;\n"
 	           "    # an attempt the pool gave up on is abandoned here too.\n");

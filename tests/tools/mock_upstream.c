@@ -170,6 +170,7 @@ struct mu_stats {
 static struct {
 	struct ev_loop *loop;
 	const char *name, *key, *rec_dir;
+	const char *prefix;           /* -p: served under this path ("" none) */
 	int verbose;
 	int lfd;
 	ev_io lio;
@@ -1627,6 +1628,17 @@ static void dispatch(struct conn *c)
 	}
 	c->pl.counted = 1;
 	g.st.requests++;
+	/* -p: a provider under a path (https://host/prefix/v1/messages). */
+	if (*g.prefix) {
+		size_t pl = strlen(g.prefix);
+
+		if (plen < pl || memcmp(path, g.prefix, pl) != 0) {
+			reply_error(c, 404, "mock: not under the prefix");
+			return;
+		}
+		path += pl;
+		plen -= pl;
+	}
 	if (!(plen >= 3 && !memcmp(path, "/v1", 3) && (plen == 3 || path[3] == '/'))) {
 		reply_error(c, 404, "mock: unknown path");
 		return;
@@ -1967,7 +1979,7 @@ fail:
 static void usage(FILE *f)
 {
 	fputs("usage: mock_upstream -l HOST:PORT [-r RECORD_DIR] [-k EXPECTED_KEY]"
-	      " [-n NAME] [-v]\n"
+	      " [-n NAME] [-p PREFIX] [-v]\n"
 	      "A simulated Anthropic Messages API; see tests/tools/README.md.\n", f);
 }
 
@@ -1979,8 +1991,10 @@ int main(int argc, char **argv)
 	int opt;
 
 	g.name = "mock";
-	while ((opt = getopt(argc, argv, "l:r:k:n:vh")) != -1) {
+	g.prefix = "";
+	while ((opt = getopt(argc, argv, "l:r:k:n:p:vh")) != -1) {
 		switch (opt) {
+		case 'p': g.prefix = optarg; break;
 		case 'l': laddr = optarg; break;
 		case 'r': g.rec_dir = optarg; break;
 		case 'k': g.key = optarg; break;

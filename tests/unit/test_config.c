@@ -695,7 +695,7 @@ static void test_invalid_refs_file(void **state)
 {
 	assert_null(load("invalid-refs.json"));
 	expect_error("models[1].name", 5, "duplicate model \"claude-sonnet-4-5\"");
-	expect_error("channels[0].base_url", 8, "must not have a path");
+	expect_error("channels[0].base_url", 8, "must not end with \"/v1\"");
 	expect_error("channels[0].groups[1]", 9, "group \"staff\" is not declared in \"groups\"");
 	expect_error("channels[0].credentials", 10, "the channel has no credential");
 	expect_error("channels[0].models.claude-opus-4-5", 11,
@@ -818,6 +818,14 @@ static void test_base_url_ok(void **state)
 		  8080, 0, 0 },
 		{ "HTTPS://API.Anthropic.COM", "api.anthropic.com", "api.anthropic.com",
 		  "https://api.anthropic.com", 443, 1, 0 },
+		/* Providers behind a path: requests follow it. */
+		{ "https://api.deepseek.com/anthropic", "api.deepseek.com", "api.deepseek.com",
+		  "https://api.deepseek.com/anthropic", 443, 1, 0 },
+		{ "https://open.bigmodel.cn/api/anthropic/", "open.bigmodel.cn", "open.bigmodel.cn",
+		  "https://open.bigmodel.cn/api/anthropic", 443, 1, 0 },
+		{ "https://x.example//", "x.example", "x.example", "https://x.example", 443, 1, 0 },
+		{ "https://x.example:8443/a-b_c~d/%41x", "x.example", "x.example:8443",
+		  "https://x.example:8443/a-b_c~d/%41x", 8443, 1, 0 },
 	};
 
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
@@ -833,6 +841,9 @@ static void test_base_url_ok(void **state)
 		assert_string_equal(ch->host, ok[i].host);
 		assert_string_equal(ch->authority, ok[i].authority);
 		assert_string_equal(ch->base_url, ok[i].norm);
+		/* The prefix is what follows the authority. */
+		assert_string_equal(ch->path_prefix, strchr(strchr(ok[i].norm, ':') + 3, '/') ?
+		                    strchr(strchr(ok[i].norm, ':') + 3, '/') : "");
 		assert_string_equal(ch->scheme, ok[i].tls ? "https" : "http");
 		assert_int_equal(ch->port, ok[i].port);
 		assert_int_equal(ch->tls, ok[i].tls);
@@ -850,8 +861,16 @@ static void test_base_url_refused(void **state)
 		{ "https://", "missing host" },
 		{ "https://:443", "missing host" },
 		{ "https://user:hunter2@x.example", "must not contain user information" },
-		{ "https://x.example/v1", "must not have a path" },
-		{ "https://x.example//", "must not have a path" },
+		{ "https://x.example/v1", "must not end with \"/v1\"" },
+		{ "https://x.example/api/v1/", "must not end with \"/v1\"" },
+		{ "https://x.example/a//b", "must not have empty" },
+		{ "https://x.example/a/../b", "\"..\" segments" },
+		{ "https://x.example/a/./b", "\".\" or" },
+		{ "https://x.example/a/..", "segments" },
+		{ "https://x.example/a%2", "broken %XX escape" },
+		{ "https://x.example/a%zz/b", "broken %XX escape" },
+		{ "https://x.example/a'b", "path may hold only" },
+		{ "https://x.example/a$b", "path may hold only" },
 		{ "https://x.example?a=1", "must not have a query string" },
 		{ "https://x.example/?a=1", "must not have a query string" },
 		{ "https://x.example#f", "must not have a fragment" },
@@ -885,6 +904,62 @@ static void test_base_url_refused(void **state)
 		assert_null(strstr(text, "hunter2"));
 		free(text);
 	}
+}
+
+/* ---- channel auth and headers ----------------------------------------- */
+
+static void test_channel_auth_headers(void **state)
+{
+	struct realms_config *c;
+	const struct cfg_channel *ch;
+	char *secret = write_temp("sk-secret-org\n");
+
+	c = parse_channel(",\n \"base_url\": \"https://x.example\", \"auth\": \"x-api-key\"");
+	assert_non_null(c);
+	assert_int_equal(c->channels[0].auth, CFG_AUTH_X_API_KEY);
+	assert_int_equal(c->channels[0].n_headers, 0);
+	config_unref(c);
+	c = parse_channel(",\n \"base_url\": \"https://x.example\"");
+	assert_int_equal(c->channels[0].auth, CFG_AUTH_BOTH);
+	config_unref(c);
+
+	{
+		char extra[512];
+
+		snprintf(extra, sizeof(extra), ",\n \"base_url\": \"https://x.example\", \"auth\": "
+		         "\"bearer\",\n \"headers\": {\"X-Org\": \"file:%s\", \"Anthropic-Beta\": "
+		         "\"a,b\"}", secret);
+		c = parse_channel(extra);
+	}
+	assert_non_null(c);
+	ch = &c->channels[0];
+	assert_int_equal(ch->auth, CFG_AUTH_BEARER);
+	assert_int_equal(ch->n_headers, 2);
+	assert_string_equal(ch->headers[0].name, "X-Org");
+	assert_int_equal(ch->headers[0].value_len, 13);
+	assert_memory_equal(ch->headers[0].value, "sk-secret-org", 13);
+	assert_string_equal(ch->headers[1].name, "Anthropic-Beta");
+	config_unref(c);
+
+	assert_null(parse_channel(",\n \"base_url\": \"https://x.example\", \"auth\": \"basic\""));
+	expect_error("channels[0].auth", 0, "must be \"both\", \"x-api-key\" or \"bearer\"");
+	assert_null(parse_channel(",\n \"base_url\": \"https://x.example\", "
+	                          "\"headers\": {\"Authorization\": \"x\"}"));
+	expect_error("channels[0].headers.Authorization", 0, "may not set this header");
+	assert_null(parse_channel(",\n \"base_url\": \"https://x.example\", "
+	                          "\"headers\": {\"X-Realms-Server\": \"x\"}"));
+	expect_error(NULL, 0, "may not set this header");
+	assert_null(parse_channel(",\n \"base_url\": \"https://x.example\", "
+	                          "\"headers\": {\"bad name\": \"x\"}"));
+	expect_error(NULL, 0, "not an HTTP header name");
+	assert_null(parse_channel(",\n \"base_url\": \"https://x.example\", "
+	                          "\"headers\": {\"X-A\": \"x\", \"x-a\": \"y\"}"));
+	expect_error(NULL, 0, "given twice");
+	assert_null(parse_channel(",\n \"base_url\": \"https://x.example\", "
+	                          "\"headers\": {\"X-A\": \"a\\nb\"}"));
+	expect_error(NULL, 0, "holds spaces, control or non-ASCII characters");
+	unlink(secret);
+	free(secret);
 }
 
 /* ---- warnings --------------------------------------------------------- */
@@ -1749,6 +1824,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_addresses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_base_url_ok, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_base_url_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_channel_auth_headers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_warnings_fixture, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wildcard_warnings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_env_secret, setup, teardown),

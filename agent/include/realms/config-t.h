@@ -106,13 +106,29 @@ struct cfg_cred {
 	unsigned line;
 };
 
+/* How the relay gives a channel's upstream its key. */
+enum cfg_auth {
+	CFG_AUTH_BOTH = 0,          /* x-api-key and Authorization: Bearer */
+	CFG_AUTH_X_API_KEY,
+	CFG_AUTH_BEARER,
+};
+
+/* An extra header a channel's upstream gets on every request, in place
+ * of any client header of that name. */
+struct cfg_header {
+	const char *name;           /* an HTTP field name, as written */
+	const char *value;          /* resolved; may be a secret: never log it */
+	size_t value_len;
+};
+
 /* An upstream provider endpoint with its keys and model names. */
 struct cfg_channel {
 	const char *name;
 	int id;                     /* 0..n_channels-1, file order */
 	unsigned line;
 
-	const char *base_url;       /* normalised: "scheme://authority" */
+	const char *base_url;       /* normalised: "scheme://authority[/prefix]" */
+	const char *path_prefix;    /* "" or "/prefix": requests' paths follow it */
 	const char *scheme;         /* "https" or "http" */
 	const char *host;           /* lowercase; IPv6 without brackets */
 	const char *authority;      /* Host header / SNI form: host or [v6],
@@ -120,6 +136,10 @@ struct cfg_channel {
 	int port;                   /* explicit, else 443 (https) or 80 (http) */
 	bool tls;                   /* scheme is https */
 	bool ipv6;                  /* host is an IPv6 literal */
+
+	enum cfg_auth auth;
+	struct cfg_header *headers; /* at most CFG_MAX_HEADERS */
+	size_t n_headers;
 
 	int priority;               /* a larger number is preferred */
 	int weight;                 /* share within its priority; 0 = drained */

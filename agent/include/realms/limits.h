@@ -152,6 +152,13 @@
 #define CFG_MAX_BODY_DEFAULT       (32ull * 1024 * 1024)
 #define CFG_MAX_BODY_MIN           CFG_BODY_PREFIX_MIN
 #define CFG_MAX_BODY_MAX           (1024ull * 1024 * 1024)
+/* Configuration: the longest path prefix of a base_url (bytes). */
+#define CFG_PATH_PREFIX_MAX        256
+/* Configuration: channels[].headers at most, and the longest name. Each
+ * travels in its own SPOE variable (txn.realms.h0 ...), so the SPOE
+ * configuration registers that many. */
+#define CFG_MAX_HEADERS            8
+#define CFG_HEADER_NAME_MAX        64
 /* Configuration: users in agent.peers at most. */
 #define CFG_MAX_PEERS              16
 /* Agent: allowed peers at most: agent.peers, root, the agent's own user
