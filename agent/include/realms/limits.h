@@ -5,6 +5,8 @@
 #ifndef REALMS_LIMITS_H
 #define REALMS_LIMITS_H
 
+#include <stdint.h>
+
 /* SPOP: smallest max-frame-size the protocol allows. A HELLO announcing less
  * gets AGENT-DISCONNECT status 9 (bad frame size). */
 #define SPOP_MIN_FRAME_SIZE        256u
@@ -198,6 +200,16 @@
  * stored, at any size and depth). Anthropic's is under 1 KB; a bigger one
  * is unreadable: the record is partial (unparsed). */
 #define USAGE_OBJ_MAX              (64u * 1024u)
+
+/* Budgets: the largest amount a limit may name (US dollars), and the
+ * largest count (rpm, concurrency). A larger one is refused where it is
+ * written (realmsctl, the configuration). */
+#define BUDGET_USD_MAX             1000000000ULL
+#define BUDGET_COUNT_MAX           1000000000ULL
+/* Budgets: the rolling usd/5h window, in minute buckets. */
+#define BUDGET_5H_BUCKETS          300
+/* Budgets: times handled (9999-12-31T23:59:59.999Z). */
+#define BUDGET_TIME_MAX_MS         INT64_C(253402300799999)
 
 /* Records: at most one log line per this many ms about answers naming
  * another model than the one billed (every one is counted). */
