@@ -36,6 +36,7 @@
 #define JSMN_PARENT_LINKS
 #include <jsmn.h>
 
+#include <realms/budget.h>
 #include <realms/config.h>
 #include <realms/json.h>
 #include <realms/limits.h>
@@ -1473,6 +1474,90 @@ static int cmp_group(const void *a, const void *b, void *arg)
 	return strcmp(x, y);
 }
 
+/* "timezone": the UTC offset calendar budgets are cut in ("+08:00"). */
+static void parse_timezone(struct pctx *p, int tok)
+{
+	size_t old = path_str(p, "timezone"), n;
+	const char *s;
+
+	if (tok >= 0 && get_str(p, tok, 16, &s, &n) == 0 &&
+	    budget_tz_parse(s, n, &p->c->tz_min) < 0)
+		report(p, CFG_ERROR, tok, "must be a UTC offset such as \"+08:00\", \"-05:30\" "
+		       "or \"Z\" (from -14:00 to +14:00)");
+	path_pop(p, old);
+}
+
+/* One limit's value in a group's "limits" or "total": dollars for the usd/
+ * kinds, written as a JSON number and read exactly (no exponent, at most 9
+ * decimals); a whole number for rpm and concurrency. */
+static void parse_limit_set(struct pctx *p, int tok, int usd_only, struct budget_limits *l)
+{
+	int i = tok + 1;
+
+	if (!want(p, tok, JSMN_OBJECT, "an object of limits, such as {\"usd/day\": 5, \"rpm\": 30}"))
+		return;
+	for (int k = 0; k < p->t[tok].size; k++, i = tok_next(p, i + 1)) {
+		const char *name = p->js + p->t[i].start, *why;
+		size_t nlen = (size_t)(p->t[i].end - p->t[i].start);
+		size_t o = path_tok(p, i);
+		enum budget_kind kind;
+		char spec[96];
+		uint64_t v;
+		int vl = p->t[i + 1].end - p->t[i + 1].start;
+
+		if (budget_kind_parse(name, nlen, &kind) < 0) {
+			report(p, CFG_ERROR, i, "unknown limit: use usd/5h, usd/day, usd/week, "
+			       "usd/month, rpm or concurrency");
+		} else if (usd_only && !BUDGET_IS_USD(kind)) {
+			report(p, CFG_ERROR, i, "a group total is an amount: usd/5h, usd/day, "
+			       "usd/week or usd/month");
+		} else if (p->t[i + 1].type != JSMN_PRIMITIVE || vl <= 0 || vl > 40) {
+			report(p, CFG_ERROR, i + 1, "must be a number");
+		} else {
+			snprintf(spec, sizeof(spec), "%.*s=%.*s", (int)nlen, name, vl,
+			         p->js + p->t[i + 1].start);
+			if (budget_spec_parse(spec, strlen(spec), &kind, &v, &why) < 0) {
+				report(p, CFG_ERROR, i + 1, "%s", why);
+			} else {
+				l->v[kind] = v;
+				l->set |= 1u << kind;
+			}
+		}
+		path_pop(p, o);
+	}
+}
+
+/* An element of "groups": a name, or {"name", "limits", "total"}. */
+static const char *parse_group(struct pctx *p, int tok, size_t gi)
+{
+	static const char *const keys[] = { "name", "limits", "total", NULL };
+	int v[4];
+	const char *s;
+	size_t n, o;
+
+	if (p->t[tok].type != JSMN_OBJECT)
+		return get_str(p, tok, CFG_NAME_MAX, &s, &n) == 0 ? s : NULL;
+	obj_fields(p, tok, keys, v);
+	if (v[1] >= 0) {
+		o = path_str(p, "limits");
+		parse_limit_set(p, v[1], 0, &p->c->group_limits[gi]);
+		path_pop(p, o);
+	}
+	if (v[2] >= 0) {
+		o = path_str(p, "total");
+		parse_limit_set(p, v[2], 1, &p->c->group_totals[gi]);
+		path_pop(p, o);
+	}
+	if (v[0] < 0) {
+		report(p, CFG_ERROR, tok, "missing required key \"name\"");
+		return NULL;
+	}
+	o = path_str(p, "name");
+	s = get_str(p, v[0], CFG_NAME_MAX, &s, &n) == 0 ? s : NULL;
+	path_pop(p, o);
+	return s;
+}
+
 static void parse_groups(struct pctx *p, int tok)
 {
 	struct realms_config *c = p->c;
@@ -1482,13 +1567,15 @@ static void parse_groups(struct pctx *p, int tok)
 
 	if (tok < 0) {
 		c->groups = aarray(p, 1, sizeof(*c->groups));
-		if (c->groups) {
+		c->group_limits = aarray(p, 1, sizeof(*c->group_limits));
+		c->group_totals = aarray(p, 1, sizeof(*c->group_totals));
+		if (c->groups && c->group_limits && c->group_totals) {
 			c->groups[0] = astrndup(p, DEFAULT_GROUP, strlen(DEFAULT_GROUP));
 			c->n_groups = c->groups[0] ? 1 : 0;
 		}
 		goto index;
 	}
-	if (!want(p, tok, JSMN_ARRAY, "an array of group names"))
+	if (!want(p, tok, JSMN_ARRAY, "an array of group names or objects"))
 		goto out;
 	if (p->t[tok].size == 0) {
 		report(p, CFG_ERROR, tok, "must list at least one group");
@@ -1499,7 +1586,10 @@ static void parse_groups(struct pctx *p, int tok)
 		goto out;
 	}
 	c->groups = aarray(p, (size_t)p->t[tok].size, sizeof(*c->groups));
-	if (!c->groups || nset_init(&set, (size_t)p->t[tok].size) < 0)
+	c->group_limits = aarray(p, (size_t)p->t[tok].size, sizeof(*c->group_limits));
+	c->group_totals = aarray(p, (size_t)p->t[tok].size, sizeof(*c->group_totals));
+	if (!c->groups || !c->group_limits || !c->group_totals ||
+	    nset_init(&set, (size_t)p->t[tok].size) < 0)
 		goto out;
 	i = tok + 1;
 	for (int k = 0; k < p->t[tok].size; k++, i = tok_next(p, i)) {
@@ -1508,7 +1598,8 @@ static void parse_groups(struct pctx *p, int tok)
 		size_t n;
 		unsigned first;
 
-		if (get_str(p, i, CFG_NAME_MAX, &s, &n) == 0) {
+		if ((s = parse_group(p, i, c->n_groups))) {
+			n = strlen(s);
 			if (!ident_ok(s, n))
 				report(p, CFG_ERROR, i, "invalid group name: use 1 to %d characters "
 				       "from A-Z a-z 0-9 . _ -", CFG_NAME_MAX);
@@ -1926,7 +2017,7 @@ static void parse_channel_groups(struct pctx *p, struct cfg_channel *ch, int tok
 		return;
 	}
 	old = path_str(p, "groups");
-	if (!want(p, tok, JSMN_ARRAY, "an array of group names"))
+	if (!want(p, tok, JSMN_ARRAY, "an array of group names or objects"))
 		goto out;
 	if (p->t[tok].size == 0) {
 		report(p, CFG_ERROR, tok, "must list at least one group");
@@ -2402,13 +2493,13 @@ static struct realms_config *parse(const char *json, size_t len, const char *ori
                                    int *inline_secrets)
 {
 	static const char *const keys[] = {
-		"redis", "agent", "groups", "models", "channels", "failover", NULL
+		"redis", "agent", "groups", "models", "channels", "failover", "timezone", NULL
 	};
 	struct pctx p;
 	jsmn_parser jp;
 	struct realms_config *c = NULL;
 	size_t first = diag ? diag->n : 0;
-	int v[7], r;
+	int v[8], r;
 
 	*inline_secrets = 0;
 	memset(&p, 0, sizeof(p));
@@ -2473,6 +2564,7 @@ static struct realms_config *parse(const char *json, size_t len, const char *ori
 	parse_models(&p, v[3]);
 	parse_channels(&p, v[4]);
 	parse_failover(&p, v[5]);
+	parse_timezone(&p, v[6]);
 	if (!p.oom)
 		build_routes(&p);
 	if (!p.oom) {

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include <realms/budget.h>
 #include <realms/config.h>
 #include <realms/limits.h>
 #include <realms/prices.h>
@@ -534,7 +535,7 @@ static void test_wrong_types(void **state)
 	expect_error("agent.threads", 3, "must be an integer, not a string");
 	expect_error("agent.allow_unknown_models", 3, "must be true or false, not a number");
 	expect_error("agent.listen[0]", 3, "must be a string");
-	expect_error("groups", 4, "must be an array of group names, not a string");
+	expect_error("groups", 4, "must be an array of group names or objects, not a string");
 	expect_error("models[0].name", 5, "must be a string, not a number");
 	expect_error("models[0].enabled", 5, "must be true or false, not a string");
 	expect_error("models[1]", 5, "must be an object or a model name, not a number");
@@ -602,7 +603,7 @@ static void test_unknown_keys(void **state)
 		"\"channels\": [{\"name\": \"a\", \"base_url\": \"https://x.example\", \"weigth\": 1,\n"
 		"  \"credentials\": [{\"name\": \"k\", \"key\": \"sk-1\", \"secret\": 1}]}]\n"
 		"}\n"));
-	expect_error("chanels", 2, "unknown key (expected one of: redis, agent, groups, models, channels, failover)");
+	expect_error("chanels", 2, "unknown key (expected one of: redis, agent, groups, models, channels, failover, timezone)");
 	expect_error("agent.treads", 3, "unknown key");
 	expect_error("models[0].price.inptu", 4, "unknown key");
 	expect_error("channels[0].weigth", 5, "unknown key");
@@ -960,6 +961,52 @@ static void test_channel_auth_headers(void **state)
 	expect_error(NULL, 0, "holds spaces, control or non-ASCII characters");
 	unlink(secret);
 	free(secret);
+}
+
+/* ---- budgets: groups as objects, the time zone -------------------------- */
+
+static void test_group_limits_and_timezone(void **state)
+{
+	struct realms_config *c = parse(
+		"{\"timezone\": \"+08:00\",\n"
+		"\"groups\": [\"default\", {\"name\": \"interns\", \"limits\": {\"usd/day\": 5,"
+		" \"rpm\": 30, \"concurrency\": 2}, \"total\": {\"usd/month\": 500.25}}]}");
+	int g;
+
+	assert_non_null(c);
+	assert_int_equal(c->tz_min, 480);
+	assert_int_equal(c->n_groups, 2);
+	assert_int_equal(c->group_limits[0].set, 0);
+	g = config_group_index(c, "interns", 7);
+	assert_int_equal(g, 1);
+	assert_int_equal(c->group_limits[g].set,
+	                 1u << BUDGET_USD_DAY | 1u << BUDGET_RPM | 1u << BUDGET_CONCURRENCY);
+	assert_int_equal(c->group_limits[g].v[BUDGET_USD_DAY], 5000000000ULL);
+	assert_int_equal(c->group_limits[g].v[BUDGET_RPM], 30);
+	assert_int_equal(c->group_totals[g].set, 1u << BUDGET_USD_MONTH);
+	assert_int_equal(c->group_totals[g].v[BUDGET_USD_MONTH], 500250000000ULL);
+	config_unref(c);
+
+	c = parse("{\"models\": []}");
+	assert_non_null(c);
+	assert_int_equal(c->tz_min, 0);
+	assert_int_equal(c->group_limits[0].set, 0);
+	config_unref(c);
+
+	assert_null(parse("{\"timezone\": \"Asia/Shanghai\"}"));
+	expect_error("timezone", 1, "must be a UTC offset such as \"+08:00\"");
+	assert_null(parse("{\"groups\": [{\"name\": \"g\", \"limits\": {\"usd/year\": 5}}]}"));
+	expect_error("groups[0].limits[\"usd/year\"]", 1, "unknown limit");
+	assert_null(parse("{\"groups\": [{\"name\": \"g\", \"limits\": {\"usd/day\": 1e3}}]}"));
+	expect_error("groups[0].limits[\"usd/day\"]", 1, "an amount of US dollars");
+	assert_null(parse("{\"groups\": [{\"name\": \"g\", \"limits\": {\"rpm\": 2.5}}]}"));
+	expect_error("groups[0].limits.rpm", 1, "a whole number from 1");
+	assert_null(parse("{\"groups\": [{\"name\": \"g\", \"total\": {\"rpm\": 5}}]}"));
+	expect_error("groups[0].total.rpm", 1, "a group total is an amount");
+	assert_null(parse("{\"groups\": [{\"limits\": {}}]}"));
+	expect_error("groups[0]", 1, "missing required key \"name\"");
+	assert_null(parse("{\"groups\": [{\"name\": \"g\", \"limits\": {\"usd/day\": \"5\"}}]}"));
+	expect_error("groups[0].limits[\"usd/day\"]", 1, "must be a number");
 }
 
 /* ---- warnings --------------------------------------------------------- */
@@ -1825,6 +1872,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_base_url_ok, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_base_url_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_channel_auth_headers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_limits_and_timezone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_warnings_fixture, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wildcard_warnings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_env_secret, setup, teardown),

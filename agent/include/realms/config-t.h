@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <realms/budget-t.h>
 #include <realms/netaddr.h>
 #include <realms/prices.h>
 
@@ -212,7 +213,11 @@ struct realms_config {
 	struct cfg_failover failover;
 
 	const char **groups;        /* file order; index = group id */
+	struct budget_limits *group_limits;   /* per group: its tokens' defaults */
+	struct budget_limits *group_totals;   /* per group: shared by its tokens */
 	size_t n_groups;
+
+	int tz_min;                 /* "timezone": UTC offset of calendar budgets */
 
 	struct cfg_model *models;   /* file order */
 	size_t n_models;
