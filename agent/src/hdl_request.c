@@ -20,6 +20,7 @@
 #include <ev.h>
 
 #include <realms/clock.h>
+#include <realms/budget.h>
 #include <realms/config.h>
 #include <realms/handlers.h>
 #include <realms/health.h>
@@ -231,7 +232,8 @@ static void answer(struct spoa_req *req, const struct realms_config *cfg,
 	if (v->route == ROUTE_MODELS) {
 		char *body = malloc(REQ_BODY_VAR_MAX);
 		long n = body ? verdict_models_body(cfg, config_group_index(cfg, tok->group,
-		                                    strlen(tok->group)), body, REQ_BODY_VAR_MAX) : -1;
+		                                    strlen(tok->group)), tok->models, body,
+		                                    REQ_BODY_VAR_MAX) : -1;
 
 		if (n < 0) {
 			struct verdict e = *v;
@@ -368,10 +370,16 @@ static void parse_token(const redisReply *rep, struct tok_info *t)
 			snprintf(t->name, sizeof(t->name), "%s", val->str);
 		else if (!strcmp(k->str, "group"))
 			snprintf(t->group, sizeof(t->group), "%s", val->str);
-		else if (!strcmp(k->str, "status"))
+		else if (!strcmp(k->str, "status") && t->status != TOK_DAMAGED)
 			t->status = strcmp(val->str, "active") == 0 ? TOK_ACTIVE : TOK_REVOKED;
-		else if (!strcmp(k->str, "expires"))
+		else if (!strcmp(k->str, RKEY_TF_EXPIRES))
 			t->expires = strtoll(val->str, NULL, 10);
+		else if (!strcmp(k->str, RKEY_TF_LIMITS) &&
+		         budget_limits_decode(val->str, val->len, &t->limits) < 0)
+			/* Limits we cannot read must not become no limits. */
+			t->status = TOK_DAMAGED;
+		else if (!strcmp(k->str, RKEY_TF_MODELS))
+			snprintf(t->models, sizeof(t->models), "%s", val->str);
 	}
 }
 

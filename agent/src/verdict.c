@@ -374,6 +374,35 @@ static int resolve_model(const struct realms_config *cfg, const char *name, size
 	return 0;
 }
 
+/* Whether a name would be served at all (an enabled model, or a
+ * passed-through one): a token's own list refuses only those, so an
+ * unknown name stays a 404 whatever the token. */
+static int servable(const struct realms_config *cfg, const char *name, size_t len)
+{
+	const struct cfg_model *m = config_model(cfg, name, len);
+
+	if (m)
+		return m->enabled;
+	return cfg->agent.allow_unknown_models && cfg->n_wildcard && cfg_model_name_ok(name, len);
+}
+
+int verdict_token_allows(const char *models, const char *name, size_t len)
+{
+	const char *p = models;
+
+	if (!models || !*models)
+		return 1;
+	while (*p) {
+		const char *c = strchr(p, ',');
+		size_t n = c ? (size_t)(c - p) : strlen(p);
+
+		if (n == len && !memcmp(p, name, len))
+			return 1;
+		p += n + (c != NULL);
+	}
+	return 0;
+}
+
 static void choose(const struct realms_config *cfg, const struct verdict_in *in,
                    int group, const struct sched_env *env, struct verdict *v)
 {
@@ -427,6 +456,10 @@ void verdict_decide(const struct realms_config *cfg, const struct verdict_in *in
 	case TOK_REVOKED:
 		refuse(v, 401, "authentication_error", "this API token has been revoked");
 		return;
+	case TOK_DAMAGED:
+		refuse(v, 503, "api_error", "this API token's record cannot be read; "
+		       "ask the gateway's operator");
+		return;
 	case TOK_ACTIVE:
 		break;
 	}
@@ -457,6 +490,14 @@ void verdict_decide(const struct realms_config *cfg, const struct verdict_in *in
 	verdict_beta(in->beta, v->beta, sizeof(v->beta));
 	if (check_body(in, v) < 0)
 		return;
+	if (!verdict_token_allows(tok->models, v->insp.model, v->insp.model_len) &&
+	    servable(cfg, v->insp.model, v->insp.model_len)) {
+		/* Not 404: the model exists; this token may not use it. */
+		refuse(v, 403, "permission_error",
+		       "model %s is not enabled for this API token (ask for it to be added "
+		       "to the token's models)", v->insp.model);
+		return;
+	}
 	choose(cfg, in, group, env, v);
 }
 
@@ -492,7 +533,7 @@ static int model_open_to(const struct cfg_model *m, int g)
 	return 0;
 }
 
-long verdict_models_body(const struct realms_config *cfg, int group,
+long verdict_models_body(const struct realms_config *cfg, int group, const char *models,
                          char *out, size_t size)
 {
 	char q[2 * INSPECT_MODEL_MAX + 8];
@@ -512,7 +553,8 @@ long verdict_models_body(const struct realms_config *cfg, int group,
 	for (size_t i = 0; i < cfg->n_models; i++) {
 		const struct cfg_model *m = &cfg->models[i];
 
-		if (!m->enabled || !model_open_to(m, group))
+		if (!m->enabled || !model_open_to(m, group) ||
+		    !verdict_token_allows(models, m->name, m->name_len))
 			continue;
 		ql = json_quote(m->name, m->name_len, q, sizeof(q));
 		if (ql < 0)

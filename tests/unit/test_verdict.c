@@ -1252,13 +1252,13 @@ static void models_body_is(const struct realms_config *cfg, const char *group,
 	long n;
 
 	assert_true(g >= 0);
-	n = verdict_models_body(cfg, g, out, sizeof(out));
+	n = verdict_models_body(cfg, g, NULL, out, sizeof(out));
 	assert_int_equal(n, strlen(want));
 	assert_string_equal(out, want);
 	/* Every smaller buffer: -1, never a cut body. */
 	for (size_t size = 0; size <= (size_t)n; size++)
-		assert_int_equal(verdict_models_body(cfg, g, out, size), -1);
-	assert_int_equal(verdict_models_body(cfg, g, out, (size_t)n + 1), n);
+		assert_int_equal(verdict_models_body(cfg, g, NULL, out, size), -1);
+	assert_int_equal(verdict_models_body(cfg, g, NULL, out, (size_t)n + 1), n);
 	assert_string_equal(out, want);
 }
 
@@ -1684,6 +1684,39 @@ static void test_attempt_rewrite_small_bodies(void **state)
 	config_unref(cfg);
 }
 
+/* A token restricted to some models: the others are 403 (not 404: they
+ * exist), and /v1/models lists only its own. */
+static void test_decide_token_models(void **state)
+{
+	struct realms_config *cfg = parse(MAIN_CFG);
+	struct verdict_in in = msg_in("{\"model\":\"m-b\"}");
+	struct tok_info t = tok_of("default");
+	struct verdict v;
+	char out[4096];
+
+	snprintf(t.models, sizeof(t.models), "m-a,claude@x/y+z[1]");
+	decide(cfg, &in, &t, 1, &v);
+	assert_refused(&v, 403, "permission_error",
+	               "model m-b is not enabled for this API token (ask for it to be added "
+	               "to the token's models)");
+	in = msg_in("{\"model\":\"m-a\"}");
+	decide(cfg, &in, &t, 1, &v);
+	assert_allowed(&v);
+	/* An unknown model is still 404 for such a token. */
+	in = msg_in("{\"model\":\"nope\"}");
+	decide(cfg, &in, &t, 1, &v);
+	assert_refused(&v, 404, "not_found_error", "model: nope");
+	/* Names compare whole: "m-" is not "m-a". */
+	assert_false(verdict_token_allows("m-a,m-b", "m-", 2));
+	assert_true(verdict_token_allows("m-a,m-b", "m-b", 3));
+	assert_true(verdict_token_allows("", "x", 1));
+	assert_true(verdict_token_allows(NULL, "x", 1));
+	assert_true(verdict_models_body(cfg, 0, t.models, out, sizeof(out)) > 0);
+	assert_non_null(strstr(out, "\"id\":\"m-a\""));
+	assert_null(strstr(out, "\"id\":\"m-b\""));
+	config_unref(cfg);
+}
+
 /* ---- anthropic-beta and the body limit ------------------------------- */
 
 static void test_beta_filter(void **state)
@@ -1802,6 +1835,7 @@ int main(void)
 		cmocka_unit_test(test_error_body),
 		cmocka_unit_test(test_models_body),
 		cmocka_unit_test(test_session_from_user_id),
+		cmocka_unit_test(test_decide_token_models),
 		cmocka_unit_test(test_beta_filter),
 		cmocka_unit_test(test_decide_beta_and_body_limit),
 		cmocka_unit_test(test_attempt_errors),

@@ -17,6 +17,12 @@
  *                   "0" = never. An active token past it is expired (no
  *                   separate status: expiry needs no write).
  *       revoked_at  unix seconds; "0" while not revoked
+ *       limits      the token's own limits, "usd/day=10000000000,rpm=30"
+ *                   (budget_limits_encode(): nano-USD; absent or "" = none)
+ *       models      public model names it may use, "m1,m2"; absent or ""
+ *                   = every model of its group
+ *       successor   <sha256hex> of the token that replaced it (rotate),
+ *                   "" otherwise; a predecessor works until "expires"
  *
  *   realms:tokens              HASH, the name index: name -> <sha256hex>.
  *       Written together with the record (MULTI/EXEC under WATCH), so a
@@ -44,6 +50,9 @@
 #define RKEY_TF_CREATED         "created"
 #define RKEY_TF_EXPIRES         "expires"
 #define RKEY_TF_REVOKED_AT      "revoked_at"
+#define RKEY_TF_LIMITS          "limits"
+#define RKEY_TF_MODELS          "models"
+#define RKEY_TF_SUCCESSOR       "successor"
 
 /* Values of the status field. */
 #define RKEY_TS_ACTIVE          "active"

@@ -105,11 +105,16 @@ void verdict_store_down(struct verdict *v);
  * length, or -1 if it did not fit. */
 long verdict_error_body(const struct verdict *v, char *out, size_t size);
 
-/* The GET /v1/models body for a token of group g: every enabled model
- * with at least one enabled channel and credential open to the group, in
+/* The GET /v1/models body for a token of group g whose model list is
+ * `models` (NULL or "": all): every enabled model with at least one
+ * enabled channel and credential open to the group and on the list, in
  * Anthropic's list shape. Returns its length, or -1 if it did not fit. */
-long verdict_models_body(const struct realms_config *cfg, int group,
+long verdict_models_body(const struct realms_config *cfg, int group, const char *models,
                          char *out, size_t size);
+
+/* Whether a token's model list (comma-separated public names; NULL or ""
+ * for every model) holds name[0..len). */
+int verdict_token_allows(const char *models, const char *name, size_t len);
 
 /* The session key from metadata.user_id's value (decoded string): the JSON
  * form {"session_id":"..."} or the legacy "user_..._session_<uuid>".
