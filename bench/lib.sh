@@ -246,7 +246,7 @@ start_realms() {
 	port=$(free_port) || die "no free port"
 	local -a env=(REALMS_LISTEN="127.0.0.1:$port" REALMS_AGENT_ADDR="unix@$AGENT_SOCK"
 		REALMS_HAPROXY_DIR="$DIR/hp" REALMS_LUA="$SRC/lua-shim/realms.lua"
-		REALMS_RELAY="$DIR/relay-$port.sock")
+		REALMS_RELAY="$DIR/relay-$port.sock" REALMS_PASS_HEADERS="x-mock-[a-z-]+")
 	if [ -n "$mirror" ]; then env+=(REALMS_MIRROR="$mirror"); fi
 	env -u REALMS_MIRROR "${env[@]}" haproxy -c -f "$cfg" -f "$DIR/hp/channels.cfg" \
 		>"$DIR/haproxy-$label-check.out" 2>&1 ||

@@ -73,8 +73,10 @@ end)
 -- a deep nest, would be served while the first was authorised and billed.
 -- So every body the agent did not read whole (txn.realms.whole unset) is
 -- scanned here, every byte, before it is forwarded: a top-level key given
--- twice, or one with an escape (top-level keys of the Messages API are
--- plain names), stops the request, and so does a body past agent.max_body
+-- twice, or one that is not a plain lowercase name (the Messages API's are
+-- all [a-z0-9_]: anything else an upstream folding case or Unicode could
+-- read as another key), or a 65th key, stops the request, and so does a
+-- body past agent.max_body
 -- (chunked bodies announce no size). The scan keeps O(1) state whatever
 -- the nesting depth (one counter), so it holds for every depth and size.
 --
@@ -90,6 +92,7 @@ end)
 -- accept is refused by the upstream.
 
 local GUARD_KEY_MAX = 256   -- top-level key bytes kept; longer ones are refused
+local GUARD_KEYS_MAX = 64   -- top-level keys at most (INSPECT_KEYS_MAX in the agent)
 
 local find, byte, sub = string.find, string.byte, string.sub
 
@@ -138,11 +141,20 @@ local function guard_scan(g, s)
                         return "request body has a top-level key longer than " ..
                             GUARD_KEY_MAX .. " bytes"
                     end
-                    if find(key, "\\", 1, true) then
-                        return "request body has a top-level key with an escape sequence"
+                    -- Plain lowercase names only, as the agent requires: a
+                    -- provider folding case or Unicode would read "Model"
+                    -- as "model"; an escape would need decoding.
+                    if not find(key, "^[a-z0-9_]+$") then
+                        return "request body has a top-level key that is not a plain " ..
+                            "lowercase name (a-z 0-9 _, no escape)"
                     end
                     if g.keys[key] then
                         return "request body has a duplicate top-level key"
+                    end
+                    g.nkeys = g.nkeys + 1
+                    if g.nkeys > GUARD_KEYS_MAX then
+                        return "request body has more than " .. GUARD_KEYS_MAX ..
+                            " top-level keys"
                     end
                     g.keys[key] = true
                 end
@@ -168,7 +180,7 @@ local function guard_scan(g, s)
 end
 
 local function guard_new(max)
-    return { depth = 0, instr = false, bs = 0, kb = nil, cand = nil, keys = {},
+    return { depth = 0, instr = false, bs = 0, kb = nil, cand = nil, keys = {}, nkeys = 0,
              seen = 0, max = max }
 end
 
@@ -276,6 +288,7 @@ local TAP_IDLE_MS = 20                   -- task sleep when idle
 local TAP_RETRY_MS = 500                 -- reconnect back-off
 
 local TAP_OUTCOMES_MAX = 4096            -- attempt results kept per thread
+local TAP_RESENDS_MAX = 50               -- connections a request may be resent on
 
 local tap = {
     outcomes = {},    -- "O" frames not yet sent (never acknowledged)
@@ -299,9 +312,19 @@ local function frame(kind, rid, payload)
     return kind .. " " .. rid .. " " .. #payload .. "\n" .. payload
 end
 
+-- Meta values come partly from the upstream (Content-Type): each is cut to
+-- TAP_META_VALUE_MAX bytes with control characters replaced, so no answer
+-- can make a frame the agent must refuse (which would close the mirror
+-- connection on every resend, and stop billing for everyone).
+local TAP_META_VALUE_MAX = 256
+
 local function meta(t)
     local out = {}
-    for k, v in pairs(t) do out[#out + 1] = k .. "=" .. tostring(v) .. "\n" end
+    for k, v in pairs(t) do
+        v = tostring(v):gsub("%c", " ")
+        if #v > TAP_META_VALUE_MAX then v = v:sub(1, TAP_META_VALUE_MAX) end
+        out[#out + 1] = k .. "=" .. v .. "\n"
+    end
     return table.concat(out)
 end
 
@@ -472,7 +495,19 @@ local function tap_task()
             if ok then
                 sock:settimeout(TAP_READ_TIMEOUT_S)
                 -- A new connection starts every request over.
-                for _, r in ipairs(tap.reqs) do r.sent = 0 end
+                -- A request that was already sent whole this many times
+                -- without an acknowledgement is one the agent cannot take:
+                -- give it up, loudly, rather than cut every connection.
+                for _, r in ipairs(tap.reqs) do
+                    if r.sent > 0 then r.resends = (r.resends or 0) + 1 end
+                    r.sent = 0
+                    if r.resends and r.resends > TAP_RESENDS_MAX and not r.acked then
+                        core.Alert("realms-tap: request " .. r.rid .. " refused by the agent " ..
+                            TAP_RESENDS_MAX .. " times; its usage is not recorded")
+                        r.ended = true
+                        tap_ack(r.rid)
+                    end
+                end
             else
                 sock:close()
                 sock = nil
@@ -651,7 +686,15 @@ local function outcome_server(txn)
 end
 
 function Outcome:http_headers(txn, msg)
-    if TAP_HOST and msg.channel:is_resp() and not self.sent then
+    if not msg.channel:is_resp() then
+        -- Watch the request's end: "no response" counts against the
+        -- credential only when the whole request reached the upstream. A
+        -- client that leaves mid-upload is not the credential's failure
+        -- (else any token could open every breaker, for free).
+        if TAP_HOST then filter.register_data_filter(self, msg.channel) end
+        return filter.CONTINUE
+    end
+    if TAP_HOST and not self.sent then
         self.sent = true
         local srv, rid = outcome_server(txn)
         if srv then
@@ -670,12 +713,26 @@ function Outcome:http_headers(txn, msg)
     return filter.CONTINUE
 end
 
+-- A data filter must say how much to forward (HAProxy 2.6 reads a missing
+-- callback's leftovers as "nothing").
+function Outcome:http_payload(txn, msg)
+    return msg:input()
+end
+
+function Outcome:http_end(txn, msg)
+    if not msg.channel:is_resp() then
+        self.req_done = true
+    end
+    return filter.CONTINUE
+end
+
 function Outcome:end_analyze(txn, chn)
     if TAP_HOST and chn:is_resp() and not self.sent then
-        -- The response channel ends without headers: no response.
+        -- The response channel ends without headers: no response. Only
+        -- the upstream's failure if it had the whole request.
         self.sent = true
         local srv, rid = outcome_server(txn)
-        if srv then tap_outcome(srv, rid, 0) end
+        if srv and self.req_done then tap_outcome(srv, rid, 0) end
     end
     return filter.CONTINUE
 end

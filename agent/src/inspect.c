@@ -172,6 +172,22 @@ static void value_done(struct inspect_result *res, enum root_key key, const char
 	}
 }
 
+/* Whether a top-level key token (quotes included) is a plain name of the
+ * Messages API's kind: lowercase snake_case, no escape. Providers that
+ * fold case or Unicode when they map keys (Go's encoding/json does both)
+ * would read "Model" or "mode\u017f" as another spelling of a key; with
+ * such keys refused, every upstream reads the same keys the agent does. */
+static int key_plain_name(const char *tok, size_t len)
+{
+	if (len < 3)
+		return 0;
+	for (size_t i = 1; i + 1 < len; i++)
+		if (!((tok[i] >= 'a' && tok[i] <= 'z') || (tok[i] >= '0' && tok[i] <= '9') ||
+		      tok[i] == '_'))
+			return 0;
+	return 1;
+}
+
 /* Besides what the header says: results are cleared for every status but
  * OK and DUPLICATE_KEY (where the last occurrence of a key is reported). */
 enum inspect_status inspect_body(const char *buf, size_t len, size_t body_len,
@@ -182,8 +198,8 @@ enum inspect_status inspect_body(const char *buf, size_t len, size_t body_len,
 	struct json_keys keys;
 	struct json_ev ev;
 	const char *p, *end;
-	int whole, r, not_object = 0;
-	size_t i;
+	int whole, r, not_object = 0, odd_key = 0;
+	size_t i, nkeys = 0;
 
 	memset(res, 0, sizeof(*res));
 	if (len > body_len)
@@ -211,6 +227,9 @@ enum inspect_status inspect_body(const char *buf, size_t len, size_t body_len,
 			not_object = ev.type != JSON_T_OBJECT;
 			break;
 		case JSON_EV_KEY:
+			nkeys++;
+			if (!key_plain_name(buf + ev.start, (size_t)(ev.end - ev.start)))
+				odd_key = 1;
 			if (json_keys_add(&keys, buf + ev.start, (size_t)(ev.end - ev.start)) < 0) {
 				r = -1;
 				goto done;
@@ -240,6 +259,8 @@ done:
 	} else {
 		res->complete = whole;
 		res->status = json_keys_dup(&keys) ? INSPECT_DUPLICATE_KEY : INSPECT_OK;
+		res->n_keys = nkeys;
+		res->odd_key = odd_key;
 	}
 	json_keys_release(&keys);
 	json_scan_release(&s);

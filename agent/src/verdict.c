@@ -268,8 +268,20 @@ static int check_body(const struct verdict_in *in, struct verdict *v)
 		refuse(v, 400, "invalid_request_error",
 		       "request body has a duplicate top-level key");
 		return -1;
+
 	case INSPECT_OK:
 		break;
+	}
+	if (r->odd_key) {
+		refuse(v, 400, "invalid_request_error",
+		       "request body has a top-level key that is not a plain lowercase name "
+		       "(a-z 0-9 _, no escape)");
+		return -1;
+	}
+	if (r->n_keys > INSPECT_KEYS_MAX) {
+		refuse(v, 400, "invalid_request_error",
+		       "request body has more than %d top-level keys", INSPECT_KEYS_MAX);
+		return -1;
 	}
 	if (in->body_size_known && in->max_body && in->body_size > in->max_body) {
 		refuse(v, 413, "request_too_large",
@@ -348,6 +360,25 @@ void verdict_cands_free(struct verdict_cands *vc)
 	memset(vc, 0, sizeof(*vc));
 }
 
+/* Whether a name begins with a configured model name: a public one or a
+ * channel's upstream name for one. */
+static int passthrough_collides(const struct realms_config *cfg, const char *name, size_t len)
+{
+	for (size_t i = 0; i < cfg->n_models; i++)
+		if (len >= cfg->models[i].name_len &&
+		    !memcmp(name, cfg->models[i].name, cfg->models[i].name_len))
+			return 1;
+	for (size_t c = 0; c < cfg->n_channels; c++)
+		for (size_t b = 0; b < cfg->channels[c].n_bindings; b++) {
+			const struct cfg_binding *bd = &cfg->channels[c].bindings[b];
+
+			if (bd->upstream && len >= bd->upstream_len &&
+			    !memcmp(name, bd->upstream, bd->upstream_len))
+				return 1;
+		}
+	return 0;
+}
+
 /* The catalogue model a client's name refers to for serving: m (may be
  * NULL: passed through). Returns 0, or -1 with the refusal set in v. */
 static int resolve_model(const struct realms_config *cfg, const char *name, size_t len,
@@ -362,6 +393,14 @@ static int resolve_model(const struct realms_config *cfg, const char *name, size
 		refuse(v, 400, "invalid_request_error",
 		       "model: not a valid model name (1 to %d of A-Z a-z 0-9 . _ - @ / + [ ])",
 		       INSPECT_MODEL_MAX);
+		return -1;
+	}
+	if (!*m && passthrough_collides(cfg, name, len)) {
+		/* A configured model under another spelling (its channel's name
+		 * for it, a dated variant): passing it through would serve a
+		 * disabled model, or one outside the token's group, on a "*"
+		 * channel. Clients use the public name. */
+		refuse(v, 404, "not_found_error", "model: %.*s", (int)len, name);
 		return -1;
 	}
 	if (*m || !cfg->agent.allow_unknown_models || !cfg->n_wildcard) {

@@ -238,6 +238,8 @@ start_gateway() {
 	export REALMS_LUA="$REALMS_SRC/lua-shim/realms.lua"
 	# The relay: a unix socket in the test's own directory (mode 700).
 	export REALMS_RELAY="$T_DIR/relay.sock"
+	# The mock's control headers pass the header allow-list.
+	export REALMS_PASS_HEADERS="x-mock-[a-z-]+|x-test-[a-z-]+"
 	# The mirror, when the configuration has one (agent.mirror).
 	export REALMS_MIRROR=${GW_MIRROR:-}
 	start_agent -c "$cfg" -l "unix:$T_DIR/agent.sock" ${GW_AGENT_ARGS:-}

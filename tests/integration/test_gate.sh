@@ -175,6 +175,26 @@ sleep 1
 assert_match "$(rcli HGET "realms:usage:channel:pi:$DAY" requests)" '^[3-9]$' \
 	"interns' retries billed to pi"
 
+# --- 2b. a client leaving mid-upload is not the credential's failure -----------
+# 100 KB of a 200 KB body, then the connection closed: no attempt result
+# reaches the breakers (before, each counted as a failure of a distinct
+# request, and any token could open every breaker of its group).
+out0=$(metric realms_attempt_outcomes_total)
+pad=$(head -c 100000 /dev/zero | tr '\0' 'z')
+for n in 1 2 3 4 5; do
+	{
+		exec 7<>"/dev/tcp/127.0.0.1/$GW_PORT"
+		printf 'POST /v1/messages HTTP/1.1\r\nhost: gw\r\nx-api-key: %s\r\ncontent-type: application/json\r\ncontent-length: 200000\r\n\r\n{"model":"claude-sonnet-4-5","max_tokens":5,"messages":[{"role":"user","content":"%s' \
+			"$INTERN" "$pad" >&7
+		sleep 0.3
+		exec 7<&-
+	} 2>/dev/null
+done
+sleep 1
+assert_eq "$(metric realms_attempt_outcomes_total)" "$out0" "5 uploads cut by their client: nothing counted against a credential"
+post "$INTERN" "$T_DIR/body.json"
+assert_eq "$CODE" 200 "after them, the interns are served"
+
 # --- 3. upstream headers that name the provider account stay behind -----------
 post "$STAFF" "$T_DIR/body.json"
 assert_eq "$CODE" 200 "headers: a plain request"
@@ -187,6 +207,39 @@ grep -qi '^x-realms-request-id: req_' "$T_DIR/hdr" && ok "x-realms-request-id pa
 	fail "x-realms-request-id missing"
 grep -qi '^x-realms-\(cred\|server\|orig\)' "$T_DIR/hdr" && fail "an internal header reached the client" ||
 	ok "no internal header reaches the client"
+
+# --- 3b. what a client sends that a provider must not see -------------------
+# Only an allow-list of request headers reaches a provider; the request
+# line is put in origin form (an absolute-form target would name another
+# authority).
+body '{"model":"claude-haiku-4-5","max_tokens":5,"messages":[]}'
+CODE=$(curl -sS -o "$T_DIR/out" -w '%{http_code}' --max-time 10 -H "x-api-key: $STAFF" \
+	-H 'content-type: application/json' -H 'proxy-authorization: Basic eHg6eXk=' \
+	-H 'api-key: sk-client-own' -H 'cf-connecting-ip: 203.0.113.7' -H 'via: 1.1 elsewhere' \
+	-H 'anthropic-organization-id: org-client-says' -H 'x-client-ip: 203.0.113.8' \
+	-H 'anthropic-version: 2023-06-01' -H 'x-stainless-lang: js' \
+	-H "host: evil.example:1" --request-target "http://evil.example:1/v1/messages?beta=true" \
+	--data-binary "@$T_DIR/body.json" \
+	"http://127.0.0.1:$GW_PORT/v1/messages")
+assert_eq "$CODE" 200 "allow-list: served"
+r=$(ls "$T_DIR"/rec-a/*.req | tail -1)
+assert_eq "$(head -1 "$r" | tr -d '\r')" "POST /v1/messages?beta=true HTTP/1.1" \
+	"an absolute-form target reaches the provider in origin form"
+for h in proxy-authorization api-key cf-connecting-ip via anthropic-organization-id x-client-ip; do
+	grep -qi "^$h:" "$r" && fail "client header $h reached the provider" ||
+		ok "client header $h does not reach the provider"
+done
+grep -qi '^anthropic-version: 2023-06-01' "$r" && grep -qi '^x-stainless-lang: js' "$r" &&
+	ok "what the Messages API and the SDKs send passes" || fail "allow-list: too strict"
+# No credential: 401 at once, without waiting for the body the client
+# never finishes (an anonymous client cannot hold buffers).
+t0=$(date +%s%N)
+exec 7<>"/dev/tcp/127.0.0.1/$GW_PORT"
+printf 'POST /v1/messages HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{"model":' >&7
+read -r -t 5 line <&7
+exec 7<&-
+assert_match "$line" '^HTTP/1.1 401' "no credential: 401 before the body"
+assert_eq "$(( ($(date +%s%N) - t0) / 1000000 < 2000 ))" 1 "no credential: answered at once"
 
 # --- 4. a local user is not let in --------------------------------------------
 # The directory opened to everyone, so that only the sockets' own

@@ -1127,9 +1127,15 @@ static void test_decide_passthrough(void **state)
 	decide_body(cfg, "{\"model\":\" m-a\"}", "default", &v);
 	assert_int_equal(v.status, 400);
 
-	/* A disabled model is not passed through as if unknown. */
+	/* A disabled model is not passed through as if unknown, nor under
+	 * another spelling: a dated variant, or a channel's name for a
+	 * configured model. */
 	decide_body(cfg, "{\"model\":\"m-off\"}", "default", &v);
 	assert_refused(&v, 404, "not_found_error", "model: m-off");
+	decide_body(cfg, "{\"model\":\"m-off-20251101\"}", "default", &v);
+	assert_refused(&v, 404, "not_found_error", "model: m-off-20251101");
+	decide_body(cfg, "{\"model\":\"up-a\"}", "default", &v);
+	assert_refused(&v, 404, "not_found_error", "model: up-a");
 	config_unref(cfg);
 
 	/* Strict: the same file with the switch off refuses it. */
@@ -1717,6 +1723,44 @@ static void test_decide_token_models(void **state)
 	config_unref(cfg);
 }
 
+/* Keys a case- or Unicode-folding provider would read as another
+ * spelling of a key the agent reads are refused, and so are too many. */
+static void test_decide_odd_keys(void **state)
+{
+	struct realms_config *cfg = parse(MAIN_CFG);
+	static const char *const odd[] = {
+		"{\"model\":\"m-a\",\"Model\":\"m-b\"}",
+		"{\"model\":\"m-a\",\"MODEL\":\"m-b\"}",
+		"{\"model\":\"m-a\",\"max_to\\u212aens\":99999}",
+		"{\"model\":\"m-a\",\"\xc5\xbftream\":true}",
+		"{\"model\":\"m-a\",\"mod\\u0065l2\":1}",
+		"{\"model\":\"m-a\",\"a-b\":1}",
+		"{\"model\":\"m-a\",\"\":1}",
+	};
+	struct verdict v;
+	char big[4096];
+	size_t o = 0;
+
+	for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+		decide_body(cfg, odd[i], "default", &v);
+		assert_refused(&v, 400, "invalid_request_error",
+		               "request body has a top-level key that is not a plain lowercase "
+		               "name (a-z 0-9 _, no escape)");
+	}
+	o += (size_t)snprintf(big + o, sizeof(big) - o, "{\"model\":\"m-a\"");
+	for (int i = 0; i < 64; i++)
+		o += (size_t)snprintf(big + o, sizeof(big) - o, ",\"k%d\":0", i);
+	snprintf(big + o, sizeof(big) - o, "}");
+	decide_body(cfg, big, "default", &v);
+	assert_refused(&v, 400, "invalid_request_error",
+	               "request body has more than 64 top-level keys");
+	/* 64 keys pass. */
+	strcpy(strstr(big, ",\"k63\":0"), "}");
+	decide_body(cfg, big, "default", &v);
+	assert_allowed(&v);
+	config_unref(cfg);
+}
+
 /* ---- anthropic-beta and the body limit ------------------------------- */
 
 static void test_beta_filter(void **state)
@@ -1836,6 +1880,7 @@ int main(void)
 		cmocka_unit_test(test_models_body),
 		cmocka_unit_test(test_session_from_user_id),
 		cmocka_unit_test(test_decide_token_models),
+		cmocka_unit_test(test_decide_odd_keys),
 		cmocka_unit_test(test_beta_filter),
 		cmocka_unit_test(test_decide_beta_and_body_limit),
 		cmocka_unit_test(test_attempt_errors),

@@ -31,6 +31,13 @@ struct inspect_result {
 	int complete;                    /* the prefix held the whole body and all
 	                                    of it was read (0 when INVALID) */
 
+	/* The root's keys (OK and DUPLICATE_KEY): how many, and whether one
+	 * is not a plain lowercase name [a-z0-9_]+ written without escapes.
+	 * The verdict refuses such keys: providers that fold case or Unicode
+	 * when they map keys would read them as another spelling of one. */
+	size_t n_keys;
+	int odd_key;
+
 	enum inspect_key_state model_state;
 	char model[INSPECT_MODEL_MAX + 1]; /* decoded, NUL-terminated (PRESENT) */
 	size_t model_len;                /* decoded length in bytes */

@@ -43,6 +43,12 @@
 /* Agent: worker threads at most. */
 #define SPOA_MAX_WORKERS           64
 
+/* Body inspection: top-level keys of a request body at most (the Messages
+ * API has about twenty). More: 400 invalid_request_error; the body guard
+ * (lua-shim) holds the same bound (GUARD_KEYS_MAX) past the prefix, so a
+ * body cannot make either keep millions of keys. */
+#define INSPECT_KEYS_MAX           64
+
 /* Body inspection: longest model name accepted (decoded bytes). Longer
  * values are "not a model name" and refused by the verdict. */
 #define INSPECT_MODEL_MAX          256
@@ -210,6 +216,27 @@
 #define BUDGET_5H_BUCKETS          300
 /* Budgets: times handled (9999-12-31T23:59:59.999Z). */
 #define BUDGET_TIME_MAX_MS         INT64_C(253402300799999)
+
+/* Admission: how long a reservation or an in-flight slot may outlive its
+ * request's start when its record never commits while its gateway lives
+ * (a request whose answer never came back at all). Longer than any
+ * stream Claude Code waits for. */
+#define ADMIT_LEASE_MS             (2LL * 3600 * 1000)
+/* Admission: a gateway's heartbeat lives this long and is refreshed every
+ * ADMIT_GW_BEAT_MS: the slots and reservations of a gateway that died are
+ * dropped within ADMIT_GW_TTL_MS. */
+#define ADMIT_GW_TTL_MS            30000
+#define ADMIT_GW_BEAT_MS           10000
+/* Admission: retry-after of a 429 when reservations in flight fill a
+ * budget (they free as those requests finish), and when requests in
+ * flight reach the concurrency limit. */
+#define ADMIT_RESERVED_RETRY_S     5
+#define ADMIT_CONCURRENCY_RETRY_S  2
+
+/* Admission: the output a request is assumed to ask for when its
+ * max_tokens is not within the prefix the agent reads (Claude Code writes
+ * it after messages): Claude Code's own default. */
+#define BUDGET_DEFAULT_MAX_TOKENS  32000
 
 /* Records: at most one log line per this many ms about answers naming
  * another model than the one billed (every one is counted). */

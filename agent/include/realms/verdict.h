@@ -47,6 +47,7 @@ struct verdict_in {
 	int body_size_known;         /* 0 for chunked bodies not fully received */
 	size_t body_prefix;          /* the prefix limit in force (for messages) */
 	uint64_t max_body;           /* the largest body accepted (agent.max_body) */
+	struct vslice rid;           /* the request's id (HAProxy's unique-id) */
 	struct vslice beta;          /* anthropic-beta header (whole value) */
 	int beta_count;              /* how many anthropic-beta headers came */
 };
@@ -60,6 +61,7 @@ struct verdict_in {
 
 struct verdict {
 	int status;                  /* 0: allowed; else the HTTP status */
+	int retry_after_s;           /* with a 429: the retry-after to send */
 	const char *err_type;        /* Anthropic error type when refused */
 	char err_msg[VERDICT_MSG_MAX];
 	enum route route;
