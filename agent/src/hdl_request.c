@@ -11,6 +11,7 @@
  * attempt, which upstream backend to use, which key to inject, and how to
  * rewrite the body's model.
  */
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include <ev.h>
 
 #include <realms/clock.h>
+#include <realms/admit.h>
 #include <realms/budget.h>
 #include <realms/config.h>
 #include <realms/handlers.h>
@@ -34,6 +36,7 @@
 #include <realms/tokcache.h>
 #include <realms/token.h>
 #include <realms/tried.h>
+#include <realms/usage-t.h>
 #include <realms/verdict.h>
 #include <realms/worker.h>
 
@@ -177,6 +180,7 @@ static void read_args(const struct spop_msg *msg, const struct realms_config *cf
 	struct vslice body = arg_str(msg, "body");
 	int64_t size = arg_int(msg, "body_size");
 	int64_t chunked = arg_int(msg, "chunked");
+	int64_t clen_n = arg_int(msg, "clen_n");
 
 	memset(in, 0, sizeof(*in));
 	in->method = arg_str(msg, "method");
@@ -189,11 +193,14 @@ static void read_args(const struct spop_msg *msg, const struct realms_config *cf
 	in->body_len = body.len;
 	/* A chunked body's size is what has arrived: complete only if HAProxy
 	 * says the message ended, which SPOE cannot tell us; treat as cut. */
-	in->body_size_known = size >= 0 && chunked <= 0;
+	/* Over HTTP/2 a body may come without Content-Length: its size is
+	 * then what has arrived. Only a Content-Length makes it known. */
+	in->body_size_known = size >= 0 && chunked <= 0 && clen_n > 0;
 	in->body_size = size >= 0 ? (uint64_t)size : 0;
 	in->body_prefix = cfg->agent.body_prefix;
 	in->max_body = cfg->agent.max_body;
 	in->beta = arg_str(msg, "beta");
+	in->rid = arg_str(msg, "rid");
 	in->beta_count = (int)arg_int(msg, "beta_n");
 }
 
@@ -213,6 +220,8 @@ static void answer_refusal(struct spoa_req *req, const struct verdict *v)
 
 	set_str(req, "verdict", "deny");
 	spoa_set_int(req, SPOP_SCOPE_TXN, "status", v->status);
+	if (v->retry_after_s > 0)
+		spoa_set_int(req, SPOP_SCOPE_TXN, "retry_after", v->retry_after_s);
 	if (n > 0)
 		spoa_set_str(req, SPOP_SCOPE_TXN, "err_body", body, (size_t)n);
 	rlog(LOG_LVL_DEBUG, "request refused: %d %s: %s", v->status, v->err_type, v->err_msg);
@@ -273,9 +282,169 @@ static int avail(int cred_id, void *arg)
 	return health_available(arg, cred_id, clock_mono_ms());
 }
 
-static void decide_and_answer(struct spoa_req *req, struct realms_config *cfg,
-                              const struct verdict_in *in, struct verdict *v,
-                              const struct tok_info *tok, const char *token_id)
+/* ---------------------------------------------------------------------- */
+/* Admission (budgets, rpm, concurrency)                                  */
+/* ---------------------------------------------------------------------- */
+
+/* What a request waiting for its admission keeps. */
+struct admission {
+	struct spoa_req *req;
+	struct realms_config *cfg;
+	struct verdict v;
+	struct tok_info tok;
+	char token_id[16];
+	int tz_min;
+};
+
+/* "daily", "weekly", ... for refusal messages. */
+static const char *window_label(enum budget_kind k)
+{
+	switch (k) {
+	case BUDGET_USD_5H:    return "5-hour";
+	case BUDGET_USD_DAY:   return "daily";
+	case BUDGET_USD_WEEK:  return "weekly";
+	default:               return "monthly";
+	}
+}
+
+/* The refusal for an answer other than ADMIT_OK, into v. */
+static void admission_refusal(const struct admission *ad, const struct admit_answer *a,
+                              struct verdict *v)
+{
+	char lim[32], spent[32], when[40], who[TOKEN_FIELD_MAX + 16];
+	struct budget_window w;
+	int64_t reset = a->reset_ms;
+
+	budget_usd_str(a->limit, lim, sizeof(lim));
+	budget_usd_str(a->spent, spent, sizeof(spent));
+	if (a->group_total)
+		snprintf(who, sizeof(who), "group %s's ", ad->tok.group);
+	else
+		who[0] = '\0';
+	v->status = 429;
+	v->err_type = "rate_limit_error";
+	v->retry_after_s = a->retry_after_s;
+	switch (a->result) {
+	case ADMIT_SPENT:
+		/* Not 429: a spent budget does not come back in minutes, and
+		 * Claude Code retries a 429 for minutes. */
+		if (a->kind != BUDGET_USD_5H &&
+		    budget_window(a->kind, clock_unix_s() * 1000, ad->tz_min, &w) == 0)
+			reset = w.end_ms;
+		budget_time_str(reset, ad->tz_min, when, sizeof(when));
+		v->status = 403;
+		v->err_type = "permission_error";
+		v->retry_after_s = 0;
+		snprintf(v->err_msg, sizeof(v->err_msg), "%s%s budget of $%s spent ($%s); resets %s",
+		         who, window_label(a->kind), lim, spent, when);
+		break;
+	case ADMIT_RESERVED:
+		snprintf(v->err_msg, sizeof(v->err_msg), "%s%s budget of $%s is held by requests "
+		         "in flight ($%s spent); retry when they finish", who,
+		         window_label(a->kind), lim, spent);
+		break;
+	case ADMIT_RPM:
+		snprintf(v->err_msg, sizeof(v->err_msg), "rate limit of %" PRIu64 " requests per "
+		         "minute reached; retry in %d s", ad->tok.limits.v[BUDGET_RPM] ?
+		         ad->tok.limits.v[BUDGET_RPM] : 0, a->retry_after_s);
+		break;
+	case ADMIT_CONCURRENCY:
+		snprintf(v->err_msg, sizeof(v->err_msg), "limit of requests in flight reached; "
+		         "retry when one finishes");
+		break;
+	default:
+		v->status = 503;
+		v->err_type = "api_error";
+		v->retry_after_s = 0;
+		snprintf(v->err_msg, sizeof(v->err_msg), "the gateway cannot check this API "
+		         "token's limits right now (limits store unreachable); retry in a few "
+		         "seconds");
+		break;
+	}
+}
+
+static void on_admitted(void *arg, const struct admit_answer *a)
+{
+	struct admission *ad = arg;
+
+	if (a->result != ADMIT_OK) {
+		admission_refusal(ad, a, &ad->v);
+		rlog(LOG_LVL_INFO, "request of token %s refused: %s", ad->token_id, ad->v.err_msg);
+	}
+	answer(ad->req, ad->cfg, &ad->v, &ad->tok, ad->token_id);
+	spoa_req_release(ad->req);
+	config_unref(ad->cfg);
+	free(ad);
+}
+
+/* The limits a request of this token is held to: its own over its
+ * group's defaults, and its group's totals. */
+static void request_limits(const struct realms_config *cfg, const struct tok_info *tok,
+                           struct admit_req *q)
+{
+	int g = config_group_index(cfg, tok->group, strlen(tok->group));
+
+	budget_limits_merge(&q->limits, &tok->limits, g >= 0 ? &cfg->group_limits[g] : NULL);
+	if (g >= 0)
+		q->total = cfg->group_totals[g];
+}
+
+/* Starts the admission of an allowed message when the token has limits.
+ * Returns 1 when the request went pending (answered from the callback),
+ * 0 when there is nothing to check. */
+static int admission_start(struct spoa_req *req, struct realms_config *cfg,
+                           const struct verdict_in *in, const struct verdict *v,
+                           const struct tok_info *tok, const char *token_id)
+{
+	struct req_worker *rw = worker_module_ctx(spoa_req_worker(req), req_module);
+	struct admit_req q = { 0 };
+	struct admission *ad;
+	char rid[sizeof(((struct usage_record *)0)->req_id)];
+	uint64_t max_tokens = v->insp.max_tokens_state == INSPECT_KEY_PRESENT ?
+	                      v->insp.max_tokens : BUDGET_DEFAULT_MAX_TOKENS;
+
+	if (v->status || v->route != ROUTE_MESSAGES)
+		return 0;
+	request_limits(cfg, tok, &q);
+	if (!admit_needed(&q))
+		return 0;
+	q.token = tok->name;
+	q.group = tok->group;
+	/* The id is borrowed from the NOTIFY, not NUL-terminated. */
+	snprintf(rid, sizeof(rid), "%.*s", (int)(in->rid.len < sizeof(rid) ? in->rid.len :
+	         sizeof(rid) - 1), in->rid.p ? in->rid.p : "");
+	q.rid = rid;
+	q.tz_min = cfg->tz_min;
+	q.reserve_nusd = budget_reserve_nusd(config_price(cfg, v->insp.model, v->insp.model_len),
+	                                     in->body_size_known ? in->body_size : in->body_len,
+	                                     max_tokens);
+	ad = calloc(1, sizeof(*ad));
+	if (!ad) {
+		struct verdict e = *v;
+		struct admit_answer a = { .result = ADMIT_UNAVAILABLE };
+		struct admission tmp = { .tok = *tok };
+
+		admission_refusal(&tmp, &a, &e);
+		answer(req, cfg, &e, tok, token_id);
+		return 0;
+	}
+	ad->req = req;
+	ad->cfg = cfg;
+	config_ref(cfg);
+	ad->v = *v;
+	ad->tok = *tok;
+	ad->tz_min = cfg->tz_min;
+	snprintf(ad->token_id, sizeof(ad->token_id), "%s", token_id);
+	spoa_req_hold(req);
+	admit_start(rw ? rw->rdb : NULL, &q, on_admitted, ad);
+	return 1;
+}
+
+/* Decides, then answers now or once the admission is known. Returns 1
+ * when the answer is pending on the admission (a hold was taken). */
+static int decide_and_answer(struct spoa_req *req, struct realms_config *cfg,
+                             const struct verdict_in *in, struct verdict *v,
+                             const struct tok_info *tok, const char *token_id)
 {
 	struct req_worker *rw = worker_module_ctx(spoa_req_worker(req), req_module);
 	uint64_t fallback = 0x2545f4914f6cdd1dULL;
@@ -289,7 +458,10 @@ static void decide_and_answer(struct spoa_req *req, struct realms_config *cfg,
 		if (v->status || !v->cred || health_claim(cfg, v->cred->id, clock_mono_ms()))
 			break;
 	}
+	if (admission_start(req, cfg, in, v, tok, token_id))
+		return 1;
 	answer(req, cfg, v, tok, token_id);
+	return 0;
 }
 
 /* What a pending lookup keeps: the request, its config, and copies of the
@@ -320,7 +492,7 @@ static struct lookup *lookup_new(struct spoa_req *req, struct realms_config *cfg
                                  const struct verdict_in *in, const struct verdict *v)
 {
 	size_t total = in->method.len + in->path.len + in->session.len +
-	               in->ctype.len + in->beta.len + in->body_len + 1;
+	               in->ctype.len + in->beta.len + in->rid.len + in->body_len + 1;
 	struct lookup *lk = calloc(1, sizeof(*lk));
 	char *p;
 
@@ -338,6 +510,7 @@ static struct lookup *lookup_new(struct spoa_req *req, struct realms_config *cfg
 	lk->in.session = copy_slice(&p, in->session);
 	lk->in.ctype = copy_slice(&p, in->ctype);
 	lk->in.beta = copy_slice(&p, in->beta);
+	lk->in.rid = copy_slice(&p, in->rid);
 	lk->in.body = copy_slice(&p, (struct vslice){ in->body, in->body_len }).p;
 	/* The credentials are not needed any more: never keep them. */
 	lk->in.auth = (struct vslice){ "", 0 };
@@ -446,8 +619,10 @@ static enum spoa_hdl_ret hdl_request(struct spoa_req *req, const struct spop_msg
 
 	res = tokcache_get(hash, &info, clock_mono_ms());
 	if (res == TOKCACHE_FRESH) {
-		decide_and_answer(req, cfg, &in, &v, &info, token_id);
-		goto done;
+		int pending = decide_and_answer(req, cfg, &in, &v, &info, token_id);
+
+		config_unref(cfg);
+		return pending ? SPOA_HDL_PENDING : SPOA_HDL_DONE;
 	}
 	lk = lookup_new(req, cfg, &in, &v);
 	if (!lk) {

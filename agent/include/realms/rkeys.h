@@ -104,6 +104,29 @@
 #define RKEY_USAGE_COMBOS_PREFIX    "realms:usage:combos:"
 #define RKEY_USAGE_EVENTS           "realms:usage:events"
 
+/*
+ * Budgets and limits (admit.c; settled by the record script, record.c)
+ * ------------------
+ *   realms:spend:t:<token>:<win>  nano-USD spent by a token in a calendar
+ *       window <win> ("d20261206", "w20261130" (its Monday), "m202612", in
+ *       the configuration's timezone), STRING, expires 2 days after the
+ *       window; realms:spend:t:<token>:5h is a HASH minute -> nano-USD of
+ *       the rolling five hours (expires 5 h after its last write)
+ *   realms:spend:g:<group>:<win>  the same for a group's shared totals
+ *   realms:resv:t:<token>, realms:resv:g:<group>  HASH rid ->
+ *       "<nano-USD> <gateway> <lease end ms>": reservations of requests
+ *       in flight, removed by their record's commit
+ *   realms:inflight:<token>       HASH rid -> "<gateway> <lease end ms>"
+ *   realms:rpm:<token>            ZSET rid -> admission ms, last 60 s
+ *   realms:gw:<gateway>           a gateway's heartbeat (PX): entries of a
+ *       gateway whose heartbeat is gone are dropped when met
+ */
+#define RKEY_SPEND_PREFIX           "realms:spend:"
+#define RKEY_RESV_PREFIX            "realms:resv:"
+#define RKEY_INFLIGHT_PREFIX        "realms:inflight:"
+#define RKEY_RPM_PREFIX             "realms:rpm:"
+#define RKEY_GW_PREFIX              "realms:gw:"
+
 /* The segment of an empty name. Never the encoding of a real name: '('
  * and ')' are always percent-encoded. */
 #define RKEY_USAGE_NONE             "(none)"
