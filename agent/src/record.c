@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <realms/budget.h>
+#include <realms/limits.h>
 #include <realms/record.h>
 #include <realms/rkeys.h>
 
@@ -30,20 +32,30 @@
  * KEYS  1 seen  2 token hash  3 model hash  4 channel hash  5 combo hash
  *       6 days  7 tokens:<day>  8 models:<day>  9 channels:<day>
  *       10 combos:<day>  11 events
+ *       12 token's 5h spend  13 its day  14 week  15 month
+ *       16 group's 5h spend  17 its day  18 week  19 month
+ *       20 token's reservations  21 group's reservations  22 token in flight
  * ARGV  1 ts_ms  2 max age ms (0: no check)  3 seen TTL s  4 day
  *       5 token seg  6 model seg  7 channel seg  8 combo member
- *       9 events maxlen  10 nf, then nf (field, increment) pairs, then the
- *       event's (field, value) pairs up to the end.
+ *       9 events maxlen  10 cost nano-USD  11 minute bucket of ts_ms
+ *       12 5h lifetime ms  13 day end  14 week end  15 month end (unix ms,
+ *       grace included)  16 req_id  17 nf, then nf (field, increment)
+ *       pairs, then the event's (field, value) pairs up to the end.
+ * Settlement (docs/budgets.md): the cost goes to the spend counters of
+ * the windows the request started in (a 5h bucket older than the window
+ * is not written), and the request's reservations and in-flight slot,
+ * which admission made under req_id, are dropped. A duplicate changes
+ * nothing: its first copy did all of this.
  */
 static const char script[] =
+	"local t = redis.call('TIME')\n"
+	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 	"local age = tonumber(ARGV[2])\n"
-	"if age > 0 then\n"
-	"  local t = redis.call('TIME')\n"
-	"  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-	"  if tonumber(ARGV[1]) < now - age then return -1 end\n"
-	"end\n"
+	"if age > 0 and tonumber(ARGV[1]) < now - age then return -1 end\n"
 	"if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
-	"local want = {'hash', 'hash', 'hash', 'hash', 'zset', 'set', 'set', 'set', 'set', 'stream'}\n"
+	"local want = {'hash', 'hash', 'hash', 'hash', 'zset', 'set', 'set', 'set', 'set', 'stream',\n"
+	"  'hash', 'string', 'string', 'string', 'hash', 'string', 'string', 'string',\n"
+	"  'hash', 'hash', 'hash'}\n"
 	"for i = 1, #want do\n"
 	"  local t = redis.call('TYPE', KEYS[i + 1]).ok\n"
 	"  if t ~= 'none' and t ~= want[i] then\n"
@@ -51,9 +63,9 @@ static const char script[] =
 	"  end\n"
 	"end\n"
 	"redis.call('SET', KEYS[1], ARGV[4], 'NX', 'EX', ARGV[3])\n"
-	"local nf = tonumber(ARGV[10])\n"
+	"local nf = tonumber(ARGV[17])\n"
 	"for k = 2, 5 do\n"
-	"  for i = 11, 10 + 2 * nf, 2 do\n"
+	"  for i = 18, 17 + 2 * nf, 2 do\n"
 	"    redis.call('HINCRBY', KEYS[k], ARGV[i], ARGV[i + 1])\n"
 	"  end\n"
 	"end\n"
@@ -62,8 +74,27 @@ static const char script[] =
 	"redis.call('SADD', KEYS[8], ARGV[6])\n"
 	"redis.call('SADD', KEYS[9], ARGV[7])\n"
 	"redis.call('SADD', KEYS[10], ARGV[8])\n"
+	"if ARGV[10] ~= '0' then\n"
+	"  if tonumber(ARGV[11]) > math.floor(now / 60000) - " LIMIT_STR(BUDGET_5H_BUCKETS) " then\n"
+	"    for _, k in ipairs({KEYS[12], KEYS[16]}) do\n"
+	"      redis.call('HINCRBY', k, ARGV[11], ARGV[10])\n"
+	"      redis.call('PEXPIRE', k, ARGV[12])\n"
+	"    end\n"
+	"  end\n"
+	"  for w = 0, 2 do\n"
+	"    if tonumber(ARGV[13 + w]) > now then\n"
+	"      for _, k in ipairs({KEYS[13 + w], KEYS[17 + w]}) do\n"
+	"        redis.call('INCRBY', k, ARGV[10])\n"
+	"        redis.call('PEXPIREAT', k, ARGV[13 + w])\n"
+	"      end\n"
+	"    end\n"
+	"  end\n"
+	"end\n"
+	"redis.call('HDEL', KEYS[20], ARGV[16])\n"
+	"redis.call('HDEL', KEYS[21], ARGV[16])\n"
+	"redis.call('HDEL', KEYS[22], ARGV[16])\n"
 	"local ev = {}\n"
-	"for i = 11 + 2 * nf, #ARGV do ev[#ev + 1] = ARGV[i] end\n"
+	"for i = 18 + 2 * nf, #ARGV do ev[#ev + 1] = ARGV[i] end\n"
 	"redis.call('XADD', KEYS[11], 'MAXLEN', '~', ARGV[9], '*', unpack(ev))\n"
 	"return 1\n";
 
@@ -374,46 +405,21 @@ int record_seg_decode(const char *seg, size_t len, char *out, size_t size)
 
 /* Appends one argument: the bytes printed by fmt, copied into a->buf.
  * A failure (no room) is sticky in a->argc = -1. */
-__attribute__((format(printf, 2, 3)))
-static void arg_add(struct record_argv *a, const char *fmt, ...)
-{
-	size_t room;
-	va_list ap;
-	int n;
+#define arg_add rargv_add
 
-	if (a->argc < 0)
-		return;
-	if (a->argc >= RECORD_ARGV_MAX) {
-		a->argc = -1;
-		return;
-	}
-	room = sizeof(a->buf) - a->used;
-	va_start(ap, fmt);
-	n = vsnprintf(a->buf + a->used, room, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= room) {
-		a->argc = -1;
-		return;
-	}
-	a->argv[a->argc] = a->buf + a->used;
-	a->argvlen[a->argc] = (size_t)n;
-	a->argc++;
-	a->used += (size_t)n + 1;
-}
-
-static void arg_u64(struct record_argv *a, uint64_t v)
+static void arg_u64(struct rargv *a, uint64_t v)
 {
 	arg_add(a, "%" PRIu64, v);
 }
 
 /* A field name and its string value, as two arguments. */
-static void arg_kv(struct record_argv *a, const char *k, const char *v)
+static void arg_kv(struct rargv *a, const char *k, const char *v)
 {
 	arg_add(a, "%s", k);
 	arg_add(a, "%s", v);
 }
 
-static void arg_ku(struct record_argv *a, const char *k, uint64_t v)
+static void arg_ku(struct rargv *a, const char *k, uint64_t v)
 {
 	arg_add(a, "%s", k);
 	arg_u64(a, v);
@@ -435,21 +441,26 @@ static bool is_sha1(const char *s)
 #define N_COUNTERS 11
 
 int record_redis_argv(const struct usage_record *rec, const char *sha1,
-                      int64_t max_age_ms, struct record_argv *out)
+                      int64_t max_age_ms, int tz_min, struct rargv *out)
 {
 	char tok[RECORD_SEG_MAX], mod[RECORD_SEG_MAX], chan[RECORD_SEG_MAX];
+	char grp[RECORD_SEG_MAX];
 	char day[RECORD_DAY_LEN + 1];
+	struct budget_window w[BUDGET_USD_KINDS];
 	const char *pname;
 	int errors, partial, estimated;
 
-	out->argc = 0;
-	out->used = 0;
+	rargv_init(out);
 	if (record_validate(rec, NULL) < 0 || (sha1 && !is_sha1(sha1)) || max_age_ms < 0)
 		return -1;
+	for (int k = 0; k < BUDGET_USD_KINDS; k++)
+		if (budget_window((enum budget_kind)k, rec->ts_ms, tz_min, &w[k]) < 0)
+			return -1;
 	/* bounded by the fields' sizes: cannot fail for a valid record */
 	if (record_seg_encode(rec->token, tok, sizeof(tok)) < 0 ||
 	    record_seg_encode(rec->model, mod, sizeof(mod)) < 0 ||
 	    record_seg_encode(rec->channel, chan, sizeof(chan)) < 0 ||
+	    record_seg_encode(rec->group, grp, sizeof(grp)) < 0 ||
 	    record_day(rec->ts_ms, day) < 0)
 		return -1;
 	pname = record_partial_name(rec->partial);
@@ -462,12 +473,7 @@ int record_redis_argv(const struct usage_record *rec, const char *sha1,
 		arg_add(out, "%s", sha1);
 	} else {
 		arg_add(out, "EVAL");
-		if (out->argc == 1) {
-			/* static text: pointed to, not copied */
-			out->argv[1] = script;
-			out->argvlen[1] = sizeof(script) - 1;
-			out->argc = 2;
-		}
+		rargv_ref(out, script, sizeof(script) - 1);   /* static: not copied */
 	}
 	arg_add(out, "%d", RECORD_NKEYS);
 
@@ -483,6 +489,13 @@ int record_redis_argv(const struct usage_record *rec, const char *sha1,
 	arg_add(out, "%s%s", RKEY_USAGE_CHANNELS_PREFIX, day);
 	arg_add(out, "%s%s", RKEY_USAGE_COMBOS_PREFIX, day);
 	arg_add(out, "%s", RKEY_USAGE_EVENTS);
+	for (int g = 0; g < 2; g++)
+		for (int k = 0; k < BUDGET_USD_KINDS; k++)
+			arg_add(out, "%s%s:%s:%s", RKEY_SPEND_PREFIX, g ? "g" : "t", g ? grp : tok,
+			        w[k].id);
+	arg_add(out, "%st:%s", RKEY_RESV_PREFIX, tok);
+	arg_add(out, "%sg:%s", RKEY_RESV_PREFIX, grp);
+	arg_add(out, "%s%s", RKEY_INFLIGHT_PREFIX, tok);
 
 	/* ARGV */
 	arg_add(out, "%" PRId64, rec->ts_ms);
@@ -494,6 +507,12 @@ int record_redis_argv(const struct usage_record *rec, const char *sha1,
 	arg_add(out, "%s", chan);
 	arg_add(out, "%s:%s:%s", tok, mod, chan);
 	arg_add(out, "%d", RECORD_EVENTS_MAXLEN);
+	arg_add(out, "%" PRIu64, rec->cost_nusd);
+	arg_add(out, "%" PRId64, budget_bucket(rec->ts_ms));
+	arg_add(out, "%d", (BUDGET_5H_BUCKETS + 1) * 60000);
+	for (int k = BUDGET_USD_DAY; k <= BUDGET_USD_MONTH; k++)
+		arg_add(out, "%" PRId64, (int64_t)(w[k].end_ms + RECORD_SPEND_GRACE_MS));
+	arg_add(out, "%s", rec->req_id);
 	arg_add(out, "%d", N_COUNTERS);
 	arg_ku(out, RKEY_UF_REQUESTS, 1);
 	arg_ku(out, RKEY_UF_ERRORS, (uint64_t)errors);
@@ -534,8 +553,7 @@ int record_redis_argv(const struct usage_record *rec, const char *sha1,
 	arg_add(out, "%" PRId64, rec->ts_ms);
 
 	if (out->argc < 0) {
-		out->argc = 0;
-		out->used = 0;
+		rargv_init(out);
 		return -1;
 	}
 	return 0;

@@ -221,10 +221,13 @@ static void on_commit_reply(struct rdb *r, redisReply *rep, void *arg)
 
 static int send_commit(struct commit *c)
 {
-	struct record_argv a;
+	static _Thread_local struct rargv a;
 	const char *sha = c->tried_eval || !c->rw->sha[0] ? NULL : c->rw->sha;
+	struct realms_config *cfg = state_config();
+	int tz_min = cfg ? cfg->tz_min : 0;
 
-	if (record_redis_argv(&c->rec, sha, RECORD_MAX_AGE_MS, &a) < 0)
+	config_unref(cfg);
+	if (record_redis_argv(&c->rec, sha, RECORD_MAX_AGE_MS, tz_min, &a) < 0)
 		return -1;
 	return rdb_command_argv(c->rw->rdb, on_commit_reply, c, a.argc, a.argv, a.argvlen);
 }

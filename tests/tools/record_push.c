@@ -124,12 +124,12 @@ static int load_script(redisContext *rc, char sha[41])
 static int commit(redisContext *rc, const char *sha, const struct usage_record *rec,
                   int64_t max_age, unsigned long lineno)
 {
-	static struct record_argv a;
+	static struct rargv a;
 	redisReply *r;
 	int attempt, res = -2;
 
 	for (attempt = 0; attempt < 2; attempt++) {
-		if (record_redis_argv(rec, attempt == 0 ? sha : NULL, max_age, &a) < 0) {
+		if (record_redis_argv(rec, attempt == 0 ? sha : NULL, max_age, 0, &a) < 0) {
 			fprintf(stderr, "record_push: line %lu: cannot build the call\n", lineno);
 			return -2;
 		}
@@ -158,10 +158,10 @@ static int commit(redisContext *rc, const char *sha, const struct usage_record *
 /* -n: the EVAL argv, NUL after each argument. */
 static int print_argv(const struct usage_record *rec, int64_t max_age)
 {
-	static struct record_argv a;
+	static struct rargv a;
 	int i;
 
-	if (record_redis_argv(rec, NULL, max_age, &a) < 0)
+	if (record_redis_argv(rec, NULL, max_age, 0, &a) < 0)
 		return -1;
 	for (i = 0; i < a.argc; i++) {
 		fwrite(a.argv[i], 1, a.argvlen[i], stdout);

@@ -381,7 +381,7 @@ static void test_partial_names(void **state)
 
 /* ---- Script argv ----------------------------------------------------- */
 
-static void assert_argv(const struct record_argv *a, const char *const *want, int n)
+static void assert_argv(const struct rargv *a, const char *const *want, int n)
 {
 	int i;
 
@@ -397,7 +397,7 @@ static void assert_argv(const struct record_argv *a, const char *const *want, in
 static void test_argv_plain(void **state)
 {
 	static const char *const want[] = {
-		"EVALSHA", SHA, "11",
+		"EVALSHA", SHA, "22",
 		/* KEYS */
 		"realms:usage:seen:hap-0001:abc.DEF_9",
 		"realms:usage:token:alice:20240229",
@@ -410,10 +410,20 @@ static void test_argv_plain(void **state)
 		"realms:usage:channels:20240229",
 		"realms:usage:combos:20240229",
 		"realms:usage:events",
+		"realms:spend:t:alice:5h", "realms:spend:t:alice:d20240229",
+		"realms:spend:t:alice:w20240226", "realms:spend:t:alice:m202402",
+		"realms:spend:g:default:5h", "realms:spend:g:default:d20240229",
+		"realms:spend:g:default:w20240226", "realms:spend:g:default:m202402",
+		"realms:resv:t:alice", "realms:resv:g:default", "realms:inflight:alice",
 		/* ARGV */
 		"1709251199999", "2419200000", "2592000", "20240229",
 		"alice", "claude-sonnet-4-5", "anthropic",
-		"alice:claude-sonnet-4-5:anthropic", "1000000", "11",
+		"alice:claude-sonnet-4-5:anthropic", "1000000",
+		/* settlement: cost, 5h bucket and lifetime, day, week and month
+		 * ends plus an hour, the request id */
+		"8250000", "28487519", "18060000",
+		"1709254800000", "1709514000000", "1709254800000",
+		"hap-0001:abc.DEF_9", "11",
 		"requests", "1", "errors", "0", "partial", "0", "estimated", "0",
 		"input", "1200",
 		"output", "345", "cache_write_5m", "100", "cache_write_1h", "50",
@@ -431,11 +441,11 @@ static void test_argv_plain(void **state)
 		"ttfb_ms", "812", "duration_ms", "4521", "ts_ms", "1709251199999",
 	};
 	struct usage_record r;
-	static struct record_argv a;
+	static struct rargv a;
 	int n = (int)(sizeof(want) / sizeof(want[0]));
 
 	rec_plain(&r);
-	assert_int_equal(record_redis_argv(&r, SHA, RECORD_MAX_AGE_MS, &a), 0);
+	assert_int_equal(record_redis_argv(&r, SHA, RECORD_MAX_AGE_MS, 0, &a), 0);
 	assert_argv(&a, want, n);
 	assert_string_equal(a.argv[RECORD_ARGV_KEYS], "realms:usage:seen:hap-0001:abc.DEF_9");
 	assert_string_equal(a.argv[RECORD_ARGV_ARGS], "1709251199999");
@@ -449,7 +459,7 @@ static void test_argv_plain(void **state)
 static void test_argv_weird_eval(void **state)
 {
 	static const char *const want[] = {
-		"EVAL", NULL, "11",
+		"EVAL", NULL, "22",
 		"realms:usage:seen:r.2",
 		"realms:usage:token:bob%3Athe%20builder:20240229",
 		"realms:usage:model:vendor/model%5B1m%5D:20240229",
@@ -461,9 +471,19 @@ static void test_argv_weird_eval(void **state)
 		"realms:usage:channels:20240229",
 		"realms:usage:combos:20240229",
 		"realms:usage:events",
+		"realms:spend:t:bob%3Athe%20builder:5h",
+		"realms:spend:t:bob%3Athe%20builder:d20240229",
+		"realms:spend:t:bob%3Athe%20builder:w20240226",
+		"realms:spend:t:bob%3Athe%20builder:m202402",
+		"realms:spend:g:g%09with%09tabs:5h", "realms:spend:g:g%09with%09tabs:d20240229",
+		"realms:spend:g:g%09with%09tabs:w20240226", "realms:spend:g:g%09with%09tabs:m202402",
+		"realms:resv:t:bob%3Athe%20builder", "realms:resv:g:g%09with%09tabs",
+		"realms:inflight:bob%3Athe%20builder",
 		"1709164800000", "0", "2592000", "20240229",
 		"bob%3Athe%20builder", "vendor/model%5B1m%5D", "(none)",
-		"bob%3Athe%20builder:vendor/model%5B1m%5D:(none)", "1000000", "11",
+		"bob%3Athe%20builder:vendor/model%5B1m%5D:(none)", "1000000",
+		"0", "28486080", "18060000",
+		"1709254800000", "1709514000000", "1709254800000", "r.2", "11",
 		"requests", "1", "errors", "1", "partial", "1", "estimated", "0",
 		"input", "0",
 		"output", "1", "cache_write_5m", "0", "cache_write_1h", "0",
@@ -480,12 +500,12 @@ static void test_argv_weird_eval(void **state)
 		"ttfb_ms", "0", "duration_ms", "0", "ts_ms", "1709164800000",
 	};
 	struct usage_record r;
-	static struct record_argv a;
+	static struct rargv a;
 	size_t slen;
 	const char *s = record_script(&slen);
 
 	rec_weird(&r);
-	assert_int_equal(record_redis_argv(&r, NULL, 0, &a), 0);
+	assert_int_equal(record_redis_argv(&r, NULL, 0, 0, &a), 0);
 	assert_argv(&a, want, (int)(sizeof(want) / sizeof(want[0])));
 	assert_ptr_equal(a.argv[1], s);
 	assert_int_equal(a.argvlen[1], slen);
@@ -496,38 +516,38 @@ static void test_argv_weird_eval(void **state)
 static void test_argv_errors_and_status(void **state)
 {
 	struct usage_record r;
-	static struct record_argv a;
+	static struct rargv a;
 
 	/* errors = status >= 400 or partial; partial only for a partial */
 	rec_plain(&r);
 	r.status = 400;
-	assert_int_equal(record_redis_argv(&r, SHA, 0, &a), 0);
-	assert_string_equal(a.argv[RECORD_ARGV_ARGS + 12], "errors");
-	assert_string_equal(a.argv[RECORD_ARGV_ARGS + 13], "1");
-	assert_string_equal(a.argv[RECORD_ARGV_ARGS + 15], "0");
+	assert_int_equal(record_redis_argv(&r, SHA, 0, 0, &a), 0);
+	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS + 2], "errors");
+	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS + 3], "1");
+	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS + 5], "0");
 	r.status = 399;
-	assert_int_equal(record_redis_argv(&r, SHA, 0, &a), 0);
-	assert_string_equal(a.argv[RECORD_ARGV_ARGS + 13], "0");
+	assert_int_equal(record_redis_argv(&r, SHA, 0, 0, &a), 0);
+	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS + 3], "0");
 	r.partial = USAGE_PARTIAL_CLIENT_GONE;
-	assert_int_equal(record_redis_argv(&r, SHA, 0, &a), 0);
-	assert_string_equal(a.argv[RECORD_ARGV_ARGS + 13], "1");
-	assert_string_equal(a.argv[RECORD_ARGV_ARGS + 15], "1");
+	assert_int_equal(record_redis_argv(&r, SHA, 0, 0, &a), 0);
+	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS + 3], "1");
+	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS + 5], "1");
 }
 
 static void test_argv_rejects(void **state)
 {
 	struct usage_record r;
-	static struct record_argv a;
+	static struct rargv a;
 
 	rec_plain(&r);
 	strcpy(r.req_id, "bad id");
-	assert_int_equal(record_redis_argv(&r, SHA, 0, &a), -1);
+	assert_int_equal(record_redis_argv(&r, SHA, 0, 0, &a), -1);
 	assert_int_equal(a.argc, 0);
 	rec_plain(&r);
-	assert_int_equal(record_redis_argv(&r, "abc", 0, &a), -1);
-	assert_int_equal(record_redis_argv(&r, SHA "0", 0, &a), -1);
-	assert_int_equal(record_redis_argv(&r, "g123456789abcdef0123456789abcdef01234567", 0, &a), -1);
-	assert_int_equal(record_redis_argv(&r, SHA, -1, &a), -1);
+	assert_int_equal(record_redis_argv(&r, "abc", 0, 0, &a), -1);
+	assert_int_equal(record_redis_argv(&r, SHA "0", 0, 0, &a), -1);
+	assert_int_equal(record_redis_argv(&r, "g123456789abcdef0123456789abcdef01234567", 0, 0, &a), -1);
+	assert_int_equal(record_redis_argv(&r, SHA, -1, 0, &a), -1);
 	assert_int_equal(a.argc, 0);
 }
 
@@ -535,7 +555,7 @@ static void test_argv_largest(void **state)
 {
 	/* every string at its longest, every name byte needing %XX: fits */
 	struct usage_record r;
-	static struct record_argv a;
+	static struct rargv a;
 
 	rec_plain(&r);
 	memset(r.req_id, ':', sizeof(r.req_id) - 1);
@@ -552,8 +572,8 @@ static void test_argv_largest(void **state)
 	r.status = 999;
 	r.partial = USAGE_PARTIAL_UPSTREAM_ERROR;
 	r.ts_ms = RECORD_TS_MAX_MS;
-	assert_int_equal(record_redis_argv(&r, SHA, INT64_MAX, &a), 0);
-	assert_int_equal(a.argc, 3 + RECORD_NKEYS + 10 + 22 + 46);
+	assert_int_equal(record_redis_argv(&r, SHA, INT64_MAX, 0, &a), 0);
+	assert_int_equal(a.argc, 3 + RECORD_NKEYS + 17 + 22 + 46);
 	assert_true(a.used <= sizeof(a.buf));
 	assert_int_equal(a.argvlen[RECORD_ARGV_KEYS + 4],
 	                 strlen(RKEY_USAGE_COMBO_PREFIX) + 3 * 64 + 1 + 3 * 256 + 1 + 3 * 64 + 1 + 8);
@@ -703,7 +723,7 @@ static void rnd_rec(struct usage_record *r)
 static void test_spool_random_roundtrip(void **state)
 {
 	struct usage_record r, back;
-	static struct record_argv a;
+	static struct rargv a;
 	char buf[RECORD_SPOOL_LINE_MAX];
 	int i, n;
 
@@ -715,7 +735,7 @@ static void test_spool_random_roundtrip(void **state)
 		assert_int_equal(decode_exact(buf, (size_t)n - (size_t)(i % 2), &back), 0);
 		assert_rec_equal(&r, &back);
 		/* every valid record also has an argv */
-		assert_int_equal(record_redis_argv(&r, i % 3 ? SHA : NULL, RECORD_MAX_AGE_MS, &a), 0);
+		assert_int_equal(record_redis_argv(&r, i % 3 ? SHA : NULL, RECORD_MAX_AGE_MS, 0, &a), 0);
 	}
 }
 

@@ -7,6 +7,11 @@
 
 #include <stdint.h>
 
+/* A limit as a string literal, for the Redis scripts written as C strings
+ * (the limit must then be a bare literal). */
+#define LIMIT_STR_(x)              #x
+#define LIMIT_STR(x)               LIMIT_STR_(x)
+
 /* SPOP: smallest max-frame-size the protocol allows. A HELLO announcing less
  * gets AGENT-DISCONNECT status 9 (bad frame size). */
 #define SPOP_MIN_FRAME_SIZE        256u
@@ -212,7 +217,8 @@
  * written (realmsctl, the configuration). */
 #define BUDGET_USD_MAX             1000000000ULL
 #define BUDGET_COUNT_MAX           1000000000ULL
-/* Budgets: the rolling usd/5h window, in minute buckets. */
+/* Budgets: the rolling usd/5h window, in minute buckets (a bare literal:
+ * the Redis scripts spell it with LIMIT_STR). */
 #define BUDGET_5H_BUCKETS          300
 /* Budgets: times handled (9999-12-31T23:59:59.999Z). */
 #define BUDGET_TIME_MAX_MS         INT64_C(253402300799999)

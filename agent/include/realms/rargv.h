@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define RARGV_MAX   128
-#define RARGV_BUF   16384
+#define RARGV_BUF   32768   /* a usage record with every name at its longest */
 
 struct rargv {
 	int argc;                       /* -1 after a failure */

@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <realms/rargv.h>
 #include <realms/usage-t.h>
 
 /* ---- Limits ---------------------------------------------------------- */
@@ -63,10 +64,14 @@
 
 /* Shape of the script call: EVALSHA sha numkeys KEYS[1..] ARGV[1..]. */
 #define RECORD_ARGV_KEYS        3    /* argv index of KEYS[1] */
-#define RECORD_NKEYS            11
+#define RECORD_NKEYS            22
 #define RECORD_ARGV_ARGS        (RECORD_ARGV_KEYS + RECORD_NKEYS)  /* ARGV[1] */
-#define RECORD_ARGV_MAX         96
-#define RECORD_ARGV_BUF         12288
+/* ARGV index of the first usage counter's name (after nf). */
+#define RECORD_ARGV_COUNTERS    (RECORD_ARGV_ARGS + 17)
+
+/* Calendar spend counters live this long past their window's end (clock
+ * skew between gateways and Redis; a record settling just after a turn). */
+#define RECORD_SPEND_GRACE_MS   (3600LL * 1000)
 
 /* Integer replies of the script. */
 enum record_rc {
@@ -80,26 +85,21 @@ enum record_rc {
 /* The Lua text, static. len may be NULL. */
 const char *record_script(size_t *len);
 
-/* The argv of one script call, with the storage its strings live in. */
-struct record_argv {
-	int argc;
-	const char *argv[RECORD_ARGV_MAX];
-	size_t argvlen[RECORD_ARGV_MAX];
-	size_t used;                    /* bytes of buf in use */
-	char buf[RECORD_ARGV_BUF];
-};
-
 /* Builds the script call for rec into *out: "EVALSHA" sha1 when sha1 (40
  * hex digits, as SCRIPT LOAD answered) is given, else "EVAL" and the script
  * text. max_age_ms is RECORD_MAX_AGE_MS for the agent; 0 turns the age
  * check off (backfills and tests only: the caller then vouches that no
  * copy of a record comes later than RECORD_SEEN_TTL_S after the first).
+ * tz_min is the configuration's UTC offset (minutes): the record's cost
+ * is settled into the spend counters of the windows its start falls in
+ * (budget_window), and its reservations and in-flight slot (admit.c) are
+ * released.
  * Every argv string is NUL-terminated and lives in out->buf (the script
  * text is static), valid while *out is neither changed nor freed; rec is
  * not referenced. Returns 0, or -1 if rec is invalid (record_validate) or
  * sha1 is malformed. */
 int record_redis_argv(const struct usage_record *rec, const char *sha1,
-                      int64_t max_age_ms, struct record_argv *out);
+                      int64_t max_age_ms, int tz_min, struct rargv *out);
 
 /* ---- Records --------------------------------------------------------- */
 
