@@ -253,6 +253,7 @@ end
 --     "G <rid> <n>\n"     meta: skipped
 --     "E <rid> <n>\n"     meta: reason duration_ms lost
 --     "O <server> <n>\n"  meta: status retry_after rid   (realms-outcome)
+--     "X <rid> <n>\n"     meta: token group           (admitted, no answer)
 --     "S <seq>\n"         sync, no payload
 -- From the agent: "A <rid>\n" once the record is durable, "S <seq>\n" echoing
 -- each sync. Limits (any breach closes the connection): rid 1-63 bytes of
@@ -291,7 +292,7 @@ local TAP_OUTCOMES_MAX = 4096            -- attempt results kept per thread
 local TAP_RESENDS_MAX = 50               -- connections a request may be resent on
 
 local tap = {
-    outcomes = {},    -- "O" frames not yet sent (never acknowledged)
+    outcomes = {},    -- "O" and "X" frames not yet sent (never acknowledged)
     reqs = {},        -- requests not yet acknowledged, in arrival order
     by_rid = {},
     nacked = 0,       -- acknowledged, still to be removed from reqs
@@ -429,6 +430,15 @@ local function tap_outcome(server, rid, status, retry_after)
     if rid then m = m .. "rid=" .. rid .. "\n" end
     if retry_after then m = m .. "retry_after=" .. retry_after .. "\n" end
     tap.outcomes[#tap.outcomes + 1] = frame("O", server, m)
+end
+
+-- A request admitted under limits that ended without an answer the tap
+-- saw: no record will settle it, so the agent releases its reservation and
+-- in-flight slot at once instead of at their lease's end. Best effort, like
+-- the outcomes (an X lost with its connection leaves the lease to do it).
+local function tap_release(rid, token, group)
+    if #tap.outcomes >= TAP_OUTCOMES_MAX then return end
+    tap.outcomes[#tap.outcomes + 1] = frame("X", rid, meta({ token = token, group = group }))
 end
 
 -- An acknowledged request leaves by_rid at once and tap.reqs at the next
@@ -646,6 +656,17 @@ function Tap:end_analyze(txn, chn)
     if chn:is_resp() and self.r and not self.r.ended then
         tap_end(self.r, self.complete and "complete" or "aborted",
                 { duration_ms = math.max(0, now_ms() - self.t0) })
+    end
+    -- HTTP keeps both channels' analysis open until the transaction ends,
+    -- so no answer has reached the tap here only when none ever will
+    -- (an error HAProxy answered itself, a client gone before the headers).
+    if not self.r and not self.released and TAP_HOST and txn:get_var("txn.realms.held") then
+        self.released = true
+        local rid = txn:get_var("txn.realms_rid")
+        local token = txn:get_var("txn.realms.token")
+        if rid and token and #rid <= 63 and rid:find("^[%w._:-]+$") then
+            tap_release(rid, token, txn:get_var("txn.realms.group") or "")
+        end
     end
     return filter.CONTINUE
 end

@@ -123,6 +123,7 @@ static int metrics(char *out, size_t size)
 	M("gauge", "realms_token_cache_entries", "client tokens in the cache", tokcache_count());
 	M("gauge", "realms_config_generation", "configuration loads so far (reloads + 1)", cfg ? cfg->generation : 0);
 	M("counter", "realms_attempt_outcomes_total", "upstream attempt results fed to the breakers", m.outcomes);
+	M("counter", "realms_admission_releases_total", "admitted requests that ended without an answer, their holds released", m.releases);
 	M("counter", "realms_breaker_opened_total", "breakers opened (or opened again after a failed probe)", h.opened);
 	M("counter", "realms_breaker_closed_total", "breakers closed after a successful probe", h.closed);
 	M("counter", "realms_refused_peers_total", "unix socket connections refused: not an allowed user", peers_refused());

@@ -22,16 +22,20 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include <ev.h>
 #include <openssl/sha.h>
 
 #include <realms/admit.h>
 #include <realms/budget.h>
+#include <realms/config.h>
 #include <realms/clock.h>
 #include <realms/limits.h>
 #include <realms/log.h>
 #include <realms/rdb.h>
 #include <realms/record.h>
 #include <realms/rkeys.h>
+#include <realms/state.h>
+#include <realms/worker.h>
 
 /* KEYS: [1] rpm zset, [2] in-flight hash, then per budget b its spend key
  * (2 + 2b - 1) and its scope's reservation hash (2 + 2b).
@@ -40,7 +44,7 @@
  * [8] budgets, then per budget: its window ("5h" or "cal") and limit.
  * Replies: {0} admitted; {1, b, spent, reset_ms} budget b spent; {2, b,
  * spent} its rest held by reservations; {3, retry_after_s} rpm; {4}
- * concurrency. Every reservation and slot names its gateway and lease end;
+ * concurrency. Each call refreshes the calling gateway's heartbeat. Every reservation and slot names its gateway and lease end;
  * one whose gateway's heartbeat is gone, or whose lease ended, is dropped
  * when met. Lua numbers are doubles: sums stay exact below 2^53 nano-USD
  * ($9M), far above any budget. */
@@ -50,6 +54,7 @@ static const char script[] =
 	"local rid, gw, gwp = ARGV[1], ARGV[2], ARGV[3]\n"
 	"local reserve, lease = ARGV[4], tonumber(ARGV[5])\n"
 	"local rpm, conc, nb = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])\n"
+	"redis.call('SET', gwp .. gw, '1', 'PX', " LIMIT_STR(ADMIT_GW_TTL_MS) ")\n"
 	"local alive = {}\n"
 	"local function gw_alive(g)\n"
 	"  if alive[g] == nil then alive[g] = redis.call('EXISTS', gwp .. g) == 1 end\n"
@@ -341,6 +346,87 @@ struct admit_call {
 	int tried_eval;
 };
 
+/* Per worker: a Redis connection for admissions and releases; worker 0
+ * also keeps this gateway's heartbeat. */
+struct admit_worker {
+	struct rdb *rdb;
+	struct ev_loop *loop;
+	ev_timer beat;
+};
+
+static int admit_module = -1;
+
+static void heartbeat(struct rdb *r)
+{
+	rdb_command(r, NULL, NULL, "SET %s%s 1 PX %d", RKEY_GW_PREFIX, admit_gateway(),
+	            ADMIT_GW_TTL_MS);
+}
+
+static void beat_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct admit_worker *aw = t->data;
+
+	heartbeat(aw->rdb);
+}
+
+static void on_admit_connect(struct rdb *r, void *arg)
+{
+	heartbeat(r);
+}
+
+static void *admit_worker_init(struct worker *w, struct ev_loop *loop)
+{
+	struct admit_worker *aw = calloc(1, sizeof(*aw));
+	struct realms_config *cfg = state_config();
+
+	if (!aw || !cfg) {
+		free(aw);
+		config_unref(cfg);
+		return NULL;
+	}
+	aw->loop = loop;
+	aw->rdb = rdb_new(loop, state_redis(cfg), "admission",
+	                  worker_id(w) == 0 ? on_admit_connect : NULL, NULL);
+	config_unref(cfg);
+	if (worker_id(w) == 0) {
+		ev_timer_init(&aw->beat, beat_cb, ADMIT_GW_BEAT_MS / 1000., ADMIT_GW_BEAT_MS / 1000.);
+		aw->beat.data = aw;
+		ev_timer_start(loop, &aw->beat);
+	}
+	return aw;
+}
+
+static void admit_worker_fini(struct worker *w, void *ctx)
+{
+	struct admit_worker *aw = ctx;
+
+	if (!aw)
+		return;
+	ev_timer_stop(aw->loop, &aw->beat);
+	rdb_free(aw->rdb);
+	free(aw);
+}
+
+static const struct worker_module admit_worker_module = {
+	.name = "admission",
+	.init = admit_worker_init,
+	.fini = admit_worker_fini,
+};
+
+int admit_register(void)
+{
+	if (admit_module < 0)
+		admit_module = worker_module_register(&admit_worker_module);
+	return admit_module < 0 ? -1 : 0;
+}
+
+static struct rdb *worker_rdb(struct worker *w)
+{
+	struct admit_worker *aw = w && admit_module >= 0 ? worker_module_ctx(w, admit_module) : NULL;
+
+	return aw ? aw->rdb : NULL;
+}
+
 static int admit_send(struct rdb *r, struct admit_call *c);
 
 static void on_admit(struct rdb *r, redisReply *rep, void *arg)
@@ -372,8 +458,9 @@ static int admit_send(struct rdb *r, struct admit_call *c)
 	return rdb_command_argv(r, on_admit, c, a.argc, a.argv, a.argvlen);
 }
 
-void admit_start(struct rdb *r, const struct admit_req *q, admit_cb cb, void *arg)
+void admit_start(struct worker *w, const struct admit_req *q, admit_cb cb, void *arg)
 {
+	struct rdb *r = worker_rdb(w);
 	struct admit_call *c = calloc(1, sizeof(*c));
 	struct admit_answer a = { .result = ADMIT_UNAVAILABLE };
 
@@ -396,20 +483,14 @@ void admit_start(struct rdb *r, const struct admit_req *q, admit_cb cb, void *ar
 	}
 }
 
-void admit_release(struct rdb *r, const char *token, const char *group, const char *rid)
+void admit_release(struct worker *w, const char *token, const char *group, const char *rid)
 {
-	struct rargv a;
+	struct rdb *r = worker_rdb(w);
+	static _Thread_local struct rargv a;
 
 	if (!r || admit_release_argv(token, group, rid, &a) < 0)
 		return;
 	rdb_command(r, NULL, NULL, "HDEL %s %s", a.argv[0], a.argv[3]);
 	rdb_command(r, NULL, NULL, "HDEL %s %s", a.argv[1], a.argv[3]);
 	rdb_command(r, NULL, NULL, "HDEL %s %s", a.argv[2], a.argv[3]);
-}
-
-void admit_heartbeat(struct rdb *r)
-{
-	if (r)
-		rdb_command(r, NULL, NULL, "SET %s%s 1 PX %d", RKEY_GW_PREFIX, admit_gateway(),
-		            ADMIT_GW_TTL_MS);
 }

@@ -370,6 +370,11 @@ static void on_admitted(void *arg, const struct admit_answer *a)
 	if (a->result != ADMIT_OK) {
 		admission_refusal(ad, a, &ad->v);
 		rlog(LOG_LVL_INFO, "request of token %s refused: %s", ad->token_id, ad->v.err_msg);
+	} else {
+		/* Redis holds a reservation or slot under the request id: the
+		 * tap releases it if the request ends without an answer (its
+		 * record, when one comes, settles it instead). */
+		spoa_set_int(ad->req, SPOP_SCOPE_TXN, "held", 1);
 	}
 	answer(ad->req, ad->cfg, &ad->v, &ad->tok, ad->token_id);
 	spoa_req_release(ad->req);
@@ -396,7 +401,6 @@ static int admission_start(struct spoa_req *req, struct realms_config *cfg,
                            const struct verdict_in *in, const struct verdict *v,
                            const struct tok_info *tok, const char *token_id)
 {
-	struct req_worker *rw = worker_module_ctx(spoa_req_worker(req), req_module);
 	struct admit_req q = { 0 };
 	struct admission *ad;
 	char rid[sizeof(((struct usage_record *)0)->req_id)];
@@ -436,7 +440,7 @@ static int admission_start(struct spoa_req *req, struct realms_config *cfg,
 	ad->tz_min = cfg->tz_min;
 	snprintf(ad->token_id, sizeof(ad->token_id), "%s", token_id);
 	spoa_req_hold(req);
-	admit_start(rw ? rw->rdb : NULL, &q, on_admitted, ad);
+	admit_start(spoa_req_worker(req), &q, on_admitted, ad);
 	return 1;
 }
 
@@ -753,7 +757,7 @@ done:
 int hdl_request_register(void)
 {
 	req_module = worker_module_register(&req_worker_module);
-	if (req_module < 0)
+	if (req_module < 0 || admit_register() < 0)
 		return -1;
 	if (spoa_register("realms-request", hdl_request) < 0)
 		return -1;

@@ -66,6 +66,7 @@ static const struct kind_rule *kind_rule(char k)
 	case MFRAME_BEGIN:
 	case MFRAME_GAP:
 	case MFRAME_END:
+	case MFRAME_RELEASE:
 		return &rule_req;
 	case MFRAME_DATA:
 		return &rule_data;
@@ -330,4 +331,15 @@ void mframe_outcome_get(const struct mframe *f, struct mframe_outcome *o)
 		o->rid.ptr = NULL;
 		o->rid.len = 0;
 	}
+}
+
+void mframe_release_get(const struct mframe *f, struct mframe_str *token,
+                        struct mframe_str *group)
+{
+	static const struct mframe_str none = { NULL, 0 };
+
+	if (!f->payload || !mframe_meta_str(f->payload, f->len, "token", token))
+		*token = none;
+	if (!f->payload || !mframe_meta_str(f->payload, f->len, "group", group))
+		*group = none;
 }

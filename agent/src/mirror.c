@@ -25,6 +25,7 @@
 
 #include <ev.h>
 
+#include <realms/admit.h>
 #include <realms/clock.h>
 #include <realms/health.h>
 #include <realms/limits.h>
@@ -47,7 +48,7 @@ _Static_assert(sizeof(((struct usage_record *)0)->req_id) == MIRROR_RID_MAX + 1,
                "a request id fits the record's idempotency key");
 
 static struct {
-	_Atomic unsigned long long conns, requests, bytes, acked, proto_errors, outcomes,
+	_Atomic unsigned long long conns, requests, bytes, acked, proto_errors, outcomes, releases,
 	                           gaps, skipped;
 	_Atomic unsigned long long partial[USAGE_PARTIAL_KINDS];
 	_Atomic unsigned long long estimated;
@@ -61,6 +62,7 @@ void mirror_stats_get(struct mirror_stats *o)
 	o->acked = atomic_load(&mstats.acked);
 	o->proto_errors = atomic_load(&mstats.proto_errors);
 	o->outcomes = atomic_load(&mstats.outcomes);
+	o->releases = atomic_load(&mstats.releases);
 	o->gaps = atomic_load(&mstats.gaps);
 	o->skipped = atomic_load(&mstats.skipped);
 	for (int i = 0; i < USAGE_PARTIAL_KINDS; i++)
@@ -138,7 +140,7 @@ static const struct worker_kind mirror_kind = {
 int mirror_init(void)
 {
 	mirror_module = worker_module_register(&mirror_worker_module);
-	if (mirror_module < 0)
+	if (mirror_module < 0 || admit_register() < 0)
 		return -1;
 	return worker_kind_register(WORKER_CONN_MIRROR, &mirror_kind);
 }
@@ -394,6 +396,25 @@ static int on_outcome(struct mconn *c, const struct mframe *f)
 	return 0;
 }
 
+/* X: a request admitted under limits ended without an answer (no
+ * record will settle it): drop its reservation and in-flight slot. */
+static int on_release(struct mconn *c, const char *rid, const struct mframe *f)
+{
+	struct mframe_str tok, grp;
+	char token[MIRROR_META_NAME_MAX + 1], group[MIRROR_META_NAME_MAX + 1];
+
+	mframe_release_get(f, &tok, &grp);
+	if (!tok.len || tok.len > MIRROR_META_NAME_MAX || grp.len > MIRROR_META_NAME_MAX)
+		return 0;       /* not a request of ours: ignored */
+	memcpy(token, tok.ptr, tok.len);
+	token[tok.len] = '\0';
+	memcpy(group, grp.ptr, grp.len);
+	group[grp.len] = '\0';
+	atomic_fetch_add(&mstats.releases, 1);
+	admit_release(c->w, token, group, rid);
+	return 0;
+}
+
 /* S: echoed after the acknowledgements already queued. */
 static int on_sync(struct mconn *c, const char *seq)
 {
@@ -429,6 +450,8 @@ static int frame_apply(struct mconn *c, const struct mframe *f)
 		return on_end(c, id, f);
 	case MFRAME_OUTCOME:
 		return on_outcome(c, f);
+	case MFRAME_RELEASE:
+		return on_release(c, id, f);
 	case MFRAME_SYNC:
 		return on_sync(c, id);
 	case MFRAME_BODY:

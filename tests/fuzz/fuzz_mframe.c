@@ -98,6 +98,7 @@ static void check_frame(const struct mframe *f, int r, const char *p, const char
 	case MFRAME_BEGIN:
 	case MFRAME_GAP:
 	case MFRAME_END:
+	case MFRAME_RELEASE:
 	case MFRAME_OUTCOME:
 		need(f->len <= MIRROR_META_MAX, "meta length");
 		need(f->payload && f->payload + f->len == p + r, "meta payload is the frame's end");

@@ -265,6 +265,8 @@ static void test_each_kind(void **state)
 		{ "G a.b:c-d_e 14\nskipped=16384\n", 29, MFRAME_GAP, "a.b:c-d_e", 14, "skipped=16384\n" },
 		{ "E req_1 0\n", 10, MFRAME_END, "req_1", 0, "" },
 		{ "O chan.1--cred_2 9\nstatus=0\n", 28, MFRAME_OUTCOME, "chan.1--cred_2", 9, "status=0\n" },
+		{ "X req_1 22\ntoken=alice\ngroup=dev\n", 33, MFRAME_RELEASE, "req_1", 22,
+		  "token=alice\ngroup=dev\n" },
 		{ "S 42\nS 43\n", 5, MFRAME_SYNC, "42", 0, NULL },
 		/* leading zeros are digits like any other */
 		{ "D r 007\n", 8, MFRAME_DATA, "r", 7, NULL },
@@ -414,7 +416,7 @@ static int frame_rc(char kind, const char *id, size_t n)
 /* At each limit: accepted; one over: refused. */
 static void test_limits(void **state)
 {
-	static const char meta_kinds[] = { 'B', 'G', 'E', 'O' };
+	static const char meta_kinds[] = { 'B', 'G', 'E', 'O', 'X' };
 	char *rid = repeat('r', MIRROR_RID_MAX + 1);
 	char *srv = repeat('s', MIRROR_SERVER_MAX + 1);
 	char *seq = repeat('9', MIRROR_SEQ_MAX + 1);
@@ -483,7 +485,7 @@ static void test_bad_kinds(void **state)
 		c[0] = (char)b;
 		c[1] = ' ';
 		g = get(c, 1);
-		if (strchr("BDGEOS", b) && b) {
+		if (strchr("BDGEOSX", b) && b) {
 			assert_int_equal(g.r, 0);
 			assert_int_equal(get(c, 2).r, 0);
 		} else {
@@ -770,6 +772,30 @@ static void test_meta_record(void **state)
 
 /* O frames: status, retry_after, rid, and what the breaker gets when they
  * are missing or garbled. */
+/* X: the token and group to release under; absent ones are empty. */
+static void test_release(void **state)
+{
+	static const char in[] = "X req_9 34\ngroup=ops team\ntoken=bob\ntoken=eve\n";
+	struct mframe_str tok, grp;
+	struct got g = get(in, strlen(in));
+	struct mframe f = { .kind = MFRAME_RELEASE, .len = g.len, .payload = g.payload };
+
+	assert_int_equal(g.kind, MFRAME_RELEASE);
+	mframe_release_get(&f, &tok, &grp);
+	assert_int_equal(tok.len, 3);
+	assert_memory_equal(tok.ptr, "bob", 3);     /* the first line counts */
+	assert_int_equal(grp.len, 8);
+	assert_memory_equal(grp.ptr, "ops team", 8);
+	free(g.payload);
+
+	f.payload = "other=1\n";
+	f.len = 8;
+	mframe_release_get(&f, &tok, &grp);
+	assert_int_equal(tok.len, 0);
+	assert_null(tok.ptr);
+	assert_int_equal(grp.len, 0);
+}
+
 static void test_outcome(void **state)
 {
 	static const struct {
@@ -842,6 +868,7 @@ int main(void)
 		cmocka_unit_test(test_meta_keys),
 		cmocka_unit_test(test_meta_record),
 		cmocka_unit_test(test_outcome),
+		cmocka_unit_test(test_release),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

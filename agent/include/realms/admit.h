@@ -23,7 +23,7 @@
 #include <realms/budget-t.h>
 #include <realms/rargv.h>
 
-struct rdb;
+struct worker;
 
 /* One request to admit. Strings are borrowed for the call. */
 struct admit_req {
@@ -85,14 +85,18 @@ typedef void (*admit_cb)(void *arg, const struct admit_answer *a);
 /* This gateway's id, random per start (16 hex digits). */
 const char *admit_gateway(void);
 
-/* Admits q through r; cb fires exactly once (ADMIT_UNAVAILABLE when
- * Redis cannot answer), possibly before this returns. */
-void admit_start(struct rdb *r, const struct admit_req *q, admit_cb cb, void *arg);
+/* Registers the worker module that holds each worker's Redis connection
+ * for admissions and worker 0's heartbeat timer (every ADMIT_GW_BEAT_MS).
+ * Before the workers start; idempotent. Returns 0 or -1. */
+int admit_register(void);
 
-/* Releases what a request holds; fire and forget. */
-void admit_release(struct rdb *r, const char *token, const char *group, const char *rid);
+/* Admits q on worker w's connection; cb fires exactly once
+ * (ADMIT_UNAVAILABLE when Redis cannot answer), possibly before this
+ * returns. */
+void admit_start(struct worker *w, const struct admit_req *q, admit_cb cb, void *arg);
 
-/* Refreshes this gateway's heartbeat; call every ADMIT_GW_BEAT_MS. */
-void admit_heartbeat(struct rdb *r);
+/* Releases what a request holds (it ended without an answer); fire and
+ * forget, on worker w's connection. */
+void admit_release(struct worker *w, const char *token, const char *group, const char *rid);
 
 #endif /* REALMS_ADMIT_H */

@@ -281,6 +281,9 @@
 /* Mirror: largest payload of a meta frame (B, G, E, O). It is buffered
  * whole; the tap's are a few hundred bytes. */
 #define MIRROR_META_MAX            8192u
+/* Mirror: longest token or group name an X frame may carry (a record's
+ * name fields hold 256 bytes); longer: the frame is ignored. */
+#define MIRROR_META_NAME_MAX       256u
 /* Mirror: largest payload of a D frame. It is never buffered (the bytes go
  * to the meter as they arrive); the tap's are one HAProxy buffer at most
  * (tune.bufsize, 128 KB). */

@@ -16,6 +16,7 @@ enum mframe_kind {
 	MFRAME_GAP     = 'G',   /* body bytes left out here: meta */
 	MFRAME_END     = 'E',   /* the response ended: meta */
 	MFRAME_OUTCOME = 'O',   /* one upstream attempt's result: meta */
+	MFRAME_RELEASE = 'X',   /* a request ended without an answer: meta */
 	MFRAME_SYNC    = 'S',   /* end of a send round: echoed */
 	/* Not a frame of the wire: a run of the payload of the D frame being
 	 * streamed (mframe_next). */
@@ -31,13 +32,13 @@ struct mframe_str {
 /* One decoded frame (mframe_get), or a run of a D payload (mframe_next). */
 struct mframe {
 	enum mframe_kind kind;
-	/* B D G E: the request id; O: the server name; S: the sync number;
+	/* B D G E X: the request id; O: the server name; S: the sync number;
 	 * BODY: empty (NULL). */
 	struct mframe_str id;
 	/* The payload length announced by the header (0 for S); BODY: the
 	 * run's length. */
 	size_t len;
-	/* B G E O: the whole payload, len bytes, right after the header.
+	/* B G E O X: the whole payload, len bytes, right after the header.
 	 * D: NULL, the len payload bytes are still to come. S: NULL.
 	 * BODY: the run's bytes. */
 	const char *payload;

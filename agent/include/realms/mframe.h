@@ -21,6 +21,9 @@
  *   "E <rid> <n>\n"    meta: reason duration_ms lost    response ended
  *   "O <server> <n>\n" meta: status retry_after rid     each upstream attempt
  *                                                       ended
+ *   "X <rid> <n>\n"    meta: token group                the request ended
+ *                                                       without an answer:
+ *                                                       release its holds
  *   "S <seq>\n"        (none)                           end of a send round
  *
  * From the agent to the tap, lines:
@@ -35,7 +38,7 @@
  *   <server>  the HAProxy server of the attempt, "<channel>--<credential>":
  *             1 to MIRROR_SERVER_MAX (130) bytes of [A-Za-z0-9._-]
  *   <seq>     1 to MIRROR_SEQ_MAX (20) decimal digits
- *   <n>       decimal digits: at most MIRROR_META_MAX (8192) for B G E O,
+ *   <n>       decimal digits: at most MIRROR_META_MAX (8192) for B G E O X,
  *             at most MIRROR_FRAME_MAX (64 MB) for D
  * A header line is at most MIRROR_HDR_MAX (160) bytes, its "\n" included.
  *
@@ -51,9 +54,9 @@
  *                       response (connection failure, timeout, reset)
  *   ctype        B      the response's Content-Type: text/event-stream is
  *                       metered as SSE, anything else as one JSON document
- *   token        B      token name (record fields, cut to their sizes)
+ *   token        B X    token name (record fields, cut to their sizes)
  *   token_id     B      token id
- *   group        B      the token's group
+ *   group        B X    the token's group
  *   model        B      public model name
  *   server       B      HAProxy server (credential) that answered
  *   ts_ms        B      unix milliseconds at the request's start
@@ -76,7 +79,8 @@
  * open starts it over); D, G and E for a request that is not open are
  * ignored (its B went to an earlier connection, and the tap resends the
  * request whole); E closes it. At most MIRROR_OPEN_MAX (4096) requests are
- * open at once. O frames are never acknowledged nor resent. Any violation
+ * open at once. O and X frames are never acknowledged nor resent (an X
+ * lost with its connection leaves the holds to their lease, admit.h). Any violation
  * (an unknown kind, a bad id, a length over its limit, a header too long,
  * one request too many) closes the connection; the tap then resends every
  * unacknowledged request from its B frame on a new one.
@@ -155,6 +159,11 @@ void mframe_end_get(const char *meta, size_t len, struct mframe_end *e);
 
 /* A G payload's skipped=<bytes>; 0 when absent or invalid. */
 uint64_t mframe_gap_skipped(const char *meta, size_t len);
+
+/* An X frame's token and group (strings pointing into f's buffer; len 0
+ * when absent). */
+void mframe_release_get(const struct mframe *f, struct mframe_str *token,
+                        struct mframe_str *group);
 
 /* An O frame (f->kind == MFRAME_OUTCOME), decoded; o's strings point into
  * f's buffer. */

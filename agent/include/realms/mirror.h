@@ -21,6 +21,7 @@ struct mirror_stats {
 	unsigned long long acked;
 	unsigned long long proto_errors;
 	unsigned long long outcomes;     /* attempt results fed to the breakers */
+	unsigned long long releases;     /* requests ended without an answer */
 	unsigned long long gaps;         /* G frames: streams sent head + tail */
 	unsigned long long skipped;      /* body bytes the tap left out */
 	unsigned long long partial[USAGE_PARTIAL_KINDS];    /* records, by reason */
