@@ -6,6 +6,7 @@
 # - a B payload of exactly MIRROR_META_MAX bytes without a final newline
 #   (the old reader wrote a byte past it) is read and acknowledged;
 # - an O frame is counted for the breakers, with or without rid=;
+# - an X frame releases a request's in-flight slot and reservations;
 # - a framing error closes the connection and is counted;
 # - MIRROR_OPEN_MAX requests may be open on one connection (a B sent again
 #   and an E do not miscount them); one more closes it, logged once.
@@ -122,13 +123,28 @@ rid=not a rid
 "; printf 'S 4\n'; } >&3
 assert_eq "$(collect 4 0)" "" "outcomes are not acknowledged"
 assert_eq "$(( $(metric realms_attempt_outcomes_total) - out0 ))" 3 "outcomes counted"
+
+# --- X frames: an admitted request that got no answer releases its holds ----
+rcli HSET realms:inflight:alice req_gone "gw 1" req_other "gw 1" >/dev/null
+rcli HSET realms:resv:t:alice req_gone "5 gw 1" >/dev/null
+rcli HSET realms:resv:g:dev req_gone "5 gw 1" >/dev/null
+{ frame X req_gone "token=alice
+group=dev
+"; frame X req_other "group=dev
+"; printf 'S 6\n'; } >&3
+assert_eq "$(collect 6 0)" "" "releases are not acknowledged"
+assert_eq "$(metric realms_admission_releases_total)" 1 "a release with a token counted, one without ignored"
+for _ in $(seq 50); do [ "$(rcli HEXISTS realms:resv:g:dev req_gone)" = 0 ] && break; sleep 0.1; done
+assert_eq "$(rcli HKEYS realms:inflight:alice)" "req_other" "the in-flight slot released, the other kept"
+assert_eq "$(rcli HEXISTS realms:resv:t:alice req_gone)$(rcli HEXISTS realms:resv:g:dev req_gone)" "00" \
+	"the token's and the group's reservations released"
 mclose
 
 # --- a framing error closes the connection ---------------------------------
 mopen
 { frame B req_x ""; printf 'S 5\n'; } >&3
 assert_eq "$(collect 5 0)" "" "connection up"
-printf 'X req_x 0\n' >&3
+printf 'Q req_x 0\n' >&3
 closed && ok "an unknown frame kind closes the connection" || fail "still open after a bad frame"
 mclose
 mopen
