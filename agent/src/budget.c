@@ -334,10 +334,26 @@ size_t budget_time_str(int64_t t_ms, int tz_min, char *out, size_t size)
 
 uint64_t budget_reserve_nusd(const struct price *p, uint64_t body_bytes, uint64_t max_tokens)
 {
-	struct usage u;
+	uint64_t in = usage_bytes_tokens(body_bytes), best = 0;
 
-	usage_init(&u);
-	u.input = usage_bytes_tokens(body_bytes);
-	u.output = max_tokens;
-	return billing_cost_nusd(p, &u);
+	/* The input at its dearest rate: a request may write all of it to
+	 * the cache (Claude Code marks most of its prompt), and a cache
+	 * write costs more than plain input. */
+	for (int rate = 0; rate < 3; rate++) {
+		struct usage u;
+		uint64_t c;
+
+		usage_init(&u);
+		u.output = max_tokens;
+		if (rate == 0)
+			u.input = in;
+		else if (rate == 1)
+			u.cache_write_5m = in;
+		else
+			u.cache_write_1h = in;
+		c = billing_cost_nusd(p, &u);
+		if (c > best)
+			best = c;
+	}
+	return best;
 }

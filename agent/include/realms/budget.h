@@ -80,8 +80,8 @@ size_t budget_time_str(int64_t t_ms, int tz_min, char *out, size_t size);
 struct price;
 
 /* The most a request may cost, reserved at admission: its input estimated
- * from its body (body_bytes at USAGE_EST_BYTES_PER_TOKEN a token, all
- * uncached) and max_tokens of output, at the model's prices. 0 without a
+ * from its body (body_bytes at USAGE_EST_BYTES_PER_TOKEN a token, at
+ * the dearest input rate: plain, or written to the 5m or 1h cache) and max_tokens of output, at the model's prices. 0 without a
  * price. */
 uint64_t budget_reserve_nusd(const struct price *p, uint64_t body_bytes, uint64_t max_tokens);
 
