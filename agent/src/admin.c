@@ -14,6 +14,7 @@
 
 #include <realms/admin.h>
 #include <realms/clock.h>
+#include <realms/commit.h>
 #include <realms/config-t.h>
 #include <realms/health.h>
 #include <realms/log.h>
@@ -22,7 +23,6 @@
 #include <realms/peers.h>
 #include <realms/probe.h>
 #include <realms/record.h>
-#include <realms/records.h>
 #include <realms/spoa.h>
 #include <realms/state.h>
 #include <realms/tokcache.h>
@@ -80,7 +80,7 @@ static int metrics(char *out, size_t size)
 {
 	struct spoa_stats s;
 	struct mirror_stats m;
-	struct records_stats r;
+	struct commit_stats r;
 	struct health_stats h;
 	struct probe_stats p;
 	struct realms_config *cfg = state_config();
@@ -89,7 +89,7 @@ static int metrics(char *out, size_t size)
 
 	spoa_stats_get(&s);
 	mirror_stats_get(&m);
-	records_stats_get(&r);
+	commit_stats_get(&r);
 	health_stats_get(&h);
 	probe_stats_get(&p);
 #define M(type, name, help, val) do { \

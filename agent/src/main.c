@@ -19,6 +19,7 @@
 #include <ev.h>
 
 #include <realms/admin.h>
+#include <realms/commit.h>
 #include <realms/config.h>
 #include <realms/handlers.h>
 #include <realms/limits.h>
@@ -27,7 +28,6 @@
 #include <realms/netaddr.h>
 #include <realms/peers.h>
 #include <realms/probe.h>
-#include <realms/records.h>
 #include <realms/spoa_io.h>
 #include <realms/state.h>
 #include <realms/worker.h>
@@ -621,7 +621,7 @@ int main(int argc, char **argv)
 		}
 		agent.lst[agent.nb_lst].kind = WORKER_CONN_MIRROR;
 		agent.lst[agent.nb_lst++].fd = -1;
-		if (mirror_init() < 0 || records_init(agent.spool ? agent.spool : AGENT_SPOOL_DEFAULT) < 0) {
+		if (mirror_init() < 0 || commit_init(agent.spool ? agent.spool : AGENT_SPOOL_DEFAULT) < 0) {
 			rlog(LOG_LVL_ERR, "cannot set up usage recording (spool %s)",
 			     agent.spool ? agent.spool : AGENT_SPOOL_DEFAULT);
 			return 1;

@@ -12,7 +12,7 @@
  * the connection's input buffer (less than MFRAME_PENDING_MAX bytes). A
  * connection's requests live in a small hash table keyed by request id,
  * at most MIRROR_OPEN_MAX of them; a request ends with its E frame, after
- * which its record goes to records_commit() and, once durable, its id is
+ * which its record goes to commit_record() and, once durable, its id is
  * acknowledged on the same connection if that connection still exists.
  */
 #include <errno.h>
@@ -27,13 +27,13 @@
 
 #include <realms/admit.h>
 #include <realms/clock.h>
+#include <realms/commit.h>
 #include <realms/health.h>
 #include <realms/limits.h>
 #include <realms/log.h>
 #include <realms/meter.h>
 #include <realms/mframe.h>
 #include <realms/mirror.h>
-#include <realms/records.h>
 #include <realms/worker.h>
 
 #define MIRROR_BUCKETS       256
@@ -373,7 +373,7 @@ static int on_end(struct mconn *c, const char *rid, const struct mframe *f)
 	memcpy(cc->rid, r->rid, sizeof(cc->rid));
 	c->refs++;
 	/* The record is copied: r goes now, cc when the commit answers. */
-	records_commit(c->w, &r->rec, on_committed, cc);
+	commit_record(c->w, &r->rec, on_committed, cc);
 	req_free(r);
 	return 0;
 }

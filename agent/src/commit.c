@@ -32,11 +32,11 @@
 
 #include <realms/billing.h>
 #include <realms/clock.h>
+#include <realms/commit.h>
 #include <realms/config.h>
 #include <realms/log.h>
 #include <realms/rdb.h>
 #include <realms/record.h>
-#include <realms/records.h>
 #include <realms/state.h>
 #include <realms/usage.h>
 #include <realms/worker.h>
@@ -147,7 +147,7 @@ static void on_script_loaded(struct rdb *r, redisReply *rep, void *arg)
 		memcpy(rw->sha, rep->str, 41);
 }
 
-static void on_records_connect(struct rdb *r, void *arg)
+static void on_commit_connect(struct rdb *r, void *arg)
 {
 	struct rec_worker *rw = arg;
 	size_t len;
@@ -161,7 +161,7 @@ static void on_records_connect(struct rdb *r, void *arg)
 struct commit {
 	struct rec_worker *rw;
 	struct usage_record rec;
-	records_done_fn done;    /* NULL for a spool replay */
+	commit_done_fn done;     /* NULL for a spool replay */
 	void *arg;
 	int tried_eval;
 	size_t line_len;         /* replay: the spool line's length */
@@ -187,7 +187,7 @@ static void on_commit_reply(struct rdb *r, redisReply *rep, void *arg)
 		/* Redis restarted or flushed its scripts: EVAL once, reload. */
 		c->tried_eval = 1;
 		rw->sha[0] = '\0';
-		on_records_connect(r, rw);
+		on_commit_connect(r, rw);
 		if (send_commit(c) == 0)
 			return;
 		rep = NULL;
@@ -313,7 +313,7 @@ static void *rec_worker_init(struct worker *w, struct ev_loop *loop)
 		return NULL;
 	}
 	rw->w = w;
-	rw->rdb = rdb_new(loop, state_redis(cfg), "records", on_records_connect, rw);
+	rw->rdb = rdb_new(loop, state_redis(cfg), "records", on_commit_connect, rw);
 	config_unref(cfg);
 	if (worker_id(w) == 0) {
 		ev_timer_init(&rw->replay, replay_cb, SPOOL_REPLAY_EVERY_S, SPOOL_REPLAY_EVERY_S);
@@ -342,7 +342,7 @@ static const struct worker_module rec_worker_module = {
 	.fini = rec_worker_fini,
 };
 
-int records_init(const char *spool_dir)
+int commit_init(const char *spool_dir)
 {
 	if (spool_open(spool_dir) < 0) {
 		rlog(LOG_LVL_ERR, "cannot open the usage spool in %s: %s", spool_dir,
@@ -407,8 +407,8 @@ static void price_record(struct usage_record *rec)
 		check_model(rec);
 }
 
-void records_commit(struct worker *w, const struct usage_record *rec,
-                    records_done_fn done, void *arg)
+void commit_record(struct worker *w, const struct usage_record *rec,
+                   commit_done_fn done, void *arg)
 {
 	struct rec_worker *rw = worker_module_ctx(w, rec_module);
 	struct commit *c = calloc(1, sizeof(*c));
@@ -437,7 +437,7 @@ void records_commit(struct worker *w, const struct usage_record *rec,
 	}
 }
 
-void records_stats_get(struct records_stats *o)
+void commit_stats_get(struct commit_stats *o)
 {
 	pthread_mutex_lock(&spool.lock);
 	o->appended = spool.appended;
