@@ -555,8 +555,14 @@ static void parse_token(const redisReply *rep, struct tok_info *t)
 		         budget_limits_decode(val->str, val->len, &t->limits) < 0)
 			/* Limits we cannot read must not become no limits. */
 			t->status = TOK_DAMAGED;
-		else if (!strcmp(k->str, RKEY_TF_MODELS))
-			snprintf(t->models, sizeof(t->models), "%s", val->str);
+		else if (!strcmp(k->str, RKEY_TF_MODELS)) {
+			/* A list cut short could name another model (a prefix
+			 * of one of its own): refused, never cut. */
+			if (val->len > TOKEN_MODELS_MAX)
+				t->status = TOK_DAMAGED;
+			else
+				snprintf(t->models, sizeof(t->models), "%s", val->str);
+		}
 	}
 }
 

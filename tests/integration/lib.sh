@@ -154,7 +154,7 @@ rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
 # start_agent ARGS...: the agent in the foreground mode, in the background.
 # Sets AGENT_PID. The caller waits for its listeners.
 start_agent() {
-	spawn agent "$REALMS_AGENT" -f "$@"
+	spawn "agent${GW_ID:-}" "$REALMS_AGENT" -f "$@"
 	AGENT_PID=$SPAWNED
 }
 
@@ -221,34 +221,37 @@ start_mock() {
 # start_gateway CONFIG: the whole gateway as an operator runs it: the agent
 # with CONFIG, and HAProxy with haproxy/realms.cfg plus the part rendered by
 # realmsctl from the same CONFIG (and a stats socket for the test). Sets
-# GW_PORT, GW_STATS_PORT, AGENT_PID, HAPROXY_PID.
+# GW_PORT, GW_STATS_PORT, AGENT_PID, HAPROXY_PID. With GW_ID set, its files
+# and logs carry that suffix, so that a test runs several gateways (each
+# with its own CONFIG: mirror and admin addresses differ).
 start_gateway() {
-	local cfg=$1
+	local cfg=$1 id=${GW_ID:-}
+	local hp="$T_DIR/hp$id"
 	GW_PORT=$(free_port)
 	GW_STATS_PORT=$(free_port)
-	mkdir -p "$T_DIR/hp"
-	cp "$REALMS_SRC/haproxy/realms.spoe" "$T_DIR/hp/"
-	"$REALMS_BIN/realmsctl" -c "$cfg" render-haproxy -o "$T_DIR/hp/channels.cfg" \
-		--setup-page "$T_DIR/hp/setup.html" || return 1
+	mkdir -p "$hp"
+	cp "$REALMS_SRC/haproxy/realms.spoe" "$hp/"
+	"$REALMS_BIN/realmsctl" -c "$cfg" render-haproxy -o "$hp/channels.cfg" \
+		--setup-page "$hp/setup.html" || return 1
 	printf 'global\n    stats socket ipv4@127.0.0.1:%s level admin\n' "$GW_STATS_PORT" \
-		>"$T_DIR/hp/stats.cfg"
+		>"$hp/stats.cfg"
 	export REALMS_LISTEN="127.0.0.1:$GW_PORT"
-	export REALMS_AGENT_ADDR="unix@$T_DIR/agent.sock"
-	export REALMS_HAPROXY_DIR="$T_DIR/hp"
+	export REALMS_AGENT_ADDR="unix@$T_DIR/agent$id.sock"
+	export REALMS_HAPROXY_DIR="$hp"
 	export REALMS_LUA="$REALMS_SRC/lua-shim/realms.lua"
 	# The relay: a unix socket in the test's own directory (mode 700).
-	export REALMS_RELAY="$T_DIR/relay.sock"
+	export REALMS_RELAY="$T_DIR/relay$id.sock"
 	# The mock's control headers pass the header allow-list.
 	export REALMS_PASS_HEADERS="x-mock-[a-z-]+|x-test-[a-z-]+"
 	# The mirror, when the configuration has one (agent.mirror).
 	export REALMS_MIRROR=${GW_MIRROR:-}
-	start_agent -c "$cfg" -l "unix:$T_DIR/agent.sock" ${GW_AGENT_ARGS:-}
-	wait_file "$T_DIR/agent.sock" 10 || return 1
-	haproxy -c -f "$REALMS_SRC/haproxy/realms.cfg" -f "$T_DIR/hp/channels.cfg" \
-		-f "$T_DIR/hp/stats.cfg" >"$T_DIR/haproxy-check.log" 2>&1 || {
-		cat "$T_DIR/haproxy-check.log"; return 1; }
-	spawn haproxy haproxy -db -f "$REALMS_SRC/haproxy/realms.cfg" \
-		-f "$T_DIR/hp/channels.cfg" -f "$T_DIR/hp/stats.cfg"
+	start_agent -c "$cfg" -l "unix:$T_DIR/agent$id.sock" ${GW_AGENT_ARGS:-}
+	wait_file "$T_DIR/agent$id.sock" 10 || return 1
+	haproxy -c -f "$REALMS_SRC/haproxy/realms.cfg" -f "$hp/channels.cfg" \
+		-f "$hp/stats.cfg" >"$T_DIR/haproxy-check$id.log" 2>&1 || {
+		cat "$T_DIR/haproxy-check$id.log"; return 1; }
+	spawn "haproxy$id" haproxy -db -f "$REALMS_SRC/haproxy/realms.cfg" \
+		-f "$hp/channels.cfg" -f "$hp/stats.cfg"
 	HAPROXY_PID=$SPAWNED
 	wait_tcp "$GW_PORT" 10
 }

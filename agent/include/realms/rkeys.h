@@ -52,7 +52,8 @@
 #define RKEY_TF_REVOKED_AT      "revoked_at"
 #define RKEY_TF_LIMITS          "limits"
 #define RKEY_TF_MODELS          "models"
-#define RKEY_TF_SUCCESSOR       "successor"
+#define RKEY_TF_SUCCESSOR       "successor"    /* rotated: the new secret's hash */
+#define RKEY_TF_PREDECESSOR     "predecessor"  /* the secret it replaced, in its grace */
 
 /* Values of the status field. */
 #define RKEY_TS_ACTIVE          "active"
