@@ -513,6 +513,33 @@ static void test_argv_weird_eval(void **state)
 	assert_non_null(strstr(s, "XADD"));
 }
 
+/* Settlement keys are the windows of the request's start at the offset:
+ * a stream started at 23:59:59.999 local settles in that day, week and
+ * month whenever its record commits (the argv has no clock). */
+static void test_argv_settles_in_start_window(void **state)
+{
+	struct usage_record r;
+	static struct rargv a;
+
+	rec_plain(&r);
+	/* 2024-02-29T23:59:59.999Z: 2024-03-01T07:59:59.999+08:00, a Friday;
+	 * 2024-02-29T18:59:59.999-05:00, a Thursday. */
+	assert_int_equal(record_redis_argv(&r, SHA, 0, 8 * 60, &a), 0);
+	assert_string_equal(a.argv[RECORD_ARGV_KEYS + 12], "realms:spend:t:alice:d20240301");
+	assert_string_equal(a.argv[RECORD_ARGV_KEYS + 13], "realms:spend:t:alice:w20240226");
+	assert_string_equal(a.argv[RECORD_ARGV_KEYS + 14], "realms:spend:t:alice:m202403");
+	assert_string_equal(a.argv[RECORD_ARGV_KEYS + 16], "realms:spend:g:default:d20240301");
+	/* the day ends at 2024-03-02T00:00+08:00, plus the hour of grace */
+	assert_string_equal(a.argv[RECORD_ARGV_ARGS + 12], "1709312400000");
+	assert_int_equal(record_redis_argv(&r, SHA, 0, -5 * 60, &a), 0);
+	assert_string_equal(a.argv[RECORD_ARGV_KEYS + 12], "realms:spend:t:alice:d20240229");
+	assert_string_equal(a.argv[RECORD_ARGV_KEYS + 14], "realms:spend:t:alice:m202402");
+	/* 2024-03-01T00:00-05:00 + 1 h */
+	assert_string_equal(a.argv[RECORD_ARGV_ARGS + 12], "1709272800000");
+	/* the 5h bucket does not depend on the offset */
+	assert_string_equal(a.argv[RECORD_ARGV_ARGS + 10], "28487519");
+}
+
 static void test_argv_errors_and_status(void **state)
 {
 	struct usage_record r;
@@ -877,6 +904,7 @@ int main(void)
 		cmocka_unit_test(test_partial_names),
 		cmocka_unit_test(test_argv_plain),
 		cmocka_unit_test(test_argv_weird_eval),
+		cmocka_unit_test(test_argv_settles_in_start_window),
 		cmocka_unit_test(test_argv_errors_and_status),
 		cmocka_unit_test(test_argv_rejects),
 		cmocka_unit_test(test_argv_largest),
