@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -1366,16 +1367,32 @@ static int cmd_usage(struct ctl *c, int argc, char **argv)
 /* ---------------------------------------------------------------------- */
 
 /* Writes through a temporary file and renames it, so HAProxy never reads a
- * half-written file. path "-" is stdout. */
+ * half-written file. path "-" is stdout. A path that exists and is not a
+ * regular file (/dev/null, a FIFO) is written to in place: renaming over
+ * it would put a regular file where the device was. */
 static int render_to(const char *path, int (*fn)(const struct realms_config *, FILE *),
                      const struct realms_config *cfg)
 {
 	char tmp[4096];
+	struct stat st;
 	FILE *f;
 	int rc;
 
 	if (strcmp(path, "-") == 0)
 		return fn(cfg, stdout) < 0 || fflush(stdout) ? -1 : 0;
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		f = fopen(path, "w");
+		if (!f) {
+			errmsg("%s: %s", path, strerror(errno));
+			return -1;
+		}
+		rc = fn(cfg, f);
+		if (fclose(f) != 0 || rc < 0) {
+			errmsg("%s: cannot write", path);
+			return -1;
+		}
+		return 0;
+	}
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
 		return -1;
 	f = fopen(tmp, "w");
