@@ -109,6 +109,12 @@ JSON
 	done < <(grep '^Environment=' "$dropin")
 	gw=$(free_port)
 	export REALMS_LISTEN="127.0.0.1:$gw"   # not the drop-in's 8080: it may be in use here
+	# TLS on the client side, as docs/deploy.md says (an absolute crt path:
+	# Debian's haproxy.cfg has a crt-base).
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+		-addext subjectAltName=DNS:localhost -keyout "$T_DIR/gw.key" -out "$T_DIR/gw.crt" 2>/dev/null
+	cat "$T_DIR/gw.crt" "$T_DIR/gw.key" >"$T_DIR/gw.pem"
+	export REALMS_LISTEN_OPTS="ssl crt $T_DIR/gw.pem alpn h2,http/1.1"
 	while read -r src dst; do
 		mkdir -p "$dst"
 		mount --bind "$src" "$dst" || fail "bind mount $src"
@@ -135,11 +141,12 @@ JSON
 	# A request through the gateway, billed once.
 	local tok code day n
 	tok=$(realmsctl -c /etc/realms/realms.json token add --name pkg 2>"$T_DIR/token.log") || fail "token add: $(cat "$T_DIR/token.log")"
-	code=$(curl -s -o "$T_DIR/answer" -w '%{http_code}' --max-time 10 -H "x-api-key: $tok" \
+	code=$(curl -s -o "$T_DIR/answer" -w '%{http_code} %{http_version}' --max-time 10 \
+		--cacert "$T_DIR/gw.crt" --connect-to "localhost:$gw:127.0.0.1:$gw" -H "x-api-key: $tok" \
 		-H 'content-type: application/json' \
 		--data-binary '{"model":"claude-sonnet-4-5","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}' \
-		"http://127.0.0.1:$gw/v1/messages")
-	assert_eq "$code" 200 "a request through HAProxy and the agent"
+		"https://localhost:$gw/v1/messages")
+	assert_eq "$code" "200 2" "a request over TLS (h2) through HAProxy and the agent"
 	assert_match "$(cat "$T_DIR/answer")" '"usage"' "the mock's answer came back"
 	assert_eq "$(find "$T_DIR/rec-up" -name '*.req' | wc -l)" 1 "the mock upstream saw it"
 	day=$(date -u +%Y%m%d)
@@ -169,6 +176,8 @@ JSON
 	if dpkg --purge realms >>"$T_DIR/dpkg.log" 2>&1; then ok "dpkg --purge"; else fail "dpkg --purge: $(tail -5 "$T_DIR/dpkg.log")"; fi
 	if [ ! -e /var/lib/realms ] && [ ! -e /etc/realms ]; then ok "purge removed /var/lib/realms and /etc/realms"
 	else fail "purge left $(ls -d /var/lib/realms /etc/realms 2>/dev/null)"; fi
+	# Detached now, so that the scratch directory can go.
+	umount -l /etc /usr /var /run "$ns"
 	finish
 }
 if [ "${1:-}" = --in-namespace ]; then in_namespace "$2"; fi
@@ -277,7 +286,9 @@ if [ "$(id -u)" -ne 0 ]; then
 	fail "the install test needs root (unshare -m, dpkg -i)"
 else
 	host_before=$(host_state)
-	unshare -m --propagation private env REALMS_BIN="$REALMS_BIN" REALMS_SRC="$REALMS_SRC" \
+	# Its scratch directory inside ours: the tmpfs mounted there goes with the
+	# namespace, and the directory with ours.
+	unshare -m --propagation private env REALMS_BIN="$REALMS_BIN" REALMS_SRC="$REALMS_SRC" TMPDIR="$T_DIR" \
 		bash "$0" --in-namespace "$DEB" >"$T_DIR/ns.log" 2>&1
 	rc=$?
 	sed 's/^/    /' "$T_DIR/ns.log"
