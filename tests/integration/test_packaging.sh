@@ -132,6 +132,19 @@ JSON
 	# shellcheck disable=SC2086
 	if $cmd >"$T_DIR/haproxy-check.log" 2>&1; then ok "ExecReload's check, with Debian's haproxy.cfg"; else fail "haproxy -c: $(cat "$T_DIR/haproxy-check.log")"; fi
 	cmd=$(debian_cmd ExecStart)
+
+	# An https channel's rendered backend loads next to Debian's
+	# haproxy.cfg, whose ca-base would break "ca-file @system-ca" on 2.6.
+	# (An address, not a name: the check resolves nothing off this host.)
+	sed 's|"base_url": "http://127.0.0.1:[0-9]*"|"base_url": "https://127.0.0.1:9443/anthropic"|' \
+		/etc/realms/realms.json >"$T_DIR/https.json"
+	realmsctl -c "$T_DIR/https.json" render-haproxy -o "$T_DIR/https.cfg" 2>/dev/null
+	assert_match "$(grep ' ssl ' "$T_DIR/https.cfg")" 'ca-file /etc/ssl/certs/ca-certificates.crt' \
+		"an https channel verifies with Debian's CA bundle"
+	# shellcheck disable=SC2086
+	local chan=/etc/realms/haproxy/channels.cfg out
+	out=$(${cmd/"$chan"/$T_DIR/https.cfg} -c -q 2>&1)
+	assert_eq "$?:$out" "0:" "haproxy -c: an https channel with Debian's haproxy.cfg"
 	# shellcheck disable=SC2086
 	spawn haproxy $cmd
 	wait_tcp "$gw" 10 || fail "HAProxy did not listen"
