@@ -3,9 +3,10 @@
 BUILD  ?= build
 CC     := clang
 JOBS   ?= 2
+PREFIX ?= /usr/local
 FUZZ_SECONDS ?= 300
 
-.PHONY: all deps build test fuzz bench bench-datapath bench-tap run clean
+.PHONY: all deps build install test fuzz bench bench-datapath bench-tap run clean
 
 all: build
 
@@ -17,6 +18,13 @@ $(BUILD)/CMakeCache.txt:
 
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j$(JOBS)
+
+# The programs, HAProxy files, Lua shim, man pages, systemd units and an
+# example /etc/realms/realms.json (kept if present), under PREFIX, staged
+# under DESTDIR when set (cmake/install.cmake; the Debian package uses the
+# same rules).
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
 
 # Unit, integration (plain and ASan+UBSan) and fuzz smoke tests, one ctest
 # run, ending with ctest's summary line.

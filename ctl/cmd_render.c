@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <realms/config.h>
 #include <realms/render.h>
@@ -22,11 +23,27 @@ static int render_to(const char *path, int (*fn)(const struct realms_config *, F
                      const struct realms_config *cfg)
 {
 	char tmp[4096];
+	struct stat st;
 	FILE *f;
 	int rc;
 
 	if (strcmp(path, "-") == 0)
 		return fn(cfg, stdout) < 0 || fflush(stdout) ? -1 : 0;
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		/* /dev/null, a FIFO: written in place; renaming over it would
+		 * put a regular file where the device was. */
+		f = fopen(path, "w");
+		if (!f) {
+			ctl_errmsg("%s: %s", path, strerror(errno));
+			return -1;
+		}
+		rc = fn(cfg, f);
+		if (fclose(f) != 0 || rc < 0) {
+			ctl_errmsg("%s: cannot write", path);
+			return -1;
+		}
+		return 0;
+	}
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
 		return -1;
 	f = fopen(tmp, "w");

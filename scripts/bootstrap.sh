@@ -10,7 +10,15 @@ PKGS=(
   haproxy redis-server lua5.3
   clang libclang-rt-dev
   curl wrk ca-certificates
+  # test_packaging: the package build, its lint, the man pages, the units,
+  # and what the package needs to install (adduser).
+  debhelper dpkg-dev lintian groff mandoc man-db systemd adduser
 )
+# Debian 13 moved systemd.pc (the package's systemd directories) out of
+# systemd into systemd-dev, which Debian 12 does not have.
+if [ -r /etc/os-release ] && [ "$(. /etc/os-release && echo "${VERSION_ID:-}")" != 12 ]; then
+  PKGS+=(systemd-dev)
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do

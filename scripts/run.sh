@@ -8,21 +8,29 @@
 #   REALMS_REDIS   an existing Redis (HOST:PORT or socket path), with
 #                  REALMS_REDIS_USER and REALMS_REDIS_PASSWORD_FILE if it
 #                  wants a login; default: a private one on a unix socket in
-#                  .run/, with a password made for this run (.run/redis.pw,
+#                  .run/<port>/, with a password made for this run (redis.pw,
 #                  mode 0600) that the agent and realmsctl read from that
 #                  file (REALMS_REDIS_PASSWORD_FILE)
 #
+#   REALMS_RUN_DIR where the runtime directories go (default .run/)
+#
 # Everything it starts stops on Ctrl-C or SIGTERM. Runtime files live in
-# .run/ (ignored by git), readable by this user only.
+# .run/<port>/ (ignored by git), readable by this user only, so several runs
+# on different ports coexist; a second run on a port already served exits
+# at once and leaves the first alone. The directory is removed on a clean
+# stop, and kept for inspection when something failed, until the next run
+# on that port.
 set -euo pipefail
 umask 077
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 bin="${REALMS_BUILD_DIR:-$top/build}"
-run="$top/.run"
 port=${REALMS_PORT:-8080}
+run="${REALMS_RUN_DIR:-$top/.run}/$port"
 pids=()
+clean=0
 
+# shellcheck disable=SC2317  # reached through the traps below
 stop_all() {
 	trap - INT TERM EXIT
 	echo "realms: stopping" >&2
@@ -32,8 +40,11 @@ stop_all() {
 		kill -KILL "$pid" 2>/dev/null || true
 	done
 	wait 2>/dev/null || true
+	# Only a clean stop removes the directory: after a failure its logs
+	# stay until the next run on this port.
+	if [ "$clean" = 1 ]; then rm -rf "$run"; fi
 }
-trap 'stop_all; exit 0' INT TERM
+trap 'clean=1; stop_all; exit 0' INT TERM
 trap stop_all EXIT
 
 die() { echo "realms: $*" >&2; exit 1; }
@@ -45,8 +56,15 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # Below the kernel's ephemeral range, so no outgoing connection holds it.
 pick_port() { local p; for _ in $(seq 100); do p=$((10000 + RANDOM % 20000)); port_free "$p" && { echo "$p"; return; }; done; die "no free port"; }
 
+[[ "$port" =~ ^[0-9]+$ ]] || die "REALMS_PORT must be a port number, not '$port'"
+# One run per port: the runtime directory itself is the lock (flock on
+# its descriptor, held until this script and what it started exit). It is
+# emptied, never replaced, so that a second run locks the same directory.
+mkdir -p "$run"
+exec 9<"$run"
+flock -n 9 || { echo "realms: a gateway already runs on port $port (see $run)" >&2; trap - EXIT; exit 1; }
+find "$run" -mindepth 1 -delete
 port_free "$port" || die "port $port is in use: set REALMS_PORT"
-rm -rf "$run"
 mkdir -p "$run/hp"
 
 # Redis
@@ -91,8 +109,8 @@ fi
 
 # The agent, with the response mirror so that usage is recorded
 # (`realmsctl usage`) and attempt results reach the breakers. Both listen
-# on unix sockets in .run/ (mode 700): the agent admits only this user and
-# root on them, as it would admit only HAProxy's user in production.
+# on unix sockets in .run/<port>/ (mode 700): the agent admits only this user
+# and root on them, as it would admit only HAProxy's user in production.
 chmod 700 "$run"
 "$bin/realms-agent" -f -c "$config" -l "unix:$run/agent.sock" -M "unix:$run/mirror.sock" \
 	-s "$run/spool" >"$run/agent.log" 2>&1 &
@@ -129,3 +147,4 @@ INFO
 # Foreground until a signal, or until one of the processes dies.
 wait -n "${pids[@]}" || true
 echo "realms: a process exited; see $run/*.log" >&2
+exit 1

@@ -313,7 +313,7 @@ size_t budget_time_str(int64_t t_ms, int tz_min, char *out, size_t size)
 {
 	int64_t local = t_ms + (int64_t)tz_min * MS_PER_MIN, day, secs, y;
 	int m, d, n, a = tz_min < 0 ? -tz_min : tz_min;
-	char zone[8];
+	char zone[16];   /* "+HH:MM"; room for any int, so gcc sees no truncation */
 
 	day = floor_div(local, MS_PER_DAY);
 	secs = floor_div(local - day * MS_PER_DAY, 1000);

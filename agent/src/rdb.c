@@ -126,7 +126,7 @@ static void auth_cb(redisAsyncContext *ac, void *reply, void *privdata)
 	redisAsyncDisconnect(ac);
 }
 
-static void on_connect(const redisAsyncContext *ac, int status)
+static void connect_cb(const redisAsyncContext *ac, int status)
 {
 	struct rdb *r = ac->data;
 	const char *argv[3];
@@ -222,7 +222,7 @@ static void rdb_connect(struct rdb *r)
 	}
 	ac->data = r;
 	redisLibevAttach(r->loop, ac);
-	redisAsyncSetConnectCallback(ac, on_connect);
+	redisAsyncSetConnectCallback(ac, connect_cb);
 	redisAsyncSetDisconnectCallback(ac, on_disconnect);
 	r->ac = ac;
 	/* The connect deadline shares the retry timer. */

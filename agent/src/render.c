@@ -90,8 +90,12 @@ static void render_upstream(FILE *f, const struct realms_config *c, const struct
 	fprintf(f, "    option abortonclose\n");
 	fprintf(f, "    server %s %s%s:%d", ch->name, ch->ipv6 ? "ipv6@" : "",
 	        ch->host, ch->port);
+	/* An absolute path, not "@system-ca": a "ca-base" in the global
+	 * section (Debian's stock haproxy.cfg has /etc/ssl/certs) is prefixed
+	 * to it on HAProxy 2.6, which then cannot find the bundle. */
 	if (ch->tls)
-		fprintf(f, " ssl verify required ca-file @system-ca sni str(%s)", ch->host);
+		fprintf(f, " ssl verify required ca-file " RENDER_CA_FILE " sni str(%s)",
+		        ch->host);
 	/* Start even when the name does not resolve yet. */
 	fprintf(f, " init-addr last,libc,none\n\n");
 }

@@ -232,6 +232,7 @@ assert_match "$out" "warning: redis.password: file $T_DIR/open.pw is readable by
 	"--check warns about the password file, by name"
 "$CTL" -c "$T_DIR/open.json" render-haproxy -o /dev/null 2>"$T_DIR/err"
 assert_eq "$?" 0 "realmsctl: a warning, not an error"
+assert_eq "$(stat -c %F /dev/null)" "character special file" "render-haproxy -o /dev/null leaves the device in place"
 assert_match "$(cat "$T_DIR/err")" "open.json: warning: readable by other users" "realmsctl prints it with the file name"
 spawn agent-open "$REALMS_AGENT" -f -c "$T_DIR/open.json" -l "unix:$T_DIR/agent-open.sock"
 OPEN_PID=$SPAWNED

@@ -10,6 +10,10 @@
 
 struct realms_config;
 
+/* The CA bundle HTTPS channels verify their upstream with: Debian's
+ * (package ca-certificates), as an absolute path. */
+#define RENDER_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
+
 /* The pool backend (the relay as its only server, with the retry settings
  * of "failover") and the upstream backends (one per channel: address, TLS,
  * SNI, Host). Holds no secret. Returns 0, or -1 on a write error. */
