@@ -20,6 +20,7 @@ install(TARGETS realms-agent realmsctl RUNTIME DESTINATION sbin)
 install(FILES haproxy/realms.cfg haproxy/realms.spoe
         DESTINATION share/realms/haproxy)
 install(FILES lua-shim/realms.lua DESTINATION share/realms/lua-shim)
+install(PROGRAMS scripts/realms-statusline DESTINATION share/realms)
 install(FILES packaging/man/realms-agent.8 packaging/man/realmsctl.8
         DESTINATION share/man/man8)
 install(FILES packaging/man/realms.json.5 DESTINATION share/man/man5)

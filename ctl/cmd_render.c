@@ -60,6 +60,36 @@ static int render_to(const char *path, int (*fn)(const struct realms_config *, F
 	return 0;
 }
 
+extern const char ctl_statusline_sh[];
+extern const unsigned long ctl_statusline_len;
+
+/* Claude Code's status line script (scripts/realms-statusline), next to the
+ * setup page: HAProxy serves both (GET /realms-statusline). Written whole
+ * or not at all, like the page. */
+static int put_statusline(const struct realms_config *cfg, FILE *f)
+{
+	(void)cfg;
+	return fwrite(ctl_statusline_sh, 1, ctl_statusline_len, f) == ctl_statusline_len ? 0 : -1;
+}
+
+static int write_statusline(const char *page)
+{
+	char path[4096];
+	const char *slash = strrchr(page, '/');
+	struct stat st;
+	int n;
+
+	/* A page sent to stdout or a device (/dev/null) has no directory of
+	 * its own to put the script in. */
+	if (!strcmp(page, "-") || stat(page, &st) != 0 || !S_ISREG(st.st_mode))
+		return 0;
+	n = slash ? snprintf(path, sizeof(path), "%.*s/realms-statusline", (int)(slash - page), page)
+	          : snprintf(path, sizeof(path), "realms-statusline");
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return -1;
+	return render_to(path, put_statusline, NULL);
+}
+
 int cmd_render_haproxy(struct ctl *c, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -86,7 +116,8 @@ int cmd_render_haproxy(struct ctl *c, int argc, char **argv)
 		return CTL_ERR;
 	if (render_to(out, render_haproxy, c->cfg) < 0)
 		return CTL_ERR;
-	if (page && render_to(page, render_setup_page, c->cfg) < 0)
+	if (page && (render_to(page, render_setup_page, c->cfg) < 0 ||
+	             write_statusline(page) < 0))
 		return CTL_ERR;
 	return CTL_OK;
 }

@@ -31,7 +31,9 @@ static const struct ctl_cmd cmd_table[] = {
 		"        haproxy/realms.cfg. Files are written whole or not at all.\n"
 		"        -o FILE             output file (default: stdout)\n"
 		"        --setup-page FILE   also write the Claude Code setup page\n"
-		"                            that HAProxy serves at /\n",
+		"                            that HAProxy serves at /, and next to it\n"
+		"                            realms-statusline, the status line script\n"
+		"                            it serves at /realms-statusline\n",
 
 		NULL,
 	},

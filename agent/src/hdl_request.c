@@ -30,6 +30,7 @@
 #include <realms/log.h>
 #include <realms/rdb.h>
 #include <realms/rkeys.h>
+#include <realms/selfusage.h>
 #include <realms/spoa.h>
 #include <realms/spop.h>
 #include <realms/state.h>
@@ -294,6 +295,7 @@ struct admission {
 	struct tok_info tok;
 	char token_id[16];
 	int tz_min;
+	int *fired;              /* set while admission_start() runs */
 };
 
 /* "daily", "weekly", ... for refusal messages. */
@@ -379,6 +381,8 @@ static void on_admitted(void *arg, const struct admit_answer *a)
 	answer(ad->req, ad->cfg, &ad->v, &ad->tok, ad->token_id);
 	spoa_req_release(ad->req);
 	config_unref(ad->cfg);
+	if (ad->fired)
+		*ad->fired = 1;
 	free(ad);
 }
 
@@ -396,13 +400,15 @@ static void request_limits(const struct realms_config *cfg, const struct tok_inf
 
 /* Starts the admission of an allowed message when the token has limits.
  * Returns 1 when the request went pending (answered from the callback),
- * 0 when there is nothing to check. */
+ * 2 when it was answered within the call (Redis down), 0 when there is
+ * nothing to check (the caller answers). */
 static int admission_start(struct spoa_req *req, struct realms_config *cfg,
                            const struct verdict_in *in, const struct verdict *v,
                            const struct tok_info *tok, const char *token_id)
 {
 	struct admit_req q = { 0 };
 	struct admission *ad;
+	int fired = 0;
 	char rid[sizeof(((struct usage_record *)0)->req_id)];
 	uint64_t max_tokens = v->insp.max_tokens_state == INSPECT_KEY_PRESENT ?
 	                      v->insp.max_tokens : BUDGET_DEFAULT_MAX_TOKENS;
@@ -430,7 +436,7 @@ static int admission_start(struct spoa_req *req, struct realms_config *cfg,
 
 		admission_refusal(&tmp, &a, &e);
 		answer(req, cfg, &e, tok, token_id);
-		return 0;
+		return 2;
 	}
 	ad->req = req;
 	ad->cfg = cfg;
@@ -439,8 +445,86 @@ static int admission_start(struct spoa_req *req, struct realms_config *cfg,
 	ad->tok = *tok;
 	ad->tz_min = cfg->tz_min;
 	snprintf(ad->token_id, sizeof(ad->token_id), "%s", token_id);
+	ad->fired = &fired;
 	spoa_req_hold(req);
 	admit_start(spoa_req_worker(req), &q, on_admitted, ad);
+	if (fired)
+		return 2;        /* answered and released within the call */
+	ad->fired = NULL;
+	return 1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* GET /api/usage                                                         */
+/* ---------------------------------------------------------------------- */
+
+struct usage_call {
+	struct spoa_req *req;
+	int *fired;              /* set while usage_start() runs */
+};
+
+static void on_selfusage(void *arg, const struct selfusage *u, int ok)
+{
+	struct usage_call *uc = arg;
+	char *body = ok ? malloc(REQ_BODY_VAR_MAX) : NULL;
+	long n = body ? selfusage_json(u, body, REQ_BODY_VAR_MAX) : -1;
+
+	if (n < 0) {
+		struct verdict e = { 0 };
+
+		e.status = 503;
+		e.err_type = "api_error";
+		snprintf(e.err_msg, sizeof(e.err_msg), "the gateway cannot read this API token's "
+		         "usage right now (usage store unreachable); retry in a few seconds");
+		answer_refusal(uc->req, &e);
+	} else {
+		set_str(uc->req, "verdict", "usage");
+		spoa_set_str(uc->req, SPOP_SCOPE_TXN, "usage_body", body, (size_t)n);
+	}
+	free(body);
+	spoa_req_release(uc->req);
+	if (uc->fired)
+		*uc->fired = 1;
+	free(uc);
+}
+
+/* The token's own usage, read from Redis and answered from the callback:
+ * returns 1 (a hold was taken), or 0 when it was answered at once. */
+static int usage_start(struct spoa_req *req, struct realms_config *cfg,
+                       const struct tok_info *tok)
+{
+	struct req_worker *rw = worker_module_ctx(spoa_req_worker(req), req_module);
+	struct usage_call *uc = calloc(1, sizeof(*uc));
+	struct selfusage *u = calloc(1, sizeof(*u));
+	struct admit_req q = { 0 };
+	int fired = 0;
+
+	if (!uc || !u) {
+		struct verdict e = { 0 };
+
+		free(uc);
+		free(u);
+		e.status = 503;
+		e.err_type = "api_error";
+		snprintf(e.err_msg, sizeof(e.err_msg), "out of memory; retry in a few seconds");
+		answer_refusal(req, &e);
+		return 0;
+	}
+	request_limits(cfg, tok, &q);
+	snprintf(u->token, sizeof(u->token), "%s", tok->name);
+	snprintf(u->group, sizeof(u->group), "%s", tok->group);
+	u->limits = q.limits;
+	u->total = q.total;
+	u->now_ms = clock_unix_s() * 1000;
+	u->tz_min = cfg->tz_min;
+	uc->req = req;
+	uc->fired = &fired;
+	spoa_req_hold(req);
+	selfusage_start(rw ? rw->rdb : NULL, u, on_selfusage, uc);
+	free(u);
+	if (fired)
+		return 0;        /* answered and released within the call */
+	uc->fired = NULL;
 	return 1;
 }
 
@@ -462,8 +546,14 @@ static int decide_and_answer(struct spoa_req *req, struct realms_config *cfg,
 		if (v->status || !v->cred || health_claim(cfg, v->cred->id, clock_mono_ms()))
 			break;
 	}
-	if (admission_start(req, cfg, in, v, tok, token_id))
+	if (!v->status && v->route == ROUTE_USAGE)
+		return usage_start(req, cfg, tok);
+	switch (admission_start(req, cfg, in, v, tok, token_id)) {
+	case 1:
 		return 1;
+	case 2:
+		return 0;
+	}
 	answer(req, cfg, v, tok, token_id);
 	return 0;
 }

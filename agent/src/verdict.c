@@ -66,6 +66,9 @@ enum route verdict_route(const struct verdict_in *in, struct verdict *v)
 	} else if (slice_is(in->path, "/v1/models")) {
 		r = ROUTE_MODELS;
 		allowed = "GET";
+	} else if (slice_is(in->path, "/api/usage")) {
+		r = ROUTE_USAGE;
+		allowed = "GET";
 	} else if (slice_is(in->path, "/api/hello")) {
 		if (slice_is(in->method, "HEAD") || slice_is(in->method, "GET"))
 			return v->route = ROUTE_HELLO;
@@ -519,7 +522,7 @@ void verdict_decide(const struct realms_config *cfg, const struct verdict_in *in
 		       "this API token's group is not configured on this gateway");
 		return;
 	}
-	if (v->route == ROUTE_MODELS || v->route == ROUTE_HELLO)
+	if (v->route == ROUTE_MODELS || v->route == ROUTE_HELLO || v->route == ROUTE_USAGE)
 		return;
 	if (in->beta_count > 1) {
 		refuse(v, 400, "invalid_request_error",

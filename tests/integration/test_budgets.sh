@@ -15,7 +15,11 @@
 # - a group's default limits and its shared total;
 # - a token limited to some models: 403 for the others, /v1/models lists
 #   only its own, an unknown model is still 404;
-# - rotation with and without a grace: usage and limits stay with the name.
+# - rotation with and without a grace: usage and limits stay with the name;
+# - GET /api/usage answers a token about itself (401 without one), equal to
+#   Redis; scripts/realms-statusline prints it, or a harmless line within a
+#   second when the gateway cannot answer;
+# - Redis down: a token with limits is refused (503), /api/usage too.
 . "$(dirname "$0")/lib.sh"
 
 start_redis || { fail "redis"; finish; }
@@ -253,6 +257,66 @@ c1=$CODE
 post "$GW1" "$NEWER" claude-haiku-4-5
 assert_eq "$c1 $CODE" "401 401" "revoke: both secrets of a rotated name are refused"
 
+# --- 10. GET /api/usage and Claude Code's status line --------------------------
+usage() { curl -sS -o "$T_DIR/out" -w '%{http_code}' --max-time 10 "$@" "http://127.0.0.1:$GW2/api/usage"; }
+assert_eq "$(usage)" 401 "api/usage: no token, 401"
+assert_eq "$(usage -H 'x-api-key: sk-realms-notatoken')" 401 "api/usage: a wrong token, 401"
+assert_eq "$(usage -H "Authorization: Bearer $PAR")" 200 "api/usage: its own token (Bearer)"
+u=$(cat "$T_DIR/out")
+python3 - "$u" "$spent" "$n200" "$TOMORROW" <<'PY' && ok "api/usage: spend, limits, remaining, resets and today equal Redis" || fail "api/usage: $u"
+import json, sys
+from decimal import Decimal
+u = json.loads(sys.argv[1], parse_float=Decimal)
+spent, n, tomorrow = Decimal(sys.argv[2]) / 10**9, int(sys.argv[3]), sys.argv[4]
+assert u["token"] == "par" and u["group"] == "default", u
+assert u["spent_usd"]["day"] == spent and u["spent_usd"]["5h"] == spent, u
+assert u["limits"] == {"usd/day": Decimal("0.0225")}, u
+assert u["remaining_usd"] == {"usd/day": Decimal("0.0225") - spent}, u
+assert u["resets"] == {"usd/day": tomorrow}, u
+t = u["today"]
+assert t["requests"] == n and t["input"] == 1000 * n and t["output"] == 100 * n, t
+assert t["cost_usd"] == spent, t
+assert t["by_model"] == {"claude-sonnet-4-5": {"requests": n, "cost_usd": spent}}, t
+PY
+assert_eq "$(usage -X POST -H "x-api-key: $PAR")" 405 "api/usage: POST is 405"
+assert_eq "$(usage -H "x-api-key: $T1")" 200 "api/usage: a token of a group with a total"
+assert_match "$(cat "$T_DIR/out")" '"group_total": \{"spent_usd": \{"5h": 0.009, "day": 0.009' \
+	"api/usage: the group's total and its spend"
+SL="$REALMS_SRC/scripts/realms-statusline"
+curl -sS --max-time 10 -o "$T_DIR/sl" "http://127.0.0.1:$GW1/realms-statusline"
+cmp -s "$T_DIR/sl" "$SL" && ok "statusline: the gateway serves the script" ||
+	fail "statusline: /realms-statusline differs from scripts/realms-statusline"
+page=$(curl -sS --max-time 10 "http://127.0.0.1:$GW1/")
+assert_match "$page" '"statusLine": \{"type": "command", "command": "~/.claude/realms-statusline"\}' \
+	"statusline: the setup page shows the settings.json snippet"
+line=$(ANTHROPIC_BASE_URL="http://127.0.0.1:$GW1" ANTHROPIC_AUTH_TOKEN="$PAR" ANTHROPIC_API_KEY= sh "$SL")
+assert_eq "$line" "realms · \$$(awk -v n="$spent" 'BEGIN { printf "%.2f", n / 1e9 }') today of \$0.02 · \$$(awk -v n="$spent" 'BEGIN { printf "%.2f", n / 1e9 }') this month" \
+	"statusline: today, its daily budget, the month"
+line=$(ANTHROPIC_BASE_URL="http://127.0.0.1:$GW1/" ANTHROPIC_API_KEY="$RPM" ANTHROPIC_AUTH_TOKEN= sh "$SL")
+assert_match "$line" '^realms · \$0\.0[0-9] today · \$0\.0[0-9] this month$' "statusline: no daily budget, ANTHROPIC_API_KEY"
+t0=$(date +%s%N)
+line=$(ANTHROPIC_BASE_URL="http://127.0.0.1:$DEAD" ANTHROPIC_AUTH_TOKEN="$PAR" sh "$SL")
+ms=$((($(date +%s%N) - t0) / 1000000))
+assert_eq "$line" "realms · usage unavailable" "statusline: a gateway that is down, a harmless line"
+[ "$ms" -le 1500 ] && ok "statusline: and within ${ms} ms" || fail "statusline: took $ms ms"
+# A gateway that accepts and never answers: the line still comes in time.
+MUTE=$(free_port)
+python3 -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8)
+c = s.accept()[0]; time.sleep(15)' "$MUTE" &
+MUTE_PID=$!
+T_PIDS+=("$MUTE_PID")
+wait_tcp "$MUTE" 10
+t0=$(date +%s%N)
+line=$(ANTHROPIC_BASE_URL="http://127.0.0.1:$MUTE" ANTHROPIC_AUTH_TOKEN="$PAR" sh "$SL")
+ms=$((($(date +%s%N) - t0) / 1000000))
+assert_eq "$line" "realms · usage unavailable" "statusline: a gateway that never answers, a harmless line"
+[ "$ms" -le 1500 ] && ok "statusline: and within ${ms} ms" || fail "statusline: took $ms ms"
+line=$(ANTHROPIC_BASE_URL="http://127.0.0.1:$GW1" ANTHROPIC_AUTH_TOKEN=sk-realms-wrong sh "$SL")
+assert_eq "$line" "realms · usage unavailable" "statusline: a refused token, the same"
+assert_eq "$(ANTHROPIC_BASE_URL= ANTHROPIC_AUTH_TOKEN= ANTHROPIC_API_KEY= sh "$SL")" \
+	"realms · no gateway configured" "statusline: nothing configured"
+
 # --- 9. a gateway killed mid-stream --------------------------------------------
 CR=$(add --name crash --limit concurrency=1)
 post "$GW2" "$CR" claude-haiku-4-5 -H 'x-mock-first-byte-delay-ms: 20000' &
@@ -273,5 +337,12 @@ assert_eq "$CODE" 200 "crash: served again once the dead gateway's heartbeat exp
 	fail "crash: freed after $waited s"
 kill "$P3" 2>/dev/null
 wait "$P3" 2>/dev/null
+
+# --- 11. Redis down: limits are never skipped, usage is not made up ------------
+stop_pid "$REDIS_PID" >/dev/null
+post "$GW1" "$RPM" claude-haiku-4-5
+assert_eq "$CODE $(errtype)" "503 api_error" "redis down: a token with limits is refused (503)"
+assert_match "$(errmsg)" "limits store unreachable" "redis down: the message says why"
+assert_eq "$(usage -H "x-api-key: $PAR")" 503 "redis down: api/usage is 503, not zeros"
 
 finish

@@ -223,6 +223,11 @@
 /* Budgets: times handled (9999-12-31T23:59:59.999Z). */
 #define BUDGET_TIME_MAX_MS         INT64_C(253402300799999)
 
+/* GET /api/usage: models listed under today's by_model at most (the
+ * rest: "by_model_cut": true); the answer stays far below the SPOE
+ * variable it travels in. */
+#define SELFUSAGE_MODELS_MAX       32
+
 /* Admission: how long a reservation or an in-flight slot may outlive its
  * request's start when its record never commits while its gateway lives
  * (a request whose answer never came back at all). Longer than any

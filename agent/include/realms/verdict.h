@@ -26,6 +26,7 @@ enum route {
 	ROUTE_COUNT_TOKENS,      /* POST /v1/messages/count_tokens */
 	ROUTE_MODELS,            /* GET /v1/models */
 	ROUTE_HELLO,             /* HEAD|GET /api/hello: no auth */
+	ROUTE_USAGE,             /* GET /api/usage: the token's own usage */
 };
 
 /* A byte range borrowed from the NOTIFY being answered. */
