@@ -64,7 +64,9 @@ static struct {
 	int allow_tcp;
 	ev_tstamp refused_logged;
 	enum log_level verbosity;
-	struct listener lst[AGENT_MAX_LISTENERS];
+	/* The SPOP listeners, then the mirror's: the mirror does not count
+	 * against the SPOP maximum. */
+	struct listener lst[AGENT_MAX_LISTENERS + 1];
 	int nb_lst;
 	int stopping;
 } agent = {
@@ -614,8 +616,7 @@ int main(int argc, char **argv)
 			rlog(LOG_LVL_ERR, "the mirror listener needs a configuration (-c)");
 			return 2;
 		}
-		if (agent.nb_lst == AGENT_MAX_LISTENERS ||
-		    netaddr_parse(agent.mirror, &agent.lst[agent.nb_lst].addr, buf, sizeof(buf)) < 0) {
+		if (netaddr_parse(agent.mirror, &agent.lst[agent.nb_lst].addr, buf, sizeof(buf)) < 0) {
 			rlog(LOG_LVL_ERR, "mirror listener: %s", buf);
 			return 2;
 		}
