@@ -16,16 +16,11 @@
 #include <openssl/crypto.h>
 
 #include <realms/config.h>
+#include <realms/limits.h>
 #include <realms/rkeys.h>
 #include <realms/token.h>
 
 #include "ctl.h"
-
-/* token add: EXEC attempts when another writer touched the name index
- * between WATCH and EXEC (each attempt is a few round trips). */
-#define CTL_ADD_ATTEMPTS    16
-/* Hex chars of the hash shown as a token's ID. */
-#define CTL_ID_LEN          12
 
 static void token_key(char key[RKEY_TOKEN_KEY_MAX], const char *hash)
 {
@@ -153,7 +148,7 @@ static int cmd_token_add(struct ctl *c, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *name = NULL, *group = "default", *when = NULL;
+	const char *name = NULL, *group = CFG_GROUP_DEFAULT, *when = NULL;
 	char tok[TOKEN_MAX], hash[TOKEN_HEX_LEN + 1], tbuf[32];
 	int64_t now = (int64_t)time(NULL), expires = 0;
 	int opt, rc;
@@ -219,7 +214,7 @@ static int cmd_token_add(struct ctl *c, int argc, char **argv)
 	}
 	fprintf(stderr, "realmsctl: token '%s' created (group %s, id %.*s, expires %s).\n"
 	        "realmsctl: it is shown only this once and cannot be recovered: "
-	        "store it now.\n", name, group, CTL_ID_LEN, hash,
+	        "store it now.\n", name, group, TOKEN_ID_LEN, hash,
 	        expires ? fmt_time(expires, tbuf, sizeof(tbuf)) : "never");
 	return CTL_OK;
 }
@@ -260,7 +255,7 @@ static void print_json(const struct tok_row *rows, size_t n)
 		printf(", \"created\": %" PRId64 ", \"expires\": %" PRId64
 		       ", \"revoked_at\": %" PRId64 ", \"id\": ",
 		       rows[i].created, rows[i].expires, rows[i].revoked_at);
-		printf("\"%.*s\"}%s\n", CTL_ID_LEN, rows[i].hash, i + 1 < n ? "," : "");
+		printf("\"%.*s\"}%s\n", TOKEN_ID_LEN, rows[i].hash, i + 1 < n ? "," : "");
 	}
 	puts("]");
 }
@@ -286,7 +281,7 @@ static void print_table(const struct tok_row *rows, size_t n)
 		       wn, rows[i].name, wg, rows[i].group, ws, rows[i].status,
 		       wt, rows[i].created ? fmt_time(rows[i].created, cbuf, sizeof(cbuf)) : "-",
 		       wt, rows[i].expires ? fmt_time(rows[i].expires, ebuf, sizeof(ebuf)) : "never",
-		       CTL_ID_LEN, rows[i].hash);
+		       TOKEN_ID_LEN, rows[i].hash);
 	}
 }
 
@@ -470,7 +465,7 @@ static int cmd_token_revoke(struct ctl *c, int argc, char **argv)
 	receivers = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
 	freeReplyObject(r);
 	printf("token '%s' %s (id %.*s); %lld subscriber%s notified\n", name,
-	       already ? "was already revoked" : "revoked", CTL_ID_LEN, hash,
+	       already ? "was already revoked" : "revoked", TOKEN_ID_LEN, hash,
 	       receivers, receivers == 1 ? "" : "s");
 	return CTL_OK;
 }

@@ -27,6 +27,7 @@
 #include <realms/handlers.h>
 #include <realms/health.h>
 #include <realms/inspect.h>
+#include <realms/limits.h>
 #include <realms/log.h>
 #include <realms/rdb.h>
 #include <realms/rkeys.h>
@@ -42,8 +43,6 @@
 
 _Static_assert(TOKCACHE_KEY_LEN == TOKEN_HASH_LEN, "the cache is keyed by token hashes");
 
-/* Largest SPOE variable value we build (error bodies, the models list). */
-#define REQ_BODY_VAR_MAX  65536
 
 /* ---------------------------------------------------------------------- */
 /* Per-worker context                                                     */
@@ -292,7 +291,7 @@ struct admission {
 	struct realms_config *cfg;
 	struct verdict v;
 	struct tok_info tok;
-	char token_id[16];
+	char token_id[TOKEN_ID_SIZE];
 	int tz_min;
 };
 
@@ -476,7 +475,7 @@ struct lookup {
 	struct verdict_in in;
 	struct verdict v;
 	uint8_t hash[TOKCACHE_KEY_LEN];
-	char token_id[16];
+	char token_id[TOKEN_ID_SIZE];
 	uint64_t epoch;          /* the token cache's, before the lookup */
 	int have_stale;
 	struct tok_info stale;
@@ -537,7 +536,7 @@ static void parse_token(const redisReply *rep, struct tok_info *t)
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements == 0)
 		return;
 	t->status = TOK_ACTIVE;
-	strcpy(t->group, "default");
+	strcpy(t->group, CFG_GROUP_DEFAULT);
 	for (size_t i = 0; i + 1 < rep->elements; i += 2) {
 		const redisReply *k = rep->element[i], *val = rep->element[i + 1];
 
@@ -589,7 +588,7 @@ static enum spoa_hdl_ret hdl_request(struct spoa_req *req, const struct spop_msg
 	struct verdict v;
 	struct vslice tok;
 	struct tok_info info;
-	char hex[TOKEN_HEX_LEN + 1], token_id[16];
+	char hex[TOKEN_HEX_LEN + 1], token_id[TOKEN_ID_SIZE];
 	uint8_t hash[TOKCACHE_KEY_LEN];
 	enum tokcache_res res;
 	struct lookup *lk;
@@ -619,7 +618,7 @@ static enum spoa_hdl_ret hdl_request(struct spoa_req *req, const struct spop_msg
 	}
 	token_hash(tok.p, tok.len, hash);
 	token_hex_encode(hash, hex);
-	snprintf(token_id, sizeof(token_id), "%.12s", hex);
+	snprintf(token_id, sizeof(token_id), "%.*s", TOKEN_ID_LEN, hex);
 
 	res = tokcache_get(hash, &info, clock_mono_ms());
 	if (res == TOKCACHE_FRESH) {

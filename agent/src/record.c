@@ -180,7 +180,9 @@ int record_validate(const struct usage_record *rec, const char **why)
 	}
 	n = strlen(rec->token_id);
 	if (n != 0) {
-		if (n != 12) {
+		/* The messages name the length. */
+		_Static_assert(TOKEN_ID_LEN == 12, "token_id messages say 12");
+		if (n != TOKEN_ID_LEN) {
 			w = "token_id is not 12 hex digits";
 			goto bad;
 		}

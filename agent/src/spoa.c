@@ -14,12 +14,6 @@
 #include <realms/spoa.h>
 #include <realms/spop.h>
 
-/* Room an ACK needs besides its actions: length, type, flags, two varints. */
-#define SPOA_ACK_HDR_MAX  (4 + 1 + 4 + 10 + 10)
-
-/* The input buffer starts small and grows to the frame size in use. */
-#define SPOA_BUF_INIT     4096u
-
 /* ---------------------------------------------------------------------- */
 /* Counters                                                               */
 /* ---------------------------------------------------------------------- */
@@ -47,8 +41,6 @@ void spoa_stats_get(struct spoa_stats *o)
 /* ---------------------------------------------------------------------- */
 /* Handler registry                                                       */
 /* ---------------------------------------------------------------------- */
-
-#define SPOA_MAX_HANDLERS 16
 
 static struct {
 	const char *name;
@@ -114,10 +106,6 @@ static void buf_free(struct spoa_buf *b)
 	free(b->data);
 	memset(b, 0, sizeof(*b));
 }
-
-/* Output has no hard ceiling of its own: reading stops at SPOA_WBUF_HIGH, so
- * what can still arrive is bounded by the ACKs of frames in flight. */
-#define SPOA_OUT_CEILING  ((size_t)SPOA_MAX_INFLIGHT * (SPOP_MAX_FRAME_SIZE + 4) + SPOA_WBUF_HIGH)
 
 /* ---------------------------------------------------------------------- */
 /* Connections                                                            */
