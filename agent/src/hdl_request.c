@@ -293,6 +293,9 @@ struct admission {
 	struct tok_info tok;
 	char token_id[TOKEN_ID_SIZE];
 	int tz_min;
+	/* While admission_start() waits for admit_start() to return: set to 1
+	 * when the answer came first. NULL once the answer is asynchronous. */
+	int *answered;
 };
 
 /* "daily", "weekly", ... for refusal messages. */
@@ -366,6 +369,9 @@ static void on_admitted(void *arg, const struct admit_answer *a)
 {
 	struct admission *ad = arg;
 
+	if (ad->answered)
+		*ad->answered = 1;
+
 	if (a->result != ADMIT_OK) {
 		admission_refusal(ad, a, &ad->v);
 		rlog(LOG_LVL_INFO, "request of token %s refused: %s", ad->token_id, ad->v.err_msg);
@@ -394,14 +400,17 @@ static void request_limits(const struct realms_config *cfg, const struct tok_inf
 }
 
 /* Starts the admission of an allowed message when the token has limits.
- * Returns 1 when the request went pending (answered from the callback),
- * 0 when there is nothing to check. */
+ * Returns 1 when the request went pending (it will be answered from the
+ * callback, which holds it until then), 0 when it is answered already:
+ * nothing to check, or admit_start() answered before returning (Redis
+ * down, out of memory). */
 static int admission_start(struct spoa_req *req, struct realms_config *cfg,
                            const struct verdict_in *in, const struct verdict *v,
                            const struct tok_info *tok, const char *token_id)
 {
 	struct admit_req q = { 0 };
 	struct admission *ad;
+	int answered = 0;
 	char rid[sizeof(((struct usage_record *)0)->req_id)];
 	uint64_t max_tokens = v->insp.max_tokens_state == INSPECT_KEY_PRESENT ?
 	                      v->insp.max_tokens : BUDGET_DEFAULT_MAX_TOKENS;
@@ -438,8 +447,12 @@ static int admission_start(struct spoa_req *req, struct realms_config *cfg,
 	ad->tok = *tok;
 	ad->tz_min = cfg->tz_min;
 	snprintf(ad->token_id, sizeof(ad->token_id), "%s", token_id);
+	ad->answered = &answered;
 	spoa_req_hold(req);
 	admit_start(spoa_req_worker(req), &q, on_admitted, ad);
+	if (answered)
+		return 0;    /* on_admitted ran: answered, released, ad freed */
+	ad->answered = NULL;
 	return 1;
 }
 
@@ -559,25 +572,40 @@ static void parse_token(const redisReply *rep, struct tok_info *t)
 	}
 }
 
-static void on_token(struct rdb *r, redisReply *rep, void *arg)
+/* Answers a lookup from the token store's reply (NULL: the store could
+ * not answer) and frees it. Returns 1 when the answer is pending on the
+ * admission (which took its own hold), 0 when it is given. */
+static int lookup_answer(struct lookup *lk, const redisReply *rep)
 {
-	struct lookup *lk = arg;
 	struct tok_info t;
+	int pending = 0;
 
 	if (rep && rep->type != REDIS_REPLY_ERROR) {
 		parse_token(rep, &t);
 		tokcache_put(lk->hash, &t, clock_mono_ms(), lk->epoch);
-		decide_and_answer(lk->req, lk->cfg, &lk->in, &lk->v, &t, lk->token_id);
+		pending = decide_and_answer(lk->req, lk->cfg, &lk->in, &lk->v, &t, lk->token_id);
 	} else if (lk->have_stale) {
 		rlog(LOG_LVL_WARN, "token store unavailable; serving token %s from cache",
 		     lk->token_id);
-		decide_and_answer(lk->req, lk->cfg, &lk->in, &lk->v, &lk->stale, lk->token_id);
+		pending = decide_and_answer(lk->req, lk->cfg, &lk->in, &lk->v, &lk->stale,
+		                            lk->token_id);
 	} else {
 		verdict_store_down(&lk->v);
 		answer_refusal(lk->req, &lk->v);
 	}
-	spoa_req_release(lk->req);
 	lookup_free(lk);
+	return pending;
+}
+
+/* The token store's reply: answers, then drops the hold hdl_request took
+ * for the lookup (an admission keeps its own). */
+static void on_token(struct rdb *r, redisReply *rep, void *arg)
+{
+	struct lookup *lk = arg;
+	struct spoa_req *req = lk->req;
+
+	lookup_answer(lk, rep);
+	spoa_req_release(req);
 }
 
 static enum spoa_hdl_ret hdl_request(struct spoa_req *req, const struct spop_msg *msg)
@@ -592,6 +620,7 @@ static enum spoa_hdl_ret hdl_request(struct spoa_req *req, const struct spop_msg
 	uint8_t hash[TOKCACHE_KEY_LEN];
 	enum tokcache_res res;
 	struct lookup *lk;
+	int pending = 0;
 
 	if (!cfg) {
 		set_str(req, "verdict", "deny");
@@ -613,7 +642,7 @@ static enum spoa_hdl_ret hdl_request(struct spoa_req *req, const struct spop_msg
 	if (!token_looks_valid(tok.p, tok.len)) {
 		/* Not one of ours: no need to ask Redis. */
 		memset(&info, 0, sizeof(info));
-		decide_and_answer(req, cfg, &in, &v, &info, "");
+		pending = decide_and_answer(req, cfg, &in, &v, &info, "");
 		goto done;
 	}
 	token_hash(tok.p, tok.len, hash);
@@ -622,10 +651,8 @@ static enum spoa_hdl_ret hdl_request(struct spoa_req *req, const struct spop_msg
 
 	res = tokcache_get(hash, &info, clock_mono_ms());
 	if (res == TOKCACHE_FRESH) {
-		int pending = decide_and_answer(req, cfg, &in, &v, &info, token_id);
-
-		config_unref(cfg);
-		return pending ? SPOA_HDL_PENDING : SPOA_HDL_DONE;
+		pending = decide_and_answer(req, cfg, &in, &v, &info, token_id);
+		goto done;
 	}
 	lk = lookup_new(req, cfg, &in, &v);
 	if (!lk) {
@@ -642,16 +669,15 @@ static enum spoa_hdl_ret hdl_request(struct spoa_req *req, const struct spop_msg
 	}
 	if (!rw || rdb_command(rw->rdb, on_token, lk, "HGETALL %s%s", RKEY_TOKEN_PREFIX, hex) < 0) {
 		/* Redis is down right now: the same outcome as a failed lookup,
-		 * answered at once. */
-		spoa_req_hold(req);
-		on_token(NULL, NULL, lk);
-		return SPOA_HDL_DONE;
+		 * answered at once (or pending on the admission, when a stale
+		 * entry lets it through to a limit check). */
+		return lookup_answer(lk, NULL) ? SPOA_HDL_PENDING : SPOA_HDL_DONE;
 	}
 	spoa_req_hold(req);
 	return SPOA_HDL_PENDING;   /* lk owns the config reference now */
 done:
 	config_unref(cfg);
-	return SPOA_HDL_DONE;
+	return pending ? SPOA_HDL_PENDING : SPOA_HDL_DONE;
 }
 
 /* ---------------------------------------------------------------------- */
