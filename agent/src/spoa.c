@@ -399,6 +399,32 @@ static void handle_hello(struct spoa_conn *c, const struct spop_frame *f)
 	     h.pipelining ? ", pipelining" : "");
 }
 
+/* The handler contract: a handler answers SPOA_HDL_DONE when it holds
+ * nothing on return (a hold taken and released within the call counts as
+ * done), SPOA_HDL_PENDING when it left at least one hold, to be released
+ * later from a callback. `before` and `after` are the request's holds
+ * around the call (the dispatcher's own keeps them above 0). An answer the
+ * holds contradict is a bug of the agent, not of the peer: a pending
+ * answer without a hold, or a hold the handler forgot to announce, would
+ * lose or delay the ACK silently. Like HAProxy's BUG_ON, it is logged and
+ * the process aborts, in every build. */
+static void hdl_contract_check(const struct spoa_conn *c, const struct spop_msg *msg,
+                               enum spoa_hdl_ret ret, unsigned int before,
+                               unsigned int after)
+{
+	int ok = ret == SPOA_HDL_DONE ? after == before :
+	         ret == SPOA_HDL_PENDING ? after > before : 0;
+
+	if (ok)
+		return;
+	rlog(LOG_LVL_ERR, "BUG: spop conn %llu: handler of message '%.*s' answered %s "
+	     "but left %d holds; aborting", (unsigned long long)c->id,
+	     (int)(msg->name.len > 64 ? 64 : msg->name.len), msg->name.ptr,
+	     ret == SPOA_HDL_DONE ? "done" : ret == SPOA_HDL_PENDING ? "pending" : "an unknown value",
+	     (int)after - (int)before);
+	abort();
+}
+
 static void handle_notify(struct spoa_conn *c, const struct spop_frame *f)
 {
 	const uint8_t *p = f->payload, *end = f->payload + f->payload_len;
@@ -434,6 +460,7 @@ static void handle_notify(struct spoa_conn *c, const struct spop_frame *f)
 
 	while ((r = spop_msg_next(&p, end, msg)) == 1) {
 		spoa_handler_fn fn = spoa_handler_find(msg->name.ptr, msg->name.len);
+		unsigned int before;
 
 		STAT_INC(messages);
 		if (!fn) {
@@ -443,7 +470,8 @@ static void handle_notify(struct spoa_conn *c, const struct spop_frame *f)
 			     msg->name.ptr);
 			continue;
 		}
-		fn(req, msg);
+		before = req->holds;
+		hdl_contract_check(c, msg, fn(req, msg), before, req->holds);
 	}
 	free(msg);
 	if (r < 0) {
