@@ -10,6 +10,9 @@
 # is stopped by PID at exit; every wait is bounded; any failure stops the
 # script with the logs that tell why.
 #
+# The helpers it shares with the integration tests (free ports, waits,
+# processes by PID, Redis) are in tests/lib/helpers.sh.
+#
 # The caller sets NAME (used in messages and the scratch directory's name)
 # before sourcing, and NEEDS (the commands it runs) unless it starts the
 # whole gateway.

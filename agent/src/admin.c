@@ -1,7 +1,8 @@
 /*
  * Admin HTTP: GET /metrics and GET /healthz, one request per connection.
  * A request must arrive whole within ADMIN_TIMEOUT_S and ADMIN_REQ_MAX
- * bytes; anything else is closed. The main loop never blocks on it.
+ * bytes; anything else is closed. I/O: sockets on the main loop, which
+ * never blocks on them.
  */
 #include <errno.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /*
  * Usage records in Redis: the commit script and its argv, key segments,
- * UTC days, spool lines. See record.h for the contracts and rkeys.h for the
- * key layout.
+ * UTC days, spool lines. Pure: no I/O (commit.c sends and spools them).
+ * See record.h for the contracts and rkeys.h for the key layout.
  */
 #include <inttypes.h>
 #include <limits.h>

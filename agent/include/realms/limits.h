@@ -1,6 +1,7 @@
 /*
- * Named limits of the agent, in one place (definitions only). Each says what
- * a peer gets when it crosses it.
+ * Named limits of the agent and realmsctl, in one place (definitions only).
+ * Each says what a peer gets when it crosses it. Protocol constants live
+ * with their protocol (spop-t.h, mframe-t.h).
  */
 #ifndef REALMS_LIMITS_H
 #define REALMS_LIMITS_H
