@@ -12,6 +12,9 @@
 #   PIDS     an array of the processes to stop at exit: spawn adds to it,
 #            stop_pid removes from it
 
+# tcp_open PORT: whether something accepts on 127.0.0.1:PORT right now.
+tcp_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 # free_port: a TCP port on 127.0.0.1 that nothing listens on right now,
 # below the kernel's ephemeral range so that no outgoing connection holds
 # it either.
@@ -21,7 +24,7 @@ free_port() {
 	[[ "$lo" =~ ^[0-9]+$ ]] && [ "$lo" -gt 12000 ] || lo=32768
 	for _ in $(seq 200); do
 		p=$((10000 + RANDOM % (lo - 10000)))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+		if ! tcp_open "$p"; then
 			echo "$p"
 			return 0
 		fi
@@ -30,26 +33,26 @@ free_port() {
 	return 1
 }
 
-# wait_tcp PORT [SECONDS]: until something accepts on 127.0.0.1:PORT
-# (10 s by default).
-wait_tcp() {
-	local n=$(( ${2:-10} * 10 ))
+# wait_for SECONDS WHAT CMD...: until CMD succeeds, polled every 0.1 s;
+# after SECONDS, says WHAT on stderr and returns 1.
+wait_for() {
+	local n=$(( $1 * 10 )) what=$2
+	shift 2
 	for _ in $(seq "$n"); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		"$@" && return 0
 		sleep 0.1
 	done
-	echo "nothing listens on port $1" >&2
+	echo "$what" >&2
 	return 1
 }
 
+# wait_tcp PORT [SECONDS]: until something accepts on 127.0.0.1:PORT
+# (10 s by default).
+wait_tcp() { wait_for "${2:-10}" "nothing listens on port $1" tcp_open "$1"; }
+
 # wait_file PATH [SECONDS]: until PATH exists (10 s by default). A unix
 # socket exists once its server has bound it.
-wait_file() {
-	local n=$(( ${2:-10} * 10 ))
-	for _ in $(seq "$n"); do [ -e "$1" ] && return 0; sleep 0.1; done
-	echo "$1 did not appear" >&2
-	return 1
-}
+wait_file() { wait_for "${2:-10}" "$1 did not appear" test -e "$1"; }
 
 # spawn NAME CMD...: runs CMD in the background, output to $SCRATCH/NAME.log,
 # remembers its PID in PIDS and in SPAWNED.
