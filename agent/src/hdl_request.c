@@ -401,9 +401,9 @@ static void request_limits(const struct realms_config *cfg, const struct tok_inf
 
 /* Starts the admission of an allowed message when the token has limits.
  * Returns 1 when the request went pending (it will be answered from the
- * callback, which holds it until then), 0 when it is answered already:
- * nothing to check, or admit_start() answered before returning (Redis
- * down, out of memory). */
+ * callback, which holds it until then), 0 when there is nothing to check
+ * (the caller answers), -1 when it is answered already: admit_start()
+ * answered before returning (Redis down), or out of memory. */
 static int admission_start(struct spoa_req *req, struct realms_config *cfg,
                            const struct verdict_in *in, const struct verdict *v,
                            const struct tok_info *tok, const char *token_id)
@@ -438,7 +438,7 @@ static int admission_start(struct spoa_req *req, struct realms_config *cfg,
 
 		admission_refusal(&tmp, &a, &e);
 		answer(req, cfg, &e, tok, token_id);
-		return 0;
+		return -1;
 	}
 	ad->req = req;
 	ad->cfg = cfg;
@@ -451,7 +451,7 @@ static int admission_start(struct spoa_req *req, struct realms_config *cfg,
 	spoa_req_hold(req);
 	admit_start(spoa_req_worker(req), &q, on_admitted, ad);
 	if (answered)
-		return 0;    /* on_admitted ran: answered, released, ad freed */
+		return -1;   /* on_admitted ran: answered, released, ad freed */
 	ad->answered = NULL;
 	return 1;
 }
@@ -465,6 +465,7 @@ static int decide_and_answer(struct spoa_req *req, struct realms_config *cfg,
 	struct req_worker *rw = worker_module_ctx(spoa_req_worker(req), req_module);
 	uint64_t fallback = 0x2545f4914f6cdd1dULL;
 	struct sched_env env = { avail, cfg, rng_next, rw ? &rw->rng : &fallback };
+	int r;
 
 	/* A half-open credential takes one probe: when another verdict
 	 * claimed it between the choice and now, choose again (it is no
@@ -474,10 +475,10 @@ static int decide_and_answer(struct spoa_req *req, struct realms_config *cfg,
 		if (v->status || !v->cred || health_claim(cfg, v->cred->id, clock_mono_ms()))
 			break;
 	}
-	if (admission_start(req, cfg, in, v, tok, token_id))
-		return 1;
-	answer(req, cfg, v, tok, token_id);
-	return 0;
+	r = admission_start(req, cfg, in, v, tok, token_id);
+	if (r == 0)
+		answer(req, cfg, v, tok, token_id);
+	return r == 1;
 }
 
 /* What a pending lookup keeps: the request, its config, and copies of the
