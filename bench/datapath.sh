@@ -28,7 +28,7 @@ DBYTES=${DATAPATH_DELTA_BYTES:-24}
 
 build_tools
 machine_line
-start_redis
+start_redis || die "redis did not start"
 start_mock
 start_agent
 start_passthrough b

@@ -10,6 +10,9 @@
 # is stopped by PID at exit; every wait is bounded; any failure stops the
 # script with the logs that tell why.
 #
+# The helpers it shares with the integration tests (free ports, waits,
+# processes by PID, Redis) are in tests/lib/helpers.sh.
+#
 # The caller sets NAME (used in messages and the scratch directory's name)
 # before sourcing, and NEEDS (the commands it runs) unless it starts the
 # whole gateway.
@@ -30,21 +33,14 @@ for t in ${NEEDS:-haproxy redis-server redis-cli curl timeout}; do
 	command -v "$t" >/dev/null || { echo "$NAME: $t not found (make deps)" >&2; exit 1; }
 done
 
-DIR=$(mktemp -d "${TMPDIR:-/tmp}/realms-$NAME.XXXXXX") || exit 1
-PIDS=()
+# Free ports, bounded waits, processes by PID, Redis: shared with the
+# integration tests.
+# shellcheck source=tests/lib/helpers.sh
+. "$SRC/tests/lib/helpers.sh"
 
-# stop_pid PID: TERM, bounded wait, then KILL; returns the exit status.
-stop_pid() {
-	local pid=$1 rc keep=() p
-	kill -TERM "$pid" 2>/dev/null
-	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	rc=$?
-	for p in "${PIDS[@]}"; do [ "$p" != "$pid" ] && keep+=("$p"); done
-	PIDS=("${keep[@]}")
-	return $rc
-}
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/realms-$NAME.XXXXXX") || exit 1
+SCRATCH=$DIR   # helpers.sh: spawn's logs, Redis's directory
+PIDS=()        # helpers.sh: stopped at exit, the last started first
 
 # Stops everything, the last started first (HAProxy before the agent, the
 # agent before Redis).
@@ -79,40 +75,6 @@ build_tools() {
 	else
 		make -C "$SRC" build BUILD="$BUILD" || exit 1
 	fi
-}
-
-# A TCP port on 127.0.0.1 that nothing listens on right now, below the
-# kernel's ephemeral range so that no outgoing connection holds it either.
-# Ports already handed out by this script are not given twice.
-GIVEN_PORTS=" "
-free_port() {
-	local p lo
-	lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
-	[[ "$lo" =~ ^[0-9]+$ ]] && [ "$lo" -gt 12000 ] || lo=32768
-	for _ in $(seq 200); do
-		p=$((10000 + RANDOM % (lo - 10000)))
-		[[ "$GIVEN_PORTS" == *" $p "* ]] && continue
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			GIVEN_PORTS+="$p "
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
-
-# wait_tcp PORT: until something accepts on 127.0.0.1:PORT (10 s at most).
-wait_tcp() {
-	for _ in $(seq 100); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
-wait_sock() {
-	for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done
-	return 1
 }
 
 # CPU time of a process so far, in clock ticks.
@@ -156,28 +118,13 @@ machine_line() {
 
 # ------------------------------------------------------------ servers ---
 
-# start_redis: a private Redis, no persistence. Sets REDIS_PORT, REDIS_PID.
-start_redis() {
-	REDIS_PORT=$(free_port) || die "no free port"
-	redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
-		--dir "$DIR" --daemonize no >"$DIR/redis.log" 2>&1 &
-	REDIS_PID=$!
-	PIDS+=("$REDIS_PID")
-	for _ in $(seq 100); do
-		[ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && return 0
-		kill -0 "$REDIS_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	die "redis did not start on port $REDIS_PORT"
-}
-rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
+# start_redis and rcli: tests/lib/helpers.sh.
 
 # start_mock: the mock upstream. Sets MOCK_PORT, MOCK_PID.
 start_mock() {
 	MOCK_PORT=$(free_port) || die "no free port"
-	"$BUILD/mock_upstream" -l "127.0.0.1:$MOCK_PORT" -n bench >"$DIR/mock.log" 2>&1 &
-	MOCK_PID=$!
-	PIDS+=("$MOCK_PID")
+	spawn mock "$BUILD/mock_upstream" -l "127.0.0.1:$MOCK_PORT" -n bench
+	MOCK_PID=$SPAWNED
 	wait_tcp "$MOCK_PORT" || die "the mock upstream did not start"
 }
 # mock_stat KEY: a counter of the mock's /mock/stats: requests, 200 (the
@@ -216,10 +163,9 @@ start_agent() {
 JSON
 	"$BUILD/realms-agent" -c "$DIR/realms.json" --check >"$DIR/agent-check.out" 2>&1 ||
 		{ cat "$DIR/agent-check.out" >&2; die "the agent refused its configuration"; }
-	"$BUILD/realms-agent" -f -c "$DIR/realms.json" -l "unix:$AGENT_SOCK" >"$DIR/agent.log" 2>&1 &
-	AGENT_PID=$!
-	PIDS+=("$AGENT_PID")
-	wait_sock "$AGENT_SOCK" && wait_sock "$MIRROR_ADDR" || die "the agent did not start"
+	spawn agent "$BUILD/realms-agent" -f -c "$DIR/realms.json" -l "unix:$AGENT_SOCK"
+	AGENT_PID=$SPAWNED
+	wait_file "$AGENT_SOCK" && wait_file "$MIRROR_ADDR" || die "the agent did not start"
 	mkdir -p "$DIR/hp"
 	cp "$SRC/haproxy/realms.spoe" "$DIR/hp/"
 	"$BUILD/realmsctl" -c "$DIR/realms.json" render-haproxy -o "$DIR/hp/channels.cfg" \

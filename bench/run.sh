@@ -41,10 +41,9 @@ start_spoa_agent() {
 	AGENT_SOCK=$DIR/agent.sock
 	AGENT_TCP=$(free_port) || die "no free port"
 	AGENT_LOG=$DIR/agent-t$1.log
-	"$AGENT_BIN" -f -T -l "unix:$AGENT_SOCK" -l "127.0.0.1:$AGENT_TCP" -t "$1" >"$AGENT_LOG" 2>&1 &
-	AGENT_PID=$!
-	PIDS+=("$AGENT_PID")
-	wait_sock "$AGENT_SOCK" && wait_tcp "$AGENT_TCP" || die "agent (-t $1) did not start"
+	spawn "agent-t$1" "$AGENT_BIN" -f -T -l "unix:$AGENT_SOCK" -l "127.0.0.1:$AGENT_TCP" -t "$1"
+	AGENT_PID=$SPAWNED
+	wait_file "$AGENT_SOCK" && wait_tcp "$AGENT_TCP" || die "agent (-t $1) did not start"
 }
 
 # The agent must be alive and must not have logged an error. Warnings are
@@ -186,9 +185,8 @@ start_spoa_agent 2
 FE_SPOE_PORT=$(free_port) && FE_PLAIN_PORT=$(free_port) || die "no free port"
 export FE_SPOE_PORT FE_PLAIN_PORT AGENT_SOCK SPOE_CONF
 haproxy -c -f "$HAPROXY_CFG" >"$DIR/haproxy-check.log" 2>&1 || die "haproxy -c"
-haproxy -db -f "$HAPROXY_CFG" >"$DIR/haproxy.log" 2>&1 &
-HAPROXY_PID=$!
-PIDS+=("$HAPROXY_PID")
+spawn haproxy haproxy -db -f "$HAPROXY_CFG"
+HAPROXY_PID=$SPAWNED
 wait_tcp "$FE_SPOE_PORT" && wait_tcp "$FE_PLAIN_PORT" || die "haproxy did not start"
 
 # One verdict through the chain before measuring (bounded: the health check

@@ -44,7 +44,7 @@ SIZES=${TAP_SIZES:-32:24 100:2048 100:2048@50}
 
 build_tools
 machine_line
-start_redis
+start_redis || die "redis did not start"
 start_mock
 start_agent
 # The same file without the tap filter line (exactly one line must go).

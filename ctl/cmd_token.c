@@ -20,18 +20,13 @@
 
 #include <realms/budget.h>
 #include <realms/config.h>
+#include <realms/limits.h>
 #include <realms/record.h>
 #include <realms/rkeys.h>
 #include <realms/tokcache-t.h>
 #include <realms/token.h>
 
 #include "ctl.h"
-
-/* token add: EXEC attempts when another writer touched the name index
- * between WATCH and EXEC (each attempt is a few round trips). */
-#define CTL_ADD_ATTEMPTS    16
-/* Hex chars of the hash shown as a token's ID. */
-#define CTL_ID_LEN          12
 
 static void token_key(char key[RKEY_TOKEN_KEY_MAX], const char *hash)
 {
@@ -260,7 +255,7 @@ static int cmd_token_add(struct ctl *c, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *name = NULL, *group = "default", *when = NULL;
+	const char *name = NULL, *group = CFG_GROUP_DEFAULT, *when = NULL;
 	char tok[TOKEN_MAX], hash[TOKEN_HEX_LEN + 1], tbuf[32], limits[256];
 	int64_t now = (int64_t)time(NULL), expires = 0;
 	struct tok_edit e = { 0 };
@@ -338,7 +333,7 @@ static int cmd_token_add(struct ctl *c, int argc, char **argv)
 	}
 	fprintf(stderr, "realmsctl: token '%s' created (group %s, id %.*s, expires %s).\n"
 	        "realmsctl: it is shown only this once and cannot be recovered: "
-	        "store it now.\n", name, group, CTL_ID_LEN, hash,
+	        "store it now.\n", name, group, TOKEN_ID_LEN, hash,
 	        expires ? fmt_time(expires, tbuf, sizeof(tbuf)) : "never");
 	return CTL_OK;
 }
@@ -379,7 +374,7 @@ static void print_json(const struct tok_row *rows, size_t n)
 		printf(", \"created\": %" PRId64 ", \"expires\": %" PRId64
 		       ", \"revoked_at\": %" PRId64 ", \"id\": ",
 		       rows[i].created, rows[i].expires, rows[i].revoked_at);
-		printf("\"%.*s\"}%s\n", CTL_ID_LEN, rows[i].hash, i + 1 < n ? "," : "");
+		printf("\"%.*s\"}%s\n", TOKEN_ID_LEN, rows[i].hash, i + 1 < n ? "," : "");
 	}
 	puts("]");
 }
@@ -405,7 +400,7 @@ static void print_table(const struct tok_row *rows, size_t n)
 		       wn, rows[i].name, wg, rows[i].group, ws, rows[i].status,
 		       wt, rows[i].created ? fmt_time(rows[i].created, cbuf, sizeof(cbuf)) : "-",
 		       wt, rows[i].expires ? fmt_time(rows[i].expires, ebuf, sizeof(ebuf)) : "never",
-		       CTL_ID_LEN, rows[i].hash);
+		       TOKEN_ID_LEN, rows[i].hash);
 	}
 }
 
@@ -730,7 +725,7 @@ static int cmd_token_set(struct ctl *c, int argc, char **argv)
 	kv[n] = NULL;
 	if (token_update(c, hash, prev, kv) != CTL_OK)
 		return CTL_ERR;
-	printf("token '%s' updated (id %.*s)\n", name, CTL_ID_LEN, hash);
+	printf("token '%s' updated (id %.*s)\n", name, TOKEN_ID_LEN, hash);
 	return CTL_OK;
 }
 
@@ -845,7 +840,7 @@ static int cmd_token_rotate(struct ctl *c, int argc, char **argv)
 	/* The new record: the old one's fields, a new secret. */
 	if (RCMD_OK(c, "HSET", "HSET", nkey,
 	            RKEY_TF_NAME, name,
-	            RKEY_TF_GROUP, field_or(rec, RKEY_TF_GROUP, "default"),
+	            RKEY_TF_GROUP, field_or(rec, RKEY_TF_GROUP, CFG_GROUP_DEFAULT),
 	            RKEY_TF_STATUS, RKEY_TS_ACTIVE,
 	            RKEY_TF_CREATED, created,
 	            RKEY_TF_EXPIRES, field_or(rec, RKEY_TF_EXPIRES, "0"),
@@ -902,7 +897,7 @@ static int cmd_token_rotate(struct ctl *c, int argc, char **argv)
 	}
 	fprintf(stderr, "realmsctl: token '%s' rotated (new id %.*s); the old secret %s%s.\n"
 	        "realmsctl: the new one is shown only this once and cannot be recovered: "
-	        "store it now.\n", name, CTL_ID_LEN, hash,
+	        "store it now.\n", name, TOKEN_ID_LEN, hash,
 	        grace ? "works until " : "no longer works",
 	        grace ? fmt_time(end, tbuf, sizeof(tbuf)) : "");
 	return CTL_OK;
@@ -1158,7 +1153,7 @@ static int cmd_token_show(struct ctl *c, int argc, char **argv)
 		return ctl_usage_err("token ", "token show: invalid name '%s'", name);
 	if (ctl_config(c) < 0 || !ctl_redis(c) || token_lookup(c, name, hash, &rec) != CTL_OK)
 		return CTL_ERR;
-	group = (f = ctl_hfield(rec, RKEY_TF_GROUP)) ? f : "default";
+	group = (f = ctl_hfield(rec, RKEY_TF_GROUP)) ? f : CFG_GROUP_DEFAULT;
 	status = ctl_hfield(rec, RKEY_TF_STATUS);
 	expires = to_i64(ctl_hfield(rec, RKEY_TF_EXPIRES));
 	if (!strcmp(status, RKEY_TS_ACTIVE) && expires && expires <= now)
@@ -1194,7 +1189,7 @@ static int cmd_token_show(struct ctl *c, int argc, char **argv)
 		ctl_json_str(group);
 		fputs(", \"status\": ", stdout);
 		ctl_json_str(status);
-		printf(", \"id\": \"%.*s\", \"expires\": %" PRId64 ", \"models\": ", CTL_ID_LEN,
+		printf(", \"id\": \"%.*s\", \"expires\": %" PRId64 ", \"models\": ", TOKEN_ID_LEN,
 		       hash, expires);
 		if (!*models) {
 			fputs("null", stdout);
@@ -1239,7 +1234,7 @@ static int cmd_token_show(struct ctl *c, int argc, char **argv)
 			fputs("null", stdout);
 		puts("}");
 	} else {
-		printf("token         %s (id %.*s)\n", name, CTL_ID_LEN, hash);
+		printf("token         %s (id %.*s)\n", name, TOKEN_ID_LEN, hash);
 		printf("group         %s\n", group);
 		printf("status        %s\n", status);
 		printf("expires       %s\n", expires ? fmt_time(expires, tbuf, sizeof(tbuf)) : "never");
@@ -1320,7 +1315,7 @@ static int cmd_token_revoke(struct ctl *c, int argc, char **argv)
 	if (receivers < 0)
 		return CTL_ERR;
 	printf("token '%s' %s (id %.*s); %lld subscriber%s notified\n", name,
-	       already ? "was already revoked" : "revoked", CTL_ID_LEN, hash,
+	       already ? "was already revoked" : "revoked", TOKEN_ID_LEN, hash,
 	       receivers, receivers == 1 ? "" : "s");
 	return CTL_OK;
 }

@@ -14,6 +14,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include <realms/limits.h>
 #include <realms/record.h>
 #include <realms/rkeys.h>
 
@@ -22,11 +23,6 @@
 /* ---------------------------------------------------------------------- */
 /* usage                                                                  */
 /* ---------------------------------------------------------------------- */
-
-/* HGETALLs sent before their replies are read (one batch of latency). */
-#define CTL_USAGE_BATCH     512
-/* Default range: from this many days before today to today. */
-#define CTL_USAGE_DAYS      30
 
 /* The counters of a day hash, in display order (rkeys.h). */
 #define N_UF 10

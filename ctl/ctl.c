@@ -12,6 +12,7 @@
 #include <hiredis/hiredis.h>
 
 #include <realms/config.h>
+#include <realms/limits.h>
 #include <realms/netaddr.h>
 
 #include "ctl.h"

@@ -37,8 +37,6 @@
 #define CTL_ERR             1
 #define CTL_USAGE           2
 
-/* Redis: connect and per-command timeout; past it the command fails (1). */
-#define CTL_REDIS_TIMEOUT_S 2
 /* Arguments of one Redis command built by ctl_rcmd(). */
 #define CTL_MAX_ARGS        32
 

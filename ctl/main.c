@@ -8,8 +8,16 @@
 #include <hiredis/hiredis.h>
 
 #include <realms/config.h>
+#include <realms/limits.h>
+#include <realms/token.h>
 
 #include "ctl.h"
+
+/* Numbers the man page states in words. */
+_Static_assert(TOKEN_NAME_MAX == 64, "token add says names are 1 to 64 bytes");
+_Static_assert(TOKEN_ID_LEN == 12, "token list says the ID is 12 hex digits");
+_Static_assert(CTL_USAGE_DAYS == 30, "usage says the default range starts 30 days ago");
+_Static_assert(CTL_REDIS_TIMEOUT_S == 2, "ENVIRONMENT says Redis times out after 2 seconds");
 
 /* ---------------------------------------------------------------------- */
 /* Commands                                                               */
@@ -49,7 +57,7 @@ static const struct ctl_cmd cmd_table[] = {
 		"        this once: Redis keeps only its SHA-256. NAME is unique, even\n"
 		"        among revoked tokens, and is 1 to 64 of A-Z a-z 0-9 . _ @ -.\n"
 		"        --group GROUP   the group whose channels it may use (default\n"
-		"                        \"default\"); with -c it must be in the\n"
+		"                        \"" CFG_GROUP_DEFAULT "\"); with -c it must be in the\n"
 		"                        configuration's \"groups\".\n"
 		"        --expires WHEN  YYYY-MM-DD (valid through that day, UTC),\n"
 		"                        YYYY-MM-DDTHH:MM:SSZ, <N>d, <N>h or <N>m from\n"
@@ -177,7 +185,7 @@ static const char help_env[] =
 	"    REALMS_REDIS\n"
 	"        The Redis address: \"host:port\", \"[v6]:port\", \"unix:/path\"\n"
 	"        or \"/path\" (a unix socket). Without it and without -c,\n"
-	"        127.0.0.1:6379. Connections and commands time out after 2\n"
+	"        " CFG_REDIS_DEFAULT ". Connections and commands time out after 2\n"
 	"        seconds.\n"
 	"\n"
 	"    REALMS_REDIS_USER\n"

@@ -1,4 +1,11 @@
--- Realms Lua shim for HAProxy 2.6 (load with lua-load-per-thread).
+-- Realms Lua shim for HAProxy 2.6 (load with lua-load-per-thread): four
+-- parts, each described where it begins.
+--   realms-rewrite  the relay's request filter that splices the model name
+--   realms-guard    the body guard: a second top-level key, the size limit
+--   realms-tap      the response mirror's frames to the agent (billing)
+--   realms-outcome  each upstream attempt's result to the agent (breakers)
+-- I/O inside HAProxy (filters, core.tcp); the guard's scanner is pure and
+-- tested outside HAProxy (tests/lua).
 --
 -- realms-rewrite: a request filter on the relay that replaces the body's
 -- "model" JSON string token with the one the agent chose for this attempt.

@@ -1,7 +1,8 @@
 /*
  * Admin HTTP: GET /metrics and GET /healthz, one request per connection.
  * A request must arrive whole within ADMIN_TIMEOUT_S and ADMIN_REQ_MAX
- * bytes; anything else is closed. The main loop never blocks on it.
+ * bytes; anything else is closed. I/O: sockets on the main loop, which
+ * never blocks on them.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include <realms/commit.h>
 #include <realms/config-t.h>
 #include <realms/health.h>
+#include <realms/limits.h>
 #include <realms/log.h>
 #include <realms/mirror.h>
 #include <realms/netaddr.h>
@@ -27,10 +29,6 @@
 #include <realms/state.h>
 #include <realms/tokcache.h>
 #include <realms/config.h>
-
-#define ADMIN_REQ_MAX    4096
-#define ADMIN_TIMEOUT_S  2.0
-#define ADMIN_BODY_MAX   (256 * 1024)
 
 struct admin_conn {
 	int fd;
@@ -259,7 +257,7 @@ static int lst_start(struct ev_loop *loop, struct admin_lst *l, const struct net
 	if (addr->family != AF_UNIX)
 		setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(l->fd, (const struct sockaddr *)&addr->ss, addr->len) < 0 ||
-	    listen(l->fd, 64) < 0) {
+	    listen(l->fd, ADMIN_BACKLOG) < 0) {
 		int e = errno;
 
 		close(l->fd);

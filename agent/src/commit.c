@@ -34,6 +34,7 @@
 #include <realms/clock.h>
 #include <realms/commit.h>
 #include <realms/config.h>
+#include <realms/limits.h>
 #include <realms/log.h>
 #include <realms/rdb.h>
 #include <realms/record.h>
@@ -42,8 +43,6 @@
 #include <realms/worker.h>
 
 #define SPOOL_FILE            "usage.spool"
-/* How often worker 0 looks at the spool when there is something in it. */
-#define SPOOL_REPLAY_EVERY_S  1.0
 
 /* ---------------------------------------------------------------------- */
 /* Spool (process-wide)                                                   */

@@ -41,11 +41,6 @@
 #include <realms/json.h>
 #include <realms/limits.h>
 
-#define DEFAULT_REDIS   "127.0.0.1:6379"
-#define DEFAULT_GROUP   "default"
-#define DEFAULT_THREADS 2
-#define PATH_MAX_LEN    320
-
 /* ---------------------------------------------------------------------- */
 /* Arena                                                                  */
 /* ---------------------------------------------------------------------- */
@@ -58,8 +53,6 @@ struct cfg_arena {
 };
 
 #define ARENA_ALIGN   sizeof(max_align_t)
-#define ARENA_MIN_BLK (16u * 1024u)
-#define ARENA_MAX_BLK (1024u * 1024u)
 
 /* Zeroed memory from the arena, or NULL when out of memory. */
 static void *arena_alloc(struct cfg_arena **a, size_t n)
@@ -71,10 +64,10 @@ static void *arena_alloc(struct cfg_arena **a, size_t n)
 		return NULL;
 	n = n ? (n + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN : ARENA_ALIGN;
 	if (!b || b->size - b->used < n) {
-		size_t sz = b ? b->size * 2 : ARENA_MIN_BLK;
+		size_t sz = b ? b->size * 2 : CFG_ARENA_MIN_BLK;
 
-		if (sz > ARENA_MAX_BLK)
-			sz = ARENA_MAX_BLK;
+		if (sz > CFG_ARENA_MAX_BLK)
+			sz = CFG_ARENA_MAX_BLK;
 		if (sz < n)
 			sz = n;
 		b = malloc(sizeof(*b) + sz);
@@ -389,7 +382,7 @@ struct pctx {
 	jsmntok_t *t;
 	int nt;
 	struct realms_config *c;
-	char path[PATH_MAX_LEN];
+	char path[CFG_PATH_MAX_LEN];
 	size_t plen;
 	size_t lpos;                /* line cache: offset lpos is on line lline */
 	unsigned lline;
@@ -472,7 +465,7 @@ static void path_add(struct pctx *p, const char *s, size_t n)
 
 static int key_plain(const char *k, size_t n)
 {
-	if (n == 0 || n > 64)
+	if (n == 0 || n > CFG_PATH_KEY_MAX)
 		return 0;
 	for (size_t i = 0; i < n; i++)
 		if (!is_alnum((unsigned char)k[i]) && k[i] != '_' && k[i] != '-')
@@ -493,14 +486,14 @@ static size_t path_key(struct pctx *p, const char *k, size_t n)
 		return old;
 	}
 	path_add(p, "[\"", 2);
-	for (size_t i = 0; i < n && i < 64; i++) {
+	for (size_t i = 0; i < n && i < CFG_PATH_KEY_MAX; i++) {
 		unsigned char ch = (unsigned char)k[i];
 
 		if (ch == '"' || ch == '\\')
 			path_add(p, "\\", 1);
 		path_add(p, ch >= 0x20 && ch < 0x7f ? (const char *)&k[i] : "?", 1);
 	}
-	if (n > 64)
+	if (n > CFG_PATH_KEY_MAX)
 		path_add(p, "...", 3);
 	path_add(p, "\"]", 2);
 	return old;
@@ -814,7 +807,7 @@ static int get_addr(struct pctx *p, int tok, const char **out, struct netaddr *a
 	char err[160];
 	const char *s;
 
-	if (get_str(p, tok, 200, &s, NULL) < 0)
+	if (get_str(p, tok, CFG_ADDR_MAX, &s, NULL) < 0)
 		return -1;
 	if (netaddr_parse(s, a, err, sizeof(err)) < 0) {
 		report(p, CFG_ERROR, tok, "invalid address: %s (expected HOST:PORT, "
@@ -953,7 +946,7 @@ static const char *parse_url(const char *s, size_t n, struct url *u)
 				return "invalid character in the host name";
 		if (he == hs)
 			return "missing host";
-		if (he - hs > 253)
+		if (he - hs > CFG_HOST_MAX)
 			return "host name too long";
 		i = he;
 	}
@@ -1259,7 +1252,7 @@ static void parse_redis(struct pctx *p, int tok)
 			get_addr(p, tok, &r->address, &r->addr);
 	}
 	if (!r->address && (tok < 0 || p->t[tok].type == JSMN_OBJECT)) {
-		r->address = astrndup(p, DEFAULT_REDIS, strlen(DEFAULT_REDIS));
+		r->address = astrndup(p, CFG_REDIS_DEFAULT, strlen(CFG_REDIS_DEFAULT));
 		if (r->address && netaddr_parse(r->address, &r->addr, err, sizeof(err)) < 0)
 			report(p, CFG_ERROR, -1, "default address: %s", err);
 	}
@@ -1355,7 +1348,7 @@ static void parse_agent(struct pctx *p, int tok)
 	size_t old = path_str(p, "agent"), o2;
 	long long x;
 
-	ag->threads = DEFAULT_THREADS;
+	ag->threads = CFG_THREADS_DEFAULT;
 	ag->body_prefix = CFG_BODY_PREFIX_DEFAULT;
 	ag->max_body = CFG_MAX_BODY_DEFAULT;
 	if (tok < 0 || !want(p, tok, JSMN_OBJECT, "an object"))
@@ -1570,7 +1563,7 @@ static void parse_groups(struct pctx *p, int tok)
 		c->group_limits = aarray(p, 1, sizeof(*c->group_limits));
 		c->group_totals = aarray(p, 1, sizeof(*c->group_totals));
 		if (c->groups && c->group_limits && c->group_totals) {
-			c->groups[0] = astrndup(p, DEFAULT_GROUP, strlen(DEFAULT_GROUP));
+			c->groups[0] = astrndup(p, CFG_GROUP_DEFAULT, strlen(CFG_GROUP_DEFAULT));
 			c->n_groups = c->groups[0] ? 1 : 0;
 		}
 		goto index;
@@ -2000,11 +1993,11 @@ static void parse_channel_groups(struct pctx *p, struct cfg_channel *ch, int tok
 	if (!bits)
 		return;
 	if (tok < 0) {
-		int g = config_group_index(c, DEFAULT_GROUP, strlen(DEFAULT_GROUP));
+		int g = config_group_index(c, CFG_GROUP_DEFAULT, strlen(CFG_GROUP_DEFAULT));
 
 		if (g < 0) {
 			report(p, CFG_ERROR, obj, "no \"groups\" given, and there is no group "
-			       "\"" DEFAULT_GROUP "\" to default to");
+			       "\"" CFG_GROUP_DEFAULT "\" to default to");
 			return;
 		}
 		idx = aarray(p, 1, sizeof(int));
@@ -2310,7 +2303,7 @@ static void parse_channels(struct pctx *p, int tok)
 		const struct cfg_cred *a = c->server_idx[k - 1], *b = c->server_idx[k];
 
 		if (strcmp(a->server, b->server) == 0) {
-			char path[PATH_MAX_LEN];
+			char path[CFG_PATH_MAX_LEN];
 
 			snprintf(path, sizeof(path), "channels[%d].credentials[%td]",
 			         b->channel->id, b - b->channel->creds);
@@ -2682,11 +2675,6 @@ void config_unref(struct realms_config *c)
 /* The Redis endpoint, after the environment's overrides                  */
 /* ---------------------------------------------------------------------- */
 
-#define ENV_REDIS               "REALMS_REDIS"
-#define ENV_REDIS_USER          "REALMS_REDIS_USER"
-#define ENV_REDIS_PASSWORD_FILE "REALMS_REDIS_PASSWORD_FILE"
-#define ENV_REDIS_PASSWORD      "REALMS_REDIS_PASSWORD"
-
 /* A variable's value; NULL when unset or empty (an empty REALMS_REDIS has
  * always meant "not given"; the others follow it). */
 static const char *env_given(const char *name)
@@ -2753,7 +2741,7 @@ int config_redis_env(const struct realms_config *c, struct cfg_redis *out,
 		addr = c->redis.address;
 		out->addr = c->redis.addr;
 	} else {
-		addr = DEFAULT_REDIS;
+		addr = CFG_REDIS_DEFAULT;
 		netaddr_parse(addr, &out->addr, err, sizeof(err));
 	}
 

@@ -1,6 +1,6 @@
 /*
  * "realms-inspect": runs body inspection on the prefix HAProxy sent and
- * returns what it found as transaction variables.
+ * returns what it found as transaction variables. Pure: no I/O.
  */
 #include <string.h>
 

@@ -27,6 +27,7 @@
 #include <realms/handlers.h>
 #include <realms/health.h>
 #include <realms/inspect.h>
+#include <realms/limits.h>
 #include <realms/log.h>
 #include <realms/rdb.h>
 #include <realms/rkeys.h>
@@ -43,8 +44,6 @@
 
 _Static_assert(TOKCACHE_KEY_LEN == TOKEN_HASH_LEN, "the cache is keyed by token hashes");
 
-/* Largest SPOE variable value we build (error bodies, the models list). */
-#define REQ_BODY_VAR_MAX  65536
 
 /* ---------------------------------------------------------------------- */
 /* Per-worker context                                                     */
@@ -293,9 +292,11 @@ struct admission {
 	struct realms_config *cfg;
 	struct verdict v;
 	struct tok_info tok;
-	char token_id[16];
+	char token_id[TOKEN_ID_SIZE];
 	int tz_min;
-	int *fired;              /* set while admission_start() runs */
+	/* While admission_start() waits for admit_start() to return: set to 1
+	 * when the answer came first. NULL once the answer is asynchronous. */
+	int *answered;
 };
 
 /* "daily", "weekly", ... for refusal messages. */
@@ -369,6 +370,9 @@ static void on_admitted(void *arg, const struct admit_answer *a)
 {
 	struct admission *ad = arg;
 
+	if (ad->answered)
+		*ad->answered = 1;
+
 	if (a->result != ADMIT_OK) {
 		admission_refusal(ad, a, &ad->v);
 		rlog(LOG_LVL_INFO, "request of token %s refused: %s", ad->token_id, ad->v.err_msg);
@@ -381,8 +385,6 @@ static void on_admitted(void *arg, const struct admit_answer *a)
 	answer(ad->req, ad->cfg, &ad->v, &ad->tok, ad->token_id);
 	spoa_req_release(ad->req);
 	config_unref(ad->cfg);
-	if (ad->fired)
-		*ad->fired = 1;
 	free(ad);
 }
 
@@ -399,16 +401,17 @@ static void request_limits(const struct realms_config *cfg, const struct tok_inf
 }
 
 /* Starts the admission of an allowed message when the token has limits.
- * Returns 1 when the request went pending (answered from the callback),
- * 2 when it was answered within the call (Redis down), 0 when there is
- * nothing to check (the caller answers). */
+ * Returns 1 when the request went pending (it will be answered from the
+ * callback, which holds it until then), 0 when there is nothing to check
+ * (the caller answers), -1 when it is answered already: admit_start()
+ * answered before returning (Redis down), or out of memory. */
 static int admission_start(struct spoa_req *req, struct realms_config *cfg,
                            const struct verdict_in *in, const struct verdict *v,
                            const struct tok_info *tok, const char *token_id)
 {
 	struct admit_req q = { 0 };
 	struct admission *ad;
-	int fired = 0;
+	int answered = 0;
 	char rid[sizeof(((struct usage_record *)0)->req_id)];
 	uint64_t max_tokens = v->insp.max_tokens_state == INSPECT_KEY_PRESENT ?
 	                      v->insp.max_tokens : BUDGET_DEFAULT_MAX_TOKENS;
@@ -436,7 +439,7 @@ static int admission_start(struct spoa_req *req, struct realms_config *cfg,
 
 		admission_refusal(&tmp, &a, &e);
 		answer(req, cfg, &e, tok, token_id);
-		return 2;
+		return -1;
 	}
 	ad->req = req;
 	ad->cfg = cfg;
@@ -445,12 +448,12 @@ static int admission_start(struct spoa_req *req, struct realms_config *cfg,
 	ad->tok = *tok;
 	ad->tz_min = cfg->tz_min;
 	snprintf(ad->token_id, sizeof(ad->token_id), "%s", token_id);
-	ad->fired = &fired;
+	ad->answered = &answered;
 	spoa_req_hold(req);
 	admit_start(spoa_req_worker(req), &q, on_admitted, ad);
-	if (fired)
-		return 2;        /* answered and released within the call */
-	ad->fired = NULL;
+	if (answered)
+		return -1;   /* on_admitted ran: answered, released, ad freed */
+	ad->answered = NULL;
 	return 1;
 }
 
@@ -537,6 +540,7 @@ static int decide_and_answer(struct spoa_req *req, struct realms_config *cfg,
 	struct req_worker *rw = worker_module_ctx(spoa_req_worker(req), req_module);
 	uint64_t fallback = 0x2545f4914f6cdd1dULL;
 	struct sched_env env = { avail, cfg, rng_next, rw ? &rw->rng : &fallback };
+	int r;
 
 	/* A half-open credential takes one probe: when another verdict
 	 * claimed it between the choice and now, choose again (it is no
@@ -548,14 +552,10 @@ static int decide_and_answer(struct spoa_req *req, struct realms_config *cfg,
 	}
 	if (!v->status && v->route == ROUTE_USAGE)
 		return usage_start(req, cfg, tok);
-	switch (admission_start(req, cfg, in, v, tok, token_id)) {
-	case 1:
-		return 1;
-	case 2:
-		return 0;
-	}
-	answer(req, cfg, v, tok, token_id);
-	return 0;
+	r = admission_start(req, cfg, in, v, tok, token_id);
+	if (r == 0)
+		answer(req, cfg, v, tok, token_id);
+	return r == 1;
 }
 
 /* What a pending lookup keeps: the request, its config, and copies of the
@@ -566,7 +566,7 @@ struct lookup {
 	struct verdict_in in;
 	struct verdict v;
 	uint8_t hash[TOKCACHE_KEY_LEN];
-	char token_id[16];
+	char token_id[TOKEN_ID_SIZE];
 	uint64_t epoch;          /* the token cache's, before the lookup */
 	int have_stale;
 	struct tok_info stale;
@@ -627,7 +627,7 @@ static void parse_token(const redisReply *rep, struct tok_info *t)
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements == 0)
 		return;
 	t->status = TOK_ACTIVE;
-	strcpy(t->group, "default");
+	strcpy(t->group, CFG_GROUP_DEFAULT);
 	for (size_t i = 0; i + 1 < rep->elements; i += 2) {
 		const redisReply *k = rep->element[i], *val = rep->element[i + 1];
 
@@ -656,25 +656,40 @@ static void parse_token(const redisReply *rep, struct tok_info *t)
 	}
 }
 
-static void on_token(struct rdb *r, redisReply *rep, void *arg)
+/* Answers a lookup from the token store's reply (NULL: the store could
+ * not answer) and frees it. Returns 1 when the answer is pending on the
+ * admission (which took its own hold), 0 when it is given. */
+static int lookup_answer(struct lookup *lk, const redisReply *rep)
 {
-	struct lookup *lk = arg;
 	struct tok_info t;
+	int pending = 0;
 
 	if (rep && rep->type != REDIS_REPLY_ERROR) {
 		parse_token(rep, &t);
 		tokcache_put(lk->hash, &t, clock_mono_ms(), lk->epoch);
-		decide_and_answer(lk->req, lk->cfg, &lk->in, &lk->v, &t, lk->token_id);
+		pending = decide_and_answer(lk->req, lk->cfg, &lk->in, &lk->v, &t, lk->token_id);
 	} else if (lk->have_stale) {
 		rlog(LOG_LVL_WARN, "token store unavailable; serving token %s from cache",
 		     lk->token_id);
-		decide_and_answer(lk->req, lk->cfg, &lk->in, &lk->v, &lk->stale, lk->token_id);
+		pending = decide_and_answer(lk->req, lk->cfg, &lk->in, &lk->v, &lk->stale,
+		                            lk->token_id);
 	} else {
 		verdict_store_down(&lk->v);
 		answer_refusal(lk->req, &lk->v);
 	}
-	spoa_req_release(lk->req);
 	lookup_free(lk);
+	return pending;
+}
+
+/* The token store's reply: answers, then drops the hold hdl_request took
+ * for the lookup (an admission keeps its own). */
+static void on_token(struct rdb *r, redisReply *rep, void *arg)
+{
+	struct lookup *lk = arg;
+	struct spoa_req *req = lk->req;
+
+	lookup_answer(lk, rep);
+	spoa_req_release(req);
 }
 
 static enum spoa_hdl_ret hdl_request(struct spoa_req *req, const struct spop_msg *msg)
@@ -685,10 +700,11 @@ static enum spoa_hdl_ret hdl_request(struct spoa_req *req, const struct spop_msg
 	struct verdict v;
 	struct vslice tok;
 	struct tok_info info;
-	char hex[TOKEN_HEX_LEN + 1], token_id[16];
+	char hex[TOKEN_HEX_LEN + 1], token_id[TOKEN_ID_SIZE];
 	uint8_t hash[TOKCACHE_KEY_LEN];
 	enum tokcache_res res;
 	struct lookup *lk;
+	int pending = 0;
 
 	if (!cfg) {
 		set_str(req, "verdict", "deny");
@@ -710,19 +726,17 @@ static enum spoa_hdl_ret hdl_request(struct spoa_req *req, const struct spop_msg
 	if (!token_looks_valid(tok.p, tok.len)) {
 		/* Not one of ours: no need to ask Redis. */
 		memset(&info, 0, sizeof(info));
-		decide_and_answer(req, cfg, &in, &v, &info, "");
+		pending = decide_and_answer(req, cfg, &in, &v, &info, "");
 		goto done;
 	}
 	token_hash(tok.p, tok.len, hash);
 	token_hex_encode(hash, hex);
-	snprintf(token_id, sizeof(token_id), "%.12s", hex);
+	snprintf(token_id, sizeof(token_id), "%.*s", TOKEN_ID_LEN, hex);
 
 	res = tokcache_get(hash, &info, clock_mono_ms());
 	if (res == TOKCACHE_FRESH) {
-		int pending = decide_and_answer(req, cfg, &in, &v, &info, token_id);
-
-		config_unref(cfg);
-		return pending ? SPOA_HDL_PENDING : SPOA_HDL_DONE;
+		pending = decide_and_answer(req, cfg, &in, &v, &info, token_id);
+		goto done;
 	}
 	lk = lookup_new(req, cfg, &in, &v);
 	if (!lk) {
@@ -739,16 +753,15 @@ static enum spoa_hdl_ret hdl_request(struct spoa_req *req, const struct spop_msg
 	}
 	if (!rw || rdb_command(rw->rdb, on_token, lk, "HGETALL %s%s", RKEY_TOKEN_PREFIX, hex) < 0) {
 		/* Redis is down right now: the same outcome as a failed lookup,
-		 * answered at once. */
-		spoa_req_hold(req);
-		on_token(NULL, NULL, lk);
-		return SPOA_HDL_DONE;
+		 * answered at once (or pending on the admission, when a stale
+		 * entry lets it through to a limit check). */
+		return lookup_answer(lk, NULL) ? SPOA_HDL_PENDING : SPOA_HDL_DONE;
 	}
 	spoa_req_hold(req);
 	return SPOA_HDL_PENDING;   /* lk owns the config reference now */
 done:
 	config_unref(cfg);
-	return SPOA_HDL_DONE;
+	return pending ? SPOA_HDL_PENDING : SPOA_HDL_DONE;
 }
 
 /* ---------------------------------------------------------------------- */

@@ -1,6 +1,7 @@
 /*
- * Logging. A line is formatted in full, then written with one write(2) so
- * lines from different threads never interleave.
+ * Logging (realms/log.h). I/O: stderr or syslog. A line is formatted in
+ * full, then written with one write(2) so lines from different threads
+ * never interleave.
  */
 #include <stdarg.h>
 #include <stdio.h>

@@ -32,16 +32,6 @@
 #include <realms/state.h>
 #include <realms/worker.h>
 
-#define AGENT_MAX_LISTENERS  8
-#define AGENT_BACKLOG        1024
-/* After EMFILE/ENFILE the acceptor pauses this long instead of spinning. */
-#define AGENT_ACCEPT_PAUSE_S 0.1
-/* At most one log line per this many seconds about refused peers. */
-#define AGENT_REFUSED_LOG_S  10.0
-/* Where usage records wait while Redis is unreachable, unless -s or
- * agent.spool say otherwise. */
-#define AGENT_SPOOL_DEFAULT  "/var/lib/realms/spool"
-
 struct listener {
 	struct netaddr addr;
 	enum worker_conn_kind kind;
@@ -64,14 +54,19 @@ static struct {
 	int allow_tcp;
 	ev_tstamp refused_logged;
 	enum log_level verbosity;
-	struct listener lst[AGENT_MAX_LISTENERS];
+	/* The SPOP listeners, then the mirror's: the mirror does not count
+	 * against the SPOP maximum. */
+	struct listener lst[CFG_MAX_LISTEN + 1];
 	int nb_lst;
 	int stopping;
 } agent = {
-	.threads = 2,
+	.threads = CFG_THREADS_DEFAULT,
 	.max_frame = SPOP_MAX_FRAME_SIZE,
 	.verbosity = LOG_LVL_INFO,
 };
+
+/* The help text states the default thread count in words. */
+_Static_assert(CFG_THREADS_DEFAULT == 2, "--threads says \"else 2\"");
 
 static void usage(FILE *f)
 {
@@ -143,7 +138,7 @@ static void usage(FILE *f)
 "\n"
 "EXIT STATUS\n"
 "    0 on a clean stop, 1 on a start-up error, 2 on a usage error.\n",
-	AGENT_MAX_LISTENERS, SPOA_MAX_WORKERS, SPOP_MIN_FRAME_SIZE,
+	CFG_MAX_LISTEN, SPOA_MAX_WORKERS, SPOP_MIN_FRAME_SIZE,
 	SPOP_MAX_FRAME_SIZE, SPOP_MAX_FRAME_SIZE, SPOA_STOP_GRACE_S);
 }
 
@@ -472,8 +467,8 @@ static int parse_args(int argc, char **argv)
 			agent.foreground = 1;
 			break;
 		case 'l':
-			if (agent.nb_lst == AGENT_MAX_LISTENERS) {
-				fprintf(stderr, "realms-agent: at most %d listeners\n", AGENT_MAX_LISTENERS);
+			if (agent.nb_lst == CFG_MAX_LISTEN) {
+				fprintf(stderr, "realms-agent: at most %d listeners\n", CFG_MAX_LISTEN);
 				return -1;
 			}
 			if (netaddr_parse(optarg, &agent.lst[agent.nb_lst].addr, err, sizeof(err)) < 0) {
@@ -576,7 +571,7 @@ int main(int argc, char **argv)
 		/* Listeners and threads from the file unless given on the
 		 * command line. */
 		if (agent.nb_lst == 0) {
-			for (size_t i = 0; i < c->agent.n_listen && i < AGENT_MAX_LISTENERS; i++) {
+			for (size_t i = 0; i < c->agent.n_listen && i < CFG_MAX_LISTEN; i++) {
 				agent.lst[agent.nb_lst].addr = c->agent.listen_addr[i];
 				agent.lst[agent.nb_lst++].fd = -1;
 			}
@@ -614,8 +609,7 @@ int main(int argc, char **argv)
 			rlog(LOG_LVL_ERR, "the mirror listener needs a configuration (-c)");
 			return 2;
 		}
-		if (agent.nb_lst == AGENT_MAX_LISTENERS ||
-		    netaddr_parse(agent.mirror, &agent.lst[agent.nb_lst].addr, buf, sizeof(buf)) < 0) {
+		if (netaddr_parse(agent.mirror, &agent.lst[agent.nb_lst].addr, buf, sizeof(buf)) < 0) {
 			rlog(LOG_LVL_ERR, "mirror listener: %s", buf);
 			return 2;
 		}

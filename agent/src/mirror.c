@@ -36,12 +36,6 @@
 #include <realms/mirror.h>
 #include <realms/worker.h>
 
-#define MIRROR_BUCKETS       256
-/* The input buffer: one read lands behind what is left of an incomplete
- * frame, so a read always has at least MIRROR_IN_SIZE - MFRAME_PENDING_MAX
- * bytes of room. */
-#define MIRROR_IN_SIZE       65536
-
 _Static_assert(MIRROR_IN_SIZE >= 2 * MFRAME_PENDING_MAX,
                "a read must always find room behind an incomplete frame");
 _Static_assert(sizeof(((struct usage_record *)0)->req_id) == MIRROR_RID_MAX + 1,

@@ -1,5 +1,6 @@
 /*
- * Operator-written addresses to sockaddrs.
+ * Operator-written addresses to sockaddrs and back (realms/netaddr.h).
+ * Pure: numeric hosts only, no name resolution.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,6 +1,7 @@
 /*
  * Allowed peers of the unix listeners (realms/peers.h). The list is set
- * at start, before any listener opens, and only read afterwards.
+ * at start, before any listener opens, and only read afterwards. I/O: the
+ * user database at start, SO_PEERCRED on each connection.
  */
 #include <pwd.h>
 #include <stdatomic.h>

@@ -11,6 +11,8 @@
 #include <realms/limits.h>
 #include <realms/prices.h>
 
+/* Anthropic's price of web search, USD per 1,000 searches: a price, not a
+ * limit, so it sits with the price table. */
 #define WEB_SEARCH_PER_1K 10.0
 
 #define RATES(in, out, w5m, w1h, rd) { (in), (out), (w5m), (w1h), (rd) }

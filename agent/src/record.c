@@ -1,7 +1,7 @@
 /*
  * Usage records in Redis: the commit script and its argv, key segments,
- * UTC days, spool lines. See record.h for the contracts and rkeys.h for the
- * key layout.
+ * UTC days, spool lines. Pure: no I/O (commit.c sends and spools them).
+ * See record.h for the contracts and rkeys.h for the key layout.
  */
 #include <inttypes.h>
 #include <limits.h>
@@ -180,7 +180,9 @@ int record_validate(const struct usage_record *rec, const char **why)
 	}
 	n = strlen(rec->token_id);
 	if (n != 0) {
-		if (n != 12) {
+		/* The messages name the length. */
+		_Static_assert(TOKEN_ID_LEN == 12, "token_id messages say 12");
+		if (n != TOKEN_ID_LEN) {
 			w = "token_id is not 12 hex digits";
 			goto bad;
 		}

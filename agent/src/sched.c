@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include <realms/limits.h>
 #include <realms/sched.h>
 
 uint64_t sched_hash(const char *s, size_t len, uint64_t salt)
@@ -34,9 +35,6 @@ static int usable(const struct sched_cand *c, const struct sched_env *env)
 	return c->weight > 0 &&
 	       (!env->available || env->available(c->cred_id, env->avail_arg));
 }
-
-/* Candidates past this many have their availability kept on the heap. */
-#define SCHED_STACK_CANDS  64
 
 /* Availability is asked once per candidate, into ok[]: breakers change
  * state under our feet (other threads report attempt results), and two

@@ -14,12 +14,6 @@
 #include <realms/spoa.h>
 #include <realms/spop.h>
 
-/* Room an ACK needs besides its actions: length, type, flags, two varints. */
-#define SPOA_ACK_HDR_MAX  (4 + 1 + 4 + 10 + 10)
-
-/* The input buffer starts small and grows to the frame size in use. */
-#define SPOA_BUF_INIT     4096u
-
 /* ---------------------------------------------------------------------- */
 /* Counters                                                               */
 /* ---------------------------------------------------------------------- */
@@ -47,8 +41,6 @@ void spoa_stats_get(struct spoa_stats *o)
 /* ---------------------------------------------------------------------- */
 /* Handler registry                                                       */
 /* ---------------------------------------------------------------------- */
-
-#define SPOA_MAX_HANDLERS 16
 
 static struct {
 	const char *name;
@@ -114,10 +106,6 @@ static void buf_free(struct spoa_buf *b)
 	free(b->data);
 	memset(b, 0, sizeof(*b));
 }
-
-/* Output has no hard ceiling of its own: reading stops at SPOA_WBUF_HIGH, so
- * what can still arrive is bounded by the ACKs of frames in flight. */
-#define SPOA_OUT_CEILING  ((size_t)SPOA_MAX_INFLIGHT * (SPOP_MAX_FRAME_SIZE + 4) + SPOA_WBUF_HIGH)
 
 /* ---------------------------------------------------------------------- */
 /* Connections                                                            */
@@ -411,6 +399,32 @@ static void handle_hello(struct spoa_conn *c, const struct spop_frame *f)
 	     h.pipelining ? ", pipelining" : "");
 }
 
+/* The handler contract: a handler answers SPOA_HDL_DONE when it holds
+ * nothing on return (a hold taken and released within the call counts as
+ * done), SPOA_HDL_PENDING when it left at least one hold, to be released
+ * later from a callback. `before` and `after` are the request's holds
+ * around the call (the dispatcher's own keeps them above 0). An answer the
+ * holds contradict is a bug of the agent, not of the peer: a pending
+ * answer without a hold, or a hold the handler forgot to announce, would
+ * lose or delay the ACK silently. Like HAProxy's BUG_ON, it is logged and
+ * the process aborts, in every build. */
+static void hdl_contract_check(const struct spoa_conn *c, const struct spop_msg *msg,
+                               enum spoa_hdl_ret ret, unsigned int before,
+                               unsigned int after)
+{
+	int ok = ret == SPOA_HDL_DONE ? after == before :
+	         ret == SPOA_HDL_PENDING ? after > before : 0;
+
+	if (ok)
+		return;
+	rlog(LOG_LVL_ERR, "BUG: spop conn %llu: handler of message '%.*s' answered %s "
+	     "but left %d holds; aborting", (unsigned long long)c->id,
+	     (int)(msg->name.len > 64 ? 64 : msg->name.len), msg->name.ptr,
+	     ret == SPOA_HDL_DONE ? "done" : ret == SPOA_HDL_PENDING ? "pending" : "an unknown value",
+	     (int)after - (int)before);
+	abort();
+}
+
 static void handle_notify(struct spoa_conn *c, const struct spop_frame *f)
 {
 	const uint8_t *p = f->payload, *end = f->payload + f->payload_len;
@@ -446,6 +460,7 @@ static void handle_notify(struct spoa_conn *c, const struct spop_frame *f)
 
 	while ((r = spop_msg_next(&p, end, msg)) == 1) {
 		spoa_handler_fn fn = spoa_handler_find(msg->name.ptr, msg->name.len);
+		unsigned int before;
 
 		STAT_INC(messages);
 		if (!fn) {
@@ -455,7 +470,8 @@ static void handle_notify(struct spoa_conn *c, const struct spop_frame *f)
 			     msg->name.ptr);
 			continue;
 		}
-		fn(req, msg);
+		before = req->holds;
+		hdl_contract_check(c, msg, fn(req, msg), before, req->holds);
 	}
 	free(msg);
 	if (r < 0) {

@@ -25,13 +25,6 @@
 #include <realms/spoa_io.h>
 #include <realms/worker.h>
 
-/* A closing connection whose peer does not read is dropped after this. */
-#define SPOA_IO_CLOSE_TIMEOUT_S  2.0
-
-/* At most this many reads per readiness event, so one busy connection
- * cannot starve the others on the same loop. */
-#define SPOA_IO_READS_PER_EVENT  4
-
 struct io_conn {
 	int fd;
 	struct worker *w;

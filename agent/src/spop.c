@@ -12,14 +12,6 @@
 
 #include <realms/spop.h>
 
-/* Smallest frame (length prefix excluded): type, flags, and two 1-byte ids. */
-#define SPOP_FRM_HDR_MIN  (1 + 4 + 1 + 1)
-
-/* Longest string a decoder accepts. Decoders return their size as an int;
- * this keeps a string plus its type byte and length below INT_MAX. No frame
- * we accept (SPOP_MAX_FRAME_SIZE) comes anywhere near it. */
-#define SPOP_STR_MAX      ((uint64_t)INT_MAX - 32)
-
 /* ------------------------------------------------------------------------ */
 /* varints                                                                  */
 /* ------------------------------------------------------------------------ */

@@ -1,5 +1,6 @@
 /*
  * Client tokens: base62 generation, SHA-256, shape check, expiry parsing.
+ * Pure but the OS CSPRNG in token_generate() (contract in realms/token.h).
  */
 #include <errno.h>
 #include <stdint.h>

@@ -21,8 +21,6 @@
 #include <realms/log.h>
 #include <realms/worker.h>
 
-#define WORKER_MAX_MODULES      8
-
 struct worker {
 	int id;
 	pthread_t thr;

@@ -1,4 +1,7 @@
-# Shared helpers for integration tests. Source it; never run it.
+# shellcheck shell=bash
+# Shared helpers for integration tests. Source it; never run it. The
+# helpers the benchmarks share (ports, waits, processes, Redis) are in
+# tests/lib/helpers.sh, sourced here.
 #
 # Every server a test needs is started here on loopback (or a unix socket in
 # the test's own scratch directory), on a port found free at start, and is
@@ -15,8 +18,12 @@ set -uo pipefail
 : "${REALMS_FLAVOUR:=plain}"
 FIXTURES="$REALMS_SRC/tests/fixtures/claude-code"
 
+# shellcheck source=tests/lib/helpers.sh
+. "$REALMS_SRC/tests/lib/helpers.sh"
+
 T_DIR=$(mktemp -d "${TMPDIR:-/tmp}/realms-it.XXXXXX")
-T_PIDS=()
+SCRATCH=$T_DIR   # helpers.sh: spawn's logs, Redis's directory
+PIDS=()          # helpers.sh: stopped at exit
 T_PASS=0
 T_FAIL=0
 T_NAME=$(basename "$0" .sh)
@@ -27,16 +34,16 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$T_DIR/ubsan"
 
 t_stop_all() {
 	local pid
-	for pid in "${T_PIDS[@]}"; do
+	for pid in "${PIDS[@]}"; do
 		kill -TERM "$pid" 2>/dev/null
 	done
-	for pid in "${T_PIDS[@]}"; do
+	for pid in "${PIDS[@]}"; do
 		# bounded: 50 x 0.1 s, then KILL
 		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
 	done
-	T_PIDS=()
+	PIDS=()
 }
 
 t_cleanup() {
@@ -64,92 +71,6 @@ assert_match() {
 assert_no_match() {
 	if [[ "$1" =~ $2 ]]; then fail "$3: '$1' matches /$2/"; else ok "$3"; fi
 }
-
-# A TCP port on 127.0.0.1 that nothing listens on right now, below the
-# kernel's ephemeral range so that no outgoing connection holds it either.
-free_port() {
-	local p lo
-	lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
-	[[ "$lo" =~ ^[0-9]+$ ]] && [ "$lo" -gt 12000 ] || lo=32768
-	for _ in $(seq 200); do
-		p=$((10000 + RANDOM % (lo - 10000)))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	echo "no free port found" >&2
-	return 1
-}
-
-# wait_tcp PORT [SECONDS]: until something accepts on 127.0.0.1:PORT.
-wait_tcp() {
-	local n=$(( ${2:-10} * 10 ))
-	for _ in $(seq "$n"); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "nothing listens on port $1" >&2
-	return 1
-}
-
-# wait_file PATH [SECONDS]
-wait_file() {
-	local n=$(( ${2:-10} * 10 ))
-	for _ in $(seq "$n"); do [ -e "$1" ] && return 0; sleep 0.1; done
-	echo "$1 did not appear" >&2
-	return 1
-}
-
-# spawn NAME CMD...: runs CMD in the background, output to $T_DIR/NAME.log,
-# remembers its PID for cleanup and prints it in $SPAWNED.
-spawn() {
-	local name=$1; shift
-	"$@" >"$T_DIR/$name.log" 2>&1 &
-	SPAWNED=$!
-	T_PIDS+=("$SPAWNED")
-}
-
-# stop_pid PID: TERM, bounded wait, then KILL; returns the exit status.
-stop_pid() {
-	local pid=$1 rc
-	kill -TERM "$pid" 2>/dev/null
-	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	rc=$?
-	local keep=()
-	for p in "${T_PIDS[@]}"; do [ "$p" != "$pid" ] && keep+=("$p"); done
-	T_PIDS=("${keep[@]}")
-	return $rc
-}
-
-# start_redis [PORT [ARGS...]]: a private Redis on a free port, no
-# persistence unless ARGS ask for it. Sets REDIS_PORT and REDIS_PID.
-start_redis() {
-	local fixed=${1:-} try
-	[ $# -gt 0 ] && shift
-	# A port found free can be taken before Redis binds it: with no port
-	# imposed, try another one.
-	for try in 1 2 3; do
-		REDIS_PORT=${fixed:-$(free_port)}
-		spawn redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 \
-			--save '' --appendonly no --dir "$T_DIR" --daemonize no "$@"
-		REDIS_PID=$SPAWNED
-		for _ in $(seq 100); do
-			[ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && return 0
-			kill -0 "$REDIS_PID" 2>/dev/null || break
-			sleep 0.1
-		done
-		[ -n "$fixed" ] && break
-		stop_pid "$REDIS_PID"
-		cp "$T_DIR/redis.log" "$T_DIR/redis-try$try.log" 2>/dev/null
-	done
-	echo "redis did not start on port $REDIS_PORT" >&2
-	return 1
-}
-
-rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
 
 # start_agent ARGS...: the agent in the foreground mode, in the background.
 # Sets AGENT_PID. The caller waits for its listeners.

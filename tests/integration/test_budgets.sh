@@ -305,7 +305,7 @@ python3 -c 'import socket, sys, time
 s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8)
 c = s.accept()[0]; time.sleep(15)' "$MUTE" &
 MUTE_PID=$!
-T_PIDS+=("$MUTE_PID")
+PIDS+=("$MUTE_PID")
 wait_tcp "$MUTE" 10
 t0=$(date +%s%N)
 line=$(ANTHROPIC_BASE_URL="http://127.0.0.1:$MUTE" ANTHROPIC_AUTH_TOKEN="$PAR" sh "$SL")

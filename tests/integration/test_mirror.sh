@@ -9,7 +9,8 @@
 # - an X frame releases a request's in-flight slot and reservations;
 # - a framing error closes the connection and is counted;
 # - MIRROR_OPEN_MAX requests may be open on one connection (a B sent again
-#   and an E do not miscount them); one more closes it, logged once.
+#   and an E do not miscount them); one more closes it, logged once;
+# - the mirror's listener opens beside the most SPOP listeners (8).
 . "$(dirname "$0")/lib.sh"
 
 export LC_ALL=C   # ${#s} counts bytes
@@ -30,6 +31,22 @@ JSON
 start_agent -c "$T_DIR/realms.json" -l "unix:$T_DIR/agent.sock"
 wait_tcp "$MIRROR" 10 || { fail "mirror listener"; finish; }
 wait_tcp "$ADMIN" 10 || { fail "admin listener"; finish; }
+
+# The mirror's listener does not count against the SPOP listeners: with
+# the most of them (8) the agent still opens it.
+cat >"$T_DIR/full.json" <<JSON
+{ "redis": "127.0.0.1:$REDIS_PORT", "agent": { "threads": 1, "spool": "$T_DIR/spool-full" } }
+JSON
+full=()
+for i in 1 2 3 4 5 6 7 8; do full+=(-l "unix:$T_DIR/full$i.sock"); done
+spawn agent-full "$REALMS_AGENT" -f -c "$T_DIR/full.json" "${full[@]}" -M "unix:$T_DIR/full-mirror.sock"
+full_pid=$SPAWNED
+if wait_file "$T_DIR/full-mirror.sock" 10; then
+	ok "8 SPOP listeners and a mirror"
+else
+	fail "8 SPOP listeners and a mirror: $(tail -3 "$T_DIR/agent-full.log")"
+fi
+stop_pid "$full_pid"
 
 metric() { curl -s --max-time 5 "http://127.0.0.1:$ADMIN/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 

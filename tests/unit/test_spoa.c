@@ -3,11 +3,14 @@
  * through the input buffer, frames out of the output buffer.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -50,6 +53,29 @@ static enum spoa_hdl_ret h_big(struct spoa_req *req, const struct spop_msg *msg)
 	return SPOA_HDL_DONE;
 }
 
+/* Holds and releases within the call: that is done. */
+static enum spoa_hdl_ret h_holdrel(struct spoa_req *req, const struct spop_msg *msg)
+{
+	spoa_req_hold(req);
+	spoa_set_int(req, SPOP_SCOPE_TXN, "holdrel", 1);
+	spoa_req_release(req);
+	return SPOA_HDL_DONE;
+}
+
+/* Handlers whose answer their holds contradict: bugs the dispatcher must
+ * stop (the first is left holding nothing, the second holds forever). */
+static enum spoa_hdl_ret h_lie_pending(struct spoa_req *req, const struct spop_msg *msg)
+{
+	return SPOA_HDL_PENDING;
+}
+
+static enum spoa_hdl_ret h_lie_done(struct spoa_req *req, const struct spop_msg *msg)
+{
+	spoa_req_hold(req);
+	held[nb_held++] = req;
+	return SPOA_HDL_DONE;
+}
+
 static void on_want_write(struct spoa_conn *c)
 {
 	want_write_calls++;
@@ -63,6 +89,9 @@ static int setup_registry(void **state)
 	spoa_register("echo", h_echo);
 	spoa_register("async", h_async);
 	spoa_register("big", h_big);
+	spoa_register("holdrel", h_holdrel);
+	spoa_register("lie-pending", h_lie_pending);
+	spoa_register("lie-done", h_lie_done);
 	return 0;
 }
 
@@ -418,6 +447,106 @@ static void test_malformed_notify(void **state)
 	spoa_conn_close(c);
 }
 
+/* One NOTIFY, three messages: one held and released within its call, one
+ * pending, one done. A single ACK leaves, once the pending one is
+ * released, with the actions of all three. */
+static void test_notify_three_handlers_one_ack(void **state)
+{
+	struct spoa_conn *c = hello(65536, 16380, 0);
+	static const char *const names[] = { "holdrel", "async", "echo" };
+	struct spop_data d = spop_str("three", 5);
+	uint8_t buf[512], out[512];
+	struct spop_frame f;
+	struct spop_action a;
+	const uint8_t *p, *end;
+	struct spop_wr w;
+	ssize_t n;
+
+	nb_held = 0;
+	want_write_calls = 0;
+	spop_wr_init(&w, buf, sizeof(buf));
+	spop_frame_begin(&w, SPOP_FRM_T_HAPROXY_NOTIFY, SPOP_FRM_FL_FIN, 5, 1);
+	for (size_t i = 0; i < 3; i++) {
+		spop_put_msg(&w, names[i], 1);
+		spop_put_kv(&w, "v", &d);
+	}
+	n = spop_frame_end(&w);
+	assert_true(n > 0);
+	feed(c, buf, (size_t)n);
+	assert_int_equal(spoa_conn_process(c), SPOA_IO_CONTINUE);
+	assert_int_equal(nb_held, 1);
+	assert_int_equal(c->inflight, 1);
+	assert_int_equal(next_out(c, &f, out, sizeof(out)), 0);
+
+	spoa_req_release(held[0]);
+	assert_int_equal(want_write_calls, 1);
+	assert_int_equal(next_out(c, &f, out, sizeof(out)), 1);
+	assert_int_equal(f.type, SPOP_FRM_T_AGENT_ACK);
+	assert_int_equal(f.stream_id, 5);
+	assert_int_equal(f.frame_id, 1);
+	p = f.payload;
+	end = p + f.payload_len;
+	assert_int_equal(spop_action_next(&p, end, &a), 1);
+	assert_int_equal(a.name.len, 7);
+	assert_memory_equal(a.name.ptr, "holdrel", 7);
+	assert_int_equal(spop_action_next(&p, end, &a), 1);
+	assert_memory_equal(a.name.ptr, "echo", 4);
+	assert_int_equal(next_out(c, &f, out, sizeof(out)), 0);
+	assert_int_equal(c->inflight, 0);
+	spoa_conn_close(c);
+}
+
+/* Runs one NOTIFY of message `name` in a child process. Returns the
+ * child's wait status. */
+static int notify_in_child(const char *name)
+{
+	pid_t pid = fork();
+	int st = 0;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct spoa_conn *c;
+		uint8_t buf[512];
+		ssize_t n;
+
+		/* No cmocka assertion here: a failure must not unwind into
+		 * the parent's test runner. */
+		c = spoa_conn_new(65536, &ops, NULL, NULL, 1);
+		n = spop_build_haproxy_hello(buf, sizeof(buf), 16380, 0);
+		if (!c || n <= 0)
+			_exit(3);
+		feed(c, buf, (size_t)n);
+		if (spoa_conn_process(c) != SPOA_IO_CONTINUE)
+			_exit(4);
+		n = notify(buf, sizeof(buf), 1, 1, name, "v", SPOP_FRM_FL_FIN);
+		feed(c, buf, (size_t)n);
+		spoa_conn_process(c);
+		_exit(0);   /* past the leak check: a held request stays held */
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	return st;
+}
+
+/* A handler whose answer contradicts its holds aborts the agent; honest
+ * ones (done, pending, held and released) do not. */
+static void test_handler_contract_aborts(void **state)
+{
+	static const char *const liars[] = { "lie-pending", "lie-done" };
+	static const char *const honest[] = { "echo", "async", "holdrel" };
+	int st;
+
+	for (size_t i = 0; i < 2; i++) {
+		st = notify_in_child(liars[i]);
+		assert_true(WIFSIGNALED(st));
+		assert_int_equal(WTERMSIG(st), SIGABRT);
+	}
+	for (size_t i = 0; i < 3; i++) {
+		st = notify_in_child(honest[i]);
+		assert_true(WIFEXITED(st));
+		assert_int_equal(WEXITSTATUS(st), 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -433,6 +562,8 @@ int main(void)
 		cmocka_unit_test(test_haproxy_disconnect),
 		cmocka_unit_test(test_drain),
 		cmocka_unit_test(test_malformed_notify),
+		cmocka_unit_test(test_notify_three_handlers_one_ack),
+		cmocka_unit_test(test_handler_contract_aborts),
 	};
 
 	return cmocka_run_group_tests(tests, setup_registry, NULL);

@@ -35,6 +35,13 @@ void config_unref(struct realms_config *c);
 
 /* ---- Redis ----------------------------------------------------------- */
 
+/* The variables that override the configuration's "redis", read by the
+ * agent and realmsctl alike (config_redis_env). */
+#define ENV_REDIS               "REALMS_REDIS"
+#define ENV_REDIS_USER          "REALMS_REDIS_USER"
+#define ENV_REDIS_PASSWORD_FILE "REALMS_REDIS_PASSWORD_FILE"
+#define ENV_REDIS_PASSWORD      "REALMS_REDIS_PASSWORD"
+
 /* The Redis endpoint a program uses: c's "redis" (c may be NULL: the
  * default address, no AUTH), each part replaced by the environment when it
  * is set and not empty:

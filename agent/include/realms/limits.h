@@ -1,6 +1,7 @@
 /*
- * Named limits of the agent, in one place (definitions only). Each says what
- * a peer gets when it crosses it.
+ * Named limits of the agent and realmsctl, in one place (definitions only).
+ * Each says what a peer gets when it crosses it. Protocol constants live
+ * with their protocol (spop-t.h, mframe-t.h).
  */
 #ifndef REALMS_LIMITS_H
 #define REALMS_LIMITS_H
@@ -47,6 +48,68 @@
 
 /* Agent: worker threads at most. */
 #define SPOA_MAX_WORKERS           64
+
+/* Agent: SPOE messages with a handler (realms-inspect, realms-request,
+ * realms-attempt ...). Registering one more fails at start; a message
+ * without a handler is answered with an empty ACK. */
+#define SPOA_MAX_HANDLERS          16
+
+/* Agent: a connection's input buffer starts this small and grows to the
+ * negotiated frame size (memory, not an error). */
+#define SPOA_BUF_INIT              4096u
+
+/* Agent: output has no hard ceiling of its own: reading stops at
+ * SPOA_WBUF_HIGH, so what can still arrive is bounded by the ACKs of
+ * frames in flight. An ACK that would pass it cannot be queued: the
+ * connection is closed with AGENT-DISCONNECT status 13 (resource). */
+#define SPOA_OUT_CEILING           ((size_t)SPOA_MAX_INFLIGHT * (SPOP_MAX_FRAME_SIZE + 4) + \
+                                    SPOA_WBUF_HIGH)
+
+/* Agent: a closing connection whose peer does not read what is left is
+ * dropped after this long. */
+#define SPOA_IO_CLOSE_TIMEOUT_S    2.0
+
+/* Agent: reads per readiness event on one connection, so a busy peer
+ * cannot starve the others on its worker (it is read again next round). */
+#define SPOA_IO_READS_PER_EVENT    4
+
+/* Agent: per-worker modules (Redis clients, mirror, admission ...). One more
+ * fails at start. */
+#define WORKER_MAX_MODULES         8
+
+/* Agent: listen(2) backlog of the SPOP and mirror listeners. Past it the
+ * kernel refuses or delays new connections; HAProxy retries. */
+#define AGENT_BACKLOG              1024
+/* Agent: after EMFILE/ENFILE the acceptor pauses this long instead of
+ * spinning; connections wait in the backlog meanwhile. */
+#define AGENT_ACCEPT_PAUSE_S       0.1
+/* Agent: at most one log line per this many seconds about refused peers
+ * (every one is still refused). */
+#define AGENT_REFUSED_LOG_S        10.0
+/* Agent: where usage records wait while Redis is unreachable, unless -s
+ * or agent.spool say otherwise. */
+#define AGENT_SPOOL_DEFAULT        "/var/lib/realms/spool"
+/* Records: how often worker 0 replays the spool while it holds records. */
+#define SPOOL_REPLAY_EVERY_S       1.0
+
+/* Admin HTTP (admin.c): a request must arrive whole within
+ * ADMIN_TIMEOUT_S and ADMIN_REQ_MAX bytes, headers included; otherwise the
+ * connection is closed without an answer. */
+#define ADMIN_REQ_MAX              4096
+#define ADMIN_TIMEOUT_S            2.0
+/* Admin HTTP: largest /metrics page; a larger one is answered 500. */
+#define ADMIN_BODY_MAX             (256 * 1024)
+/* Admin HTTP: listen(2) backlog (scrapers connect one at a time). */
+#define ADMIN_BACKLOG              64
+
+/* Request handler: largest SPOE variable value it builds (a refusal's
+ * body, the /v1/models list). A models list past it is answered 500
+ * api_error "the model list is too large". */
+#define REQ_BODY_VAR_MAX           65536
+
+/* Scheduler: candidates whose availability fits on the stack; past it it
+ * lives on the heap (memory, not an error). */
+#define SCHED_STACK_CANDS          64
 
 /* Body inspection: top-level keys of a request body at most (the Messages
  * API has about twenty). More: 400 invalid_request_error; the body guard
@@ -130,8 +193,30 @@
 #define CFG_NAME_MAX               64
 /* Configuration: model names (public and upstream) are bounded by
  * INSPECT_MODEL_MAX, so any configured name can be matched and rewritten. */
-/* Configuration: SPOP listeners in agent.listen at most. */
+/* Configuration: SPOP listeners in agent.listen (or -l) at most: "at most
+ * 8 listeners". The mirror's listener comes on top of them. */
 #define CFG_MAX_LISTEN             8
+/* Configuration: what an absent setting means: redis (the address),
+ * agent.threads, and the group of a token or channel that names none. */
+#define CFG_REDIS_DEFAULT          "127.0.0.1:6379"
+#define CFG_THREADS_DEFAULT        2
+#define CFG_GROUP_DEFAULT          "default"
+/* Configuration: longest address string (listeners, mirror, admin,
+ * redis): "is longer than 200 bytes". */
+#define CFG_ADDR_MAX               200
+/* Configuration: longest host name in a base_url (DNS's own limit):
+ * "host name too long". */
+#define CFG_HOST_MAX               253
+/* Configuration: longest JSON path shown with a problem; a deeper path is
+ * cut. */
+#define CFG_PATH_MAX_LEN           320
+/* Configuration: longest key shown in a JSON path; a longer one is cut
+ * and ends with "...". Longer keys are also written ["..."], not .key. */
+#define CFG_PATH_KEY_MAX           64
+/* Configuration: the arena holding a parsed configuration grows by blocks
+ * doubling from MIN to MAX bytes (memory, not an error). */
+#define CFG_ARENA_MIN_BLK          (16u * 1024u)
+#define CFG_ARENA_MAX_BLK          (1024u * 1024u)
 /* Configuration: failover.attempts (HAProxy "retries" + 1), its default,
  * and the defaults of the breaker settings (failover.failures,
  * failover.cooldown in seconds) and of failover.timeout (seconds of
@@ -303,5 +388,29 @@
 /* Mirror: acknowledgements waiting to be written before the agent stops
  * reading from the connection (back-pressure, not an error). */
 #define MIRROR_OUT_HIGH            (1024u * 1024u)
+/* Mirror: hash buckets of a connection's open-request table (speed only;
+ * MIRROR_OPEN_MAX bounds the requests). */
+#define MIRROR_BUCKETS             256
+/* Mirror: a connection's input buffer. One read lands behind what is left
+ * of an incomplete frame, so a read always has at least
+ * MIRROR_IN_SIZE - MFRAME_PENDING_MAX bytes of room (mirror.c checks it). */
+#define MIRROR_IN_SIZE             65536
+
+/* ---------------------------------------------------------------------- */
+/* realmsctl (ctl/). Each one's failure is an error on stderr, exit 1.   */
+/* ---------------------------------------------------------------------- */
+
+/* realmsctl: Redis connect and per-command timeout (seconds); past it the
+ * command fails. The man page says "2 seconds". */
+#define CTL_REDIS_TIMEOUT_S        2
+/* realmsctl: token add: EXEC attempts when another writer touched the name
+ * index between WATCH and EXEC (each attempt is a few round trips). */
+#define CTL_ADD_ATTEMPTS           16
+/* realmsctl: usage: HGETALLs sent before their replies are read (one batch
+ * of latency; memory, not an error). */
+#define CTL_USAGE_BATCH            512
+/* realmsctl: usage: the default range, from this many days before today
+ * to today ("default: 30 days ago to today"). */
+#define CTL_USAGE_DAYS             30
 
 #endif /* REALMS_LIMITS_H */

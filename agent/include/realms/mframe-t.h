@@ -23,6 +23,10 @@ enum mframe_kind {
 	MFRAME_BODY    = 'd',
 };
 
+/* The largest status of a B or O frame: an HTTP status has three digits.
+ * A larger value counts as absent. */
+#define MFRAME_STATUS_MAX  999u
+
 /* Bytes of the caller's buffer; not NUL-terminated. */
 struct mframe_str {
 	const char *ptr;

@@ -73,7 +73,10 @@ struct spoa_req {
 	struct spoa_buf act;
 };
 
-/* What a handler tells the dispatcher. */
+/* What a handler tells the dispatcher. The dispatcher checks it against
+ * the holds the handler left, and aborts the agent on a mismatch (a bug):
+ * DONE leaves none (a hold released before returning counts as none),
+ * PENDING leaves at least one. */
 enum spoa_hdl_ret {
 	SPOA_HDL_DONE = 0,     /* all actions are set */
 	SPOA_HDL_PENDING,      /* handler called spoa_req_hold(); it will call

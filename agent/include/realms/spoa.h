@@ -1,6 +1,6 @@
 /*
  * The agent side of SPOP. This layer makes no system call: the I/O layer
- * (worker.c) reads into the connection's input buffer, calls
+ * (spoa_io.c) reads into the connection's input buffer, calls
  * spoa_conn_process(), and writes what it finds in the output buffer. Tests
  * and fuzzers drive it the same way without sockets.
  */

@@ -5,6 +5,7 @@
 #ifndef REALMS_SPOP_T_H
 #define REALMS_SPOP_T_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <netinet/in.h>
@@ -21,6 +22,18 @@ enum spop_frm_type {
 	SPOP_FRM_T_AGENT_DISCON   = 102,
 	SPOP_FRM_T_AGENT_ACK      = 103,
 };
+
+/* Smallest frame (length prefix excluded): type, flags, and two 1-byte ids.
+ * A shorter one is invalid: AGENT-DISCONNECT status 4. */
+#define SPOP_FRM_HDR_MIN  (1 + 4 + 1 + 1)
+
+/* Room an ACK needs besides its actions: length, type, flags, two varints. */
+#define SPOA_ACK_HDR_MAX  (4 + 1 + 4 + 10 + 10)
+
+/* Longest string a decoder accepts. Decoders return their size as an int;
+ * this keeps a string plus its type byte and length below INT_MAX. No frame
+ * we accept (SPOP_MAX_FRAME_SIZE) comes anywhere near it. */
+#define SPOP_STR_MAX      ((uint64_t)INT_MAX - 32)
 
 /* Frame flags (4 bytes, network order, bit 0 = LSB). */
 #define SPOP_FRM_FL_FIN   0x00000001u

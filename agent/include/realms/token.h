@@ -27,6 +27,15 @@
 #define TOKEN_HASH_LEN      32
 #define TOKEN_HEX_LEN       (2 * TOKEN_HASH_LEN)               /* 64 */
 
+/* Token ids: the first TOKEN_ID_LEN hex digits of the token's SHA-256,
+ * how logs, usage records and realmsctl name a token without revealing
+ * it. TOKEN_ID_SIZE is the field that holds one with its NUL (16 bytes, a
+ * size the spool's record layout keeps). */
+#define TOKEN_ID_LEN        12
+#define TOKEN_ID_SIZE       16
+_Static_assert(TOKEN_ID_LEN < TOKEN_ID_SIZE && TOKEN_ID_LEN <= TOKEN_HEX_LEN,
+               "a token id and its NUL fit the field, and come from the hash");
+
 /* Token names (and group names when no config is given): 1..TOKEN_NAME_MAX
  * bytes of [A-Za-z0-9._@-]. */
 #define TOKEN_NAME_MAX      64

@@ -10,6 +10,7 @@
 
 #include <realms/json-t.h>
 #include <realms/limits.h>
+#include <realms/token.h>
 
 /* Token counts as the provider reported them. For streams, message_start
  * gives input and cache counts, message_delta.usage is cumulative (the
@@ -59,7 +60,7 @@ enum usage_partial {
 struct usage_record {
 	char req_id[64];           /* HAProxy's unique-id: the idempotency key */
 	char token[65];            /* token name */
-	char token_id[16];         /* 12 hex digits of the token's hash */
+	char token_id[TOKEN_ID_SIZE]; /* TOKEN_ID_LEN hex digits of the token's hash */
 	char group[65];
 	char model[257];           /* public model name */
 	char upstream_model[257];  /* what the channel called it */
