@@ -373,19 +373,19 @@ static int file_restore(struct apply_file *f)
 /* HAProxy                                                                */
 /* ---------------------------------------------------------------------- */
 
-/* "haproxy -c -q" on the -f list, the new channel part in place of the
+/* "haproxy -c" on the -f list, the new channel part in place of the
  * live one (appended when the list does not name it). Returns 0 or -1
  * after printing HAProxy's words. */
 static int haproxy_check(const struct apply_opts *o, const struct apply_file *chan)
 {
-	char *argv[3 + 2 * (APPLY_FILES_MAX + 1) + 1];
+	char *argv[2 + 2 * (APPLY_FILES_MAX + 1) + 1];
 	struct stat live, st;
 	int n = 0, found = 0, has_live = stat(o->channels, &live) == 0, rc;
 	char *out;
 
 	argv[n++] = (char *)o->haproxy_bin;
+	/* Not -q: HAProxy 2.6 then keeps its alerts to itself. */
 	argv[n++] = "-c";
-	argv[n++] = "-q";
 	for (size_t i = 0; i < o->n_files; i++) {
 		int same = strcmp(o->files[i], o->channels) == 0 ||
 		           (has_live && stat(o->files[i], &st) == 0 &&

@@ -30,7 +30,7 @@ static const struct ctl_cmd cmd_table[] = {
 		"           answers;\n"
 		"        3. render the channel part to CHANNELS.new (and the setup page\n"
 		"           to PAGE.new), next to the live files;\n"
-		"        4. run haproxy -c -q on the -f files, CHANNELS.new in place of\n"
+		"        4. run haproxy -c on the -f files, CHANNELS.new in place of\n"
 		"           CHANNELS (added last when no -f names it);\n"
 		"        5. keep the live files as CHANNELS.bak (PAGE.bak) and rename the\n"
 		"           new ones over them;\n"

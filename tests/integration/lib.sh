@@ -221,7 +221,9 @@ start_mock() {
 # start_gateway CONFIG: the whole gateway as an operator runs it: the agent
 # with CONFIG, and HAProxy with haproxy/realms.cfg plus the part rendered by
 # realmsctl from the same CONFIG (and a stats socket for the test). Sets
-# GW_PORT, GW_STATS_PORT, AGENT_PID, HAPROXY_PID.
+# GW_PORT, GW_STATS_PORT, AGENT_PID, HAPROXY_PID. GW_HAPROXY_ARGS adds
+# HAProxy options (master-worker mode: "-W -S SOCKET"; HAPROXY_PID is then
+# the master's).
 start_gateway() {
 	local cfg=$1
 	GW_PORT=$(free_port)
@@ -247,7 +249,8 @@ start_gateway() {
 	haproxy -c -f "$REALMS_SRC/haproxy/realms.cfg" -f "$T_DIR/hp/channels.cfg" \
 		-f "$T_DIR/hp/stats.cfg" >"$T_DIR/haproxy-check.log" 2>&1 || {
 		cat "$T_DIR/haproxy-check.log"; return 1; }
-	spawn haproxy haproxy -db -f "$REALMS_SRC/haproxy/realms.cfg" \
+	# shellcheck disable=SC2086 # GW_HAPROXY_ARGS: options, split on purpose
+	spawn haproxy haproxy -db ${GW_HAPROXY_ARGS:-} -f "$REALMS_SRC/haproxy/realms.cfg" \
 		-f "$T_DIR/hp/channels.cfg" -f "$T_DIR/hp/stats.cfg"
 	HAPROXY_PID=$SPAWNED
 	wait_tcp "$GW_PORT" 10
