@@ -370,6 +370,38 @@ static int file_restore(struct apply_file *f)
 }
 
 /* ---------------------------------------------------------------------- */
+/* systemd                                                                */
+/* ---------------------------------------------------------------------- */
+
+/* Whether systemd runs UNIT. Returns 0, or -1 after printing why. */
+static int unit_active(const char *unit)
+{
+	char *argv[] = { "systemctl", "is-active", "--quiet", (char *)unit, NULL };
+	char *out;
+	int rc = run(argv, 10, &out);
+
+	free(out);
+	if (rc != 0)
+		ctl_errmsg("systemd unit %s is not active (systemctl is-active)", unit);
+	return rc == 0 ? 0 : -1;
+}
+
+/* systemctl reload UNIT. Returns 0 or -1 after printing systemctl's words. */
+static int systemctl_reload(const char *unit, int timeout_s)
+{
+	char *argv[] = { "systemctl", "reload", (char *)unit, NULL };
+	char *out;
+	int rc = run(argv, timeout_s, &out);
+
+	if (rc != 0) {
+		ctl_errmsg("systemctl reload %s failed:", unit);
+		print_indented(out);
+	}
+	free(out);
+	return rc == 0 ? 0 : -1;
+}
+
+/* ---------------------------------------------------------------------- */
 /* HAProxy                                                                */
 /* ---------------------------------------------------------------------- */
 
@@ -507,6 +539,7 @@ static int master_reload(const struct apply_opts *o, const struct proc_state *be
 	struct proc_state ps;
 	char *out = NULL;
 	const char *logs;
+	int success = 0;
 
 	if (mcli(o->master, "reload", o->timeout_s * 1000, &out) < 0) {
 		ctl_errmsg("HAProxy's master CLI at %s: reload: %s", o->master, strerror(errno));
@@ -519,6 +552,13 @@ static int master_reload(const struct apply_opts *o, const struct proc_state *be
 		print_indented(logs ? logs + 3 : out);
 		free(out);
 		return -1;
+	}
+	/* Said in so many words: "show proc" only names the new worker, and
+	 * its format may change with versions; give it a moment, no more. */
+	if (strstr(out, "Success=1")) {
+		if (deadline > now_ms() + 2000)
+			deadline = now_ms() + 2000;
+		success = 1;
 	}
 	free(out);
 	while (now_ms() < deadline) {
@@ -538,24 +578,11 @@ static int master_reload(const struct apply_opts *o, const struct proc_state *be
 		}
 		sleep_ms(APPLY_POLL_MS);
 	}
+	if (success)
+		return 0;
 	ctl_errmsg("HAProxy's master at %s did not report a new worker within %d s",
 	           o->master, o->timeout_s);
 	return -1;
-}
-
-/* systemctl reload UNIT. Returns 0 or -1 after printing systemctl's words. */
-static int systemctl_reload(const char *unit, int timeout_s)
-{
-	char *argv[] = { "systemctl", "reload", (char *)unit, NULL };
-	char *out;
-	int rc = run(argv, timeout_s, &out);
-
-	if (rc != 0) {
-		ctl_errmsg("systemctl reload %s failed:", unit);
-		print_indented(out);
-	}
-	free(out);
-	return rc == 0 ? 0 : -1;
 }
 
 /* Reloads HAProxy as configured; *worker is its new worker when known. */
@@ -824,7 +851,11 @@ int cmd_apply(struct ctl *c, int argc, char **argv)
 	/* 2. can both be reloaded at all? */
 	if (o.master && master_state(o.master, 1, &hp_before) < 0)
 		return CTL_ERR;
+	if (o.haproxy_unit && unit_active(o.haproxy_unit) < 0)
+		return CTL_ERR;
 	if (o.agent_pidfile && (agent = agent_pid(o.agent_pidfile)) < 0)
+		return CTL_ERR;
+	if (o.agent_unit && unit_active(o.agent_unit) < 0)
 		return CTL_ERR;
 	if (c->cfg->agent.admin && agent_state(c->cfg, 1, &ag_before) < 0)
 		return CTL_ERR;
@@ -866,8 +897,9 @@ int cmd_apply(struct ctl *c, int argc, char **argv)
 			printf("HAProxy reloaded: new worker %d; the previous files are kept as "
 			       "*.bak\n", (int)worker);
 		else
-			printf("HAProxy reloaded (systemctl reload %s); the previous files are "
-			       "kept as *.bak\n", o.haproxy_unit);
+			printf("HAProxy reloaded (%s%s); the previous files are kept as *.bak\n",
+			       o.master ? "master CLI: Success=1" : "systemctl reload ",
+			       o.master ? "" : o.haproxy_unit);
 	} else {
 		for (i = 0; i < n_files; i++)
 			unlink(files[i].next);

@@ -8,7 +8,7 @@
 # workers and the agent's configuration as they were.
 . "$(dirname "$0")/lib.sh"
 
-start_redis || { fail "redis"; finish; }
+start_redis "" || { fail "redis"; finish; }
 start_mock up
 ADMIN=$(free_port)
 CFG="$T_DIR/realms.json"
@@ -97,7 +97,7 @@ assert_match "$out" "agent reloaded: generation [0-9]+ runs sha256 $(sha256sum <
 assert_match "$(cat "$HP/channels.cfg")" 'backend up_second' "channels.cfg: the new channel's backend"
 assert_eq "$(cmp -s "$HP/channels.cfg.bak" "$T_DIR/channels.before" && echo same)" same \
 	"channels.cfg.bak: the previous channel part"
-assert_eq "$(ls "$HP"/*.new 2>/dev/null | wc -l)" 0 "no .new file left"
+assert_eq "$(find "$HP" -name "*.new" | wc -l)" 0 "no .new file left"
 assert_eq "$(ask claude-haiku-4-5)" 200 "after: the new model is served"
 assert_match "$(curl -s --max-time 5 "http://127.0.0.1:$GW_PORT/")" claude-haiku-4-5 \
 	"after: the setup page offers it"
@@ -138,7 +138,7 @@ unchanged() {
 	assert_eq "$(sha256sum <"$HP/setup.html")" "$s_page" "$1: setup.html unchanged"
 	assert_eq "$(workers)" "$s_workers" "$1: same HAProxy worker"
 	assert_eq "$(generation)" "$s_gen" "$1: the agent not reloaded"
-	assert_eq "$(ls "$HP"/*.new 2>/dev/null | wc -l)" 0 "$1: no .new file left"
+	assert_eq "$(find "$HP" -name "*.new" | wc -l)" 0 "$1: no .new file left"
 	assert_eq "$(ask claude-haiku-4-5)" 200 "$1: the gateway still serves"
 }
 good_cfg=$(cat "$CFG")
@@ -182,7 +182,50 @@ assert_eq "$(generation)" "$s_gen" "agent refuses: the agent keeps its configura
 assert_eq "$(ask claude-opus-4-5 | cut -c1)" 4 "agent refuses: the refused model is not served"
 assert_eq "$(ask claude-haiku-4-5)" 200 "agent refuses: the gateway still serves"
 
-# 3d. usage errors
+# --- 4. through systemctl -----------------------------------------------------
+# No systemd here: a stand-in systemctl on PATH does what Debian's units do
+# on reload (SIGUSR2 to HAProxy's master, SIGHUP to the agent), and logs
+# what it was asked.
+mkdir -p "$T_DIR/bin"
+cat >"$T_DIR/bin/systemctl" <<SH
+#!/bin/sh
+echo "\$*" >>"$T_DIR/systemctl.log"
+case "\$*" in
+	"is-active --quiet haproxy"|"is-active --quiet realms-agent") exit 0 ;;
+	"reload haproxy") kill -USR2 $HAPROXY_PID ;;
+	"reload realms-agent") kill -HUP \$(cat "$T_DIR/agent.pid") ;;
+	*) echo "unit \$* not found" >&2; exit 5 ;;
+esac
+SH
+chmod +x "$T_DIR/bin/systemctl"
+write_config ', {"name": "claude-haiku-4-5", "enabled": true}' \
+	', {"name": "second", "base_url": "http://127.0.0.1:'"$MOCK_PORT"'",
+	    "credentials": [{"name": "k1", "key": "sk-up-2"}], "models": ["claude-haiku-4-5"]},
+	  {"name": "fourth", "base_url": "http://127.0.0.1:'"$MOCK_PORT"'",
+	    "credentials": [{"name": "k1", "key": "sk-up-4"}], "models": ["claude-haiku-4-5"]}'
+w2=$(workers)
+PATH="$T_DIR/bin:$PATH" "$REALMS_BIN/realmsctl" -c "$CFG" apply --channels "$HP/channels.cfg" \
+	--setup-page "$HP/setup.html" -f "$REALMS_SRC/haproxy/realms.cfg" -f "$HP/channels.cfg" \
+	-f "$HP/stats.cfg" --haproxy-unit haproxy --agent-unit realms-agent --timeout 20 \
+	>"$T_DIR/apply6.out" 2>"$T_DIR/apply6.err"
+assert_eq "$?" 0 "systemctl: exit 0 ($(tr '\n' ' ' <"$T_DIR/apply6.err"))"
+assert_eq "$(tr '\n' ',' <"$T_DIR/systemctl.log")" \
+	"is-active --quiet haproxy,is-active --quiet realms-agent,reload haproxy,reload realms-agent," \
+	"systemctl: checked both units, then reloaded HAProxy, then the agent"
+assert_match "$(cat "$T_DIR/apply6.out")" "agent reloaded: generation [0-9]+ runs sha256 $(sha256sum <"$CFG" | cut -d' ' -f1)" \
+	"systemctl: the agent runs the file checked"
+for _ in $(seq 100); do [ "$(workers)" != "$w2" ] && break; sleep 0.1; done
+assert_match "$(cat "$HP/channels.cfg")" 'backend up_fourth' "systemctl: channels.cfg has the new channel"
+assert_eq "$(ask claude-haiku-4-5)" 200 "systemctl: the gateway serves"
+: >"$T_DIR/systemctl.log"
+PATH="$T_DIR/bin:$PATH" "$REALMS_BIN/realmsctl" -c "$CFG" apply --channels "$HP/channels.cfg" \
+	-f "$REALMS_SRC/haproxy/realms.cfg" -f "$HP/channels.cfg" -f "$HP/stats.cfg" \
+	--haproxy-unit haproxy --agent-unit no-such-unit >/dev/null 2>"$T_DIR/apply7.err"
+assert_eq "$?" 1 "systemctl: an inactive unit: exit 1"
+assert_match "$(cat "$T_DIR/apply7.err")" 'no-such-unit is not active' "systemctl: an inactive unit: says so"
+assert_eq "$(grep -c reload "$T_DIR/systemctl.log")" 0 "systemctl: an inactive unit: nothing reloaded"
+
+# --- 5. usage errors -----------------------------------------------------------
 echo "$good_cfg" >"$CFG"
 "$REALMS_BIN/realmsctl" -c "$CFG" apply --channels "$HP/channels.cfg" >/dev/null 2>&1
 assert_eq "$?" 2 "no -f file: usage error"
