@@ -182,6 +182,24 @@ assert_eq "$(generation)" "$s_gen" "agent refuses: the agent keeps its configura
 assert_eq "$(ask claude-opus-4-5 | cut -c1)" 4 "agent refuses: the refused model is not served"
 assert_eq "$(ask claude-haiku-4-5)" 200 "agent refuses: the gateway still serves"
 
+# 3d. HAProxy refuses the reload although the check passed: the check is a
+# stand-in that always passes (--haproxy true) and a file HAProxy loads is
+# broken. On 2.6 the master says nothing but counts a failed reload; the
+# previous files go back in place, the agent is not reloaded.
+snapshot
+write_config ', {"name": "claude-haiku-4-5", "enabled": true}' \
+	', {"name": "second", "base_url": "http://127.0.0.1:'"$MOCK_PORT"'",
+	    "credentials": [{"name": "k1", "key": "sk-up-2"}], "models": ["claude-haiku-4-5"]},
+	  {"name": "fifth", "base_url": "http://127.0.0.1:'"$MOCK_PORT"'",
+	    "credentials": [{"name": "k1", "key": "sk-up-5"}], "models": ["claude-haiku-4-5"]}'
+cp "$HP/stats.cfg" "$T_DIR/stats.good"
+printf 'global\n    no-such-keyword\n' >>"$HP/stats.cfg"
+apply --haproxy true --timeout 20 >"$T_DIR/apply8.out" 2>"$T_DIR/apply8.err"
+assert_eq "$?" 1 "reload refused: exit 1"
+assert_match "$(cat "$T_DIR/apply8.err")" 'HAProxy refused to reload' "reload refused: says so"
+cp "$T_DIR/stats.good" "$HP/stats.cfg"
+unchanged "reload refused"
+
 # --- 4. through systemctl -----------------------------------------------------
 # No systemd here: a stand-in systemctl on PATH does what Debian's units do
 # on reload (SIGUSR2 to HAProxy's master, SIGHUP to the agent), and logs
