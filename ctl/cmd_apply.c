@@ -66,6 +66,7 @@ extern char **environ;
  * admin listener; the rest is read and dropped. */
 #define APPLY_OUT_MAX          (64 * 1024)
 #define APPLY_METRICS_MAX      (512 * 1024)
+#define APPLY_ENV_MAX          (1024 * 1024)
 /* Worker pids remembered from "show proc". */
 #define APPLY_WORKERS_MAX      64
 /* -f files. */
@@ -96,6 +97,7 @@ struct apply_file {
 
 /* What "show proc" says about the master. */
 struct proc_state {
+	pid_t master;
 	long reloads, failed;
 	pid_t workers[APPLY_WORKERS_MAX];
 	size_t n_workers;
@@ -174,11 +176,11 @@ static int read_all(int fd, long long deadline, size_t max, char **out)
 	}
 }
 
-/* Runs argv (no shell; PATH searched) with stdout and stderr into *out
- * (malloc'd, caller frees, NULL if it could not start). Returns its exit
- * status, or -1 if it could not start, was killed, or outlived timeout_s
- * (then it is killed). */
-static int run(char *const argv[], int timeout_s, char **out)
+/* Runs argv (no shell; PATH searched) in envp (NULL: ours) with stdout and
+ * stderr into *out (malloc'd, caller frees, NULL if it could not start).
+ * Returns its exit status, or -1 if it could not start, was killed, or
+ * outlived timeout_s (then it is killed). */
+static int run_env(char *const argv[], char *const envp[], int timeout_s, char **out)
 {
 	posix_spawn_file_actions_t fa;
 	int p[2], st, err, rc = -1;
@@ -193,7 +195,7 @@ static int run(char *const argv[], int timeout_s, char **out)
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
 	posix_spawn_file_actions_adddup2(&fa, p[1], 2);
-	err = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	err = posix_spawnp(&pid, argv[0], &fa, NULL, argv, envp ? envp : environ);
 	posix_spawn_file_actions_destroy(&fa);
 	close(p[1]);
 	if (err) {
@@ -213,6 +215,11 @@ static int run(char *const argv[], int timeout_s, char **out)
 	if (WIFEXITED(st))
 		rc = WEXITSTATUS(st);
 	return rc;
+}
+
+static int run(char *const argv[], int timeout_s, char **out)
+{
+	return run_env(argv, NULL, timeout_s, out);
 }
 
 /* Prints a child's or a server's answer, indented, on stderr. */
@@ -270,6 +277,45 @@ static int exchange(int fd, const char *req, int timeout_ms, size_t max, char **
 	 * without this it would wait for a next command. */
 	shutdown(fd, SHUT_WR);
 	return read_all(fd, now_ms() + timeout_ms, max, out);
+}
+
+/* The environment of process pid (/proc/PID/environ: its own user or
+ * root), without HAPROXY_* (a master's own HAPROXY_MWORKER_WAIT_ONLY and
+ * friends would make "haproxy -c" act as a master in wait mode, and the
+ * prefix is HAProxy's), as an envp in *envp whose strings live in *buf;
+ * both malloc'd, caller frees. Returns 0, or -1 (errno set). */
+static int proc_environ(pid_t pid, char ***envp, char **buf)
+{
+	char path[64];
+	size_t len = 0, n = 0;
+	int fd;
+
+	*envp = NULL;
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (read_all(fd, now_ms() + 5000, APPLY_ENV_MAX, buf) < 0) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	/* read_all keeps a NUL after the bytes: each variable ends in one */
+	while (len < APPLY_ENV_MAX && (*buf)[len]) {
+		len += strlen(*buf + len) + 1;
+		n++;
+	}
+	*envp = calloc(n + 1, sizeof(**envp));
+	if (!*envp) {
+		errno = ENOMEM;
+		return -1;
+	}
+	for (size_t i = 0, j = 0, off = 0; i < n; i++) {
+		if (strncmp(*buf + off, "HAPROXY_", 8) != 0)
+			(*envp)[j++] = *buf + off;
+		off += strlen(*buf + off) + 1;
+	}
+	return 0;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -386,6 +432,20 @@ static int unit_active(const char *unit)
 	return rc == 0 ? 0 : -1;
 }
 
+/* The main pid of UNIT, or 0 when systemd does not say. */
+static pid_t unit_pid(const char *unit)
+{
+	char *argv[] = { "systemctl", "show", "--property", "MainPID", "--value",
+	                 (char *)unit, NULL };
+	char *out;
+	long pid = 0;
+
+	if (run(argv, 10, &out) != 0 || !out || sscanf(out, "%ld", &pid) != 1 || pid < 0)
+		pid = 0;
+	free(out);
+	return (pid_t)pid;
+}
+
 /* systemctl reload UNIT. Returns 0 or -1 after printing systemctl's words. */
 static int systemctl_reload(const char *unit, int timeout_s)
 {
@@ -406,14 +466,20 @@ static int systemctl_reload(const char *unit, int timeout_s)
 /* ---------------------------------------------------------------------- */
 
 /* "haproxy -c" on the -f list, the new channel part in place of the
- * live one (appended when the list does not name it). Returns 0 or -1
- * after printing HAProxy's words. */
-static int haproxy_check(const struct apply_opts *o, const struct apply_file *chan)
+ * live one (appended when the list does not name it), in the environment
+ * of HAProxy's master (pid; 0: unknown): the variables realms.cfg reads
+ * are those HAProxy has, not this shell's. Returns 0 or -1 after printing
+ * HAProxy's words. */
+static int haproxy_check(const struct apply_opts *o, const struct apply_file *chan, pid_t pid)
 {
 	char *argv[2 + 2 * (APPLY_FILES_MAX + 1) + 1];
 	struct stat live, st;
 	int n = 0, found = 0, has_live = stat(o->channels, &live) == 0, rc;
-	char *out;
+	char *out, **envp = NULL, *envbuf = NULL;
+
+	if (pid > 0 && proc_environ(pid, &envp, &envbuf) < 0)
+		ctl_errmsg("cannot read HAProxy's environment (/proc/%d/environ: %s): haproxy "
+		           "-c runs in this one", (int)pid, strerror(errno));
 
 	argv[n++] = (char *)o->haproxy_bin;
 	/* Not -q: HAProxy 2.6 then keeps its alerts to itself. */
@@ -432,13 +498,15 @@ static int haproxy_check(const struct apply_opts *o, const struct apply_file *ch
 		argv[n++] = (char *)chan->next;
 	}
 	argv[n] = NULL;
-	rc = run(argv, o->timeout_s, &out);
+	rc = run_env(argv, envp, o->timeout_s, &out);
 	if (rc != 0) {
 		ctl_errmsg("haproxy -c refused the configuration with the new channel part "
 		           "(%s):", chan->next);
 		print_indented(out);
 	}
 	free(out);
+	free(envp);
+	free(envbuf);
 	return rc == 0 ? 0 : -1;
 }
 
@@ -489,6 +557,7 @@ static int parse_show_proc(const char *s, struct proc_state *ps)
 		}
 		if (sscanf(s, "%ld %31s %ld [failed: %ld]", &pid, type, &a, &b) == 4 &&
 		    strcmp(type, "master") == 0) {
+			ps->master = (pid_t)pid;
 			ps->reloads = a;
 			ps->failed = b;
 			have_master = 1;
@@ -874,7 +943,8 @@ int cmd_apply(struct ctl *c, int argc, char **argv)
 
 	if (haproxy_changes) {
 		/* 4. the whole HAProxy configuration, with the new part */
-		if (haproxy_check(&o, &files[0]) < 0)
+		if (haproxy_check(&o, &files[0], o.master ? hp_before.master :
+		                                 unit_pid(o.haproxy_unit)) < 0)
 			goto fail_unlink;
 		printf("haproxy -c: the configuration with the new channel part is valid\n");
 		/* 5. swap the files in */

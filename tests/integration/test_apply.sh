@@ -203,13 +203,16 @@ unchanged "reload refused"
 # --- 4. through systemctl -----------------------------------------------------
 # No systemd here: a stand-in systemctl on PATH does what Debian's units do
 # on reload (SIGUSR2 to HAProxy's master, SIGHUP to the agent), and logs
-# what it was asked.
+# what it was asked. realmsctl runs without the variables realms.cfg reads,
+# as from an operator's shell: haproxy -c takes HAProxy's own environment
+# (the unit's MainPID).
 mkdir -p "$T_DIR/bin"
 cat >"$T_DIR/bin/systemctl" <<SH
 #!/bin/sh
 echo "\$*" >>"$T_DIR/systemctl.log"
 case "\$*" in
 	"is-active --quiet haproxy"|"is-active --quiet realms-agent") exit 0 ;;
+	"show --property MainPID --value haproxy") echo $HAPROXY_PID ;;
 	"reload haproxy") kill -USR2 $HAPROXY_PID ;;
 	"reload realms-agent") kill -HUP \$(cat "$T_DIR/agent.pid") ;;
 	*) echo "unit \$* not found" >&2; exit 5 ;;
@@ -222,13 +225,14 @@ write_config ', {"name": "claude-haiku-4-5", "enabled": true}' \
 	  {"name": "fourth", "base_url": "http://127.0.0.1:'"$MOCK_PORT"'",
 	    "credentials": [{"name": "k1", "key": "sk-up-4"}], "models": ["claude-haiku-4-5"]}'
 w2=$(workers)
-PATH="$T_DIR/bin:$PATH" "$REALMS_BIN/realmsctl" -c "$CFG" apply --channels "$HP/channels.cfg" \
+PATH="$T_DIR/bin:$PATH" env -u REALMS_LISTEN -u REALMS_RELAY -u REALMS_HAPROXY_DIR \
+	"$REALMS_BIN/realmsctl" -c "$CFG" apply --channels "$HP/channels.cfg" \
 	--setup-page "$HP/setup.html" -f "$REALMS_SRC/haproxy/realms.cfg" -f "$HP/channels.cfg" \
 	-f "$HP/stats.cfg" --haproxy-unit haproxy --agent-unit realms-agent --timeout 20 \
 	>"$T_DIR/apply6.out" 2>"$T_DIR/apply6.err"
 assert_eq "$?" 0 "systemctl: exit 0 ($(tr '\n' ' ' <"$T_DIR/apply6.err"))"
 assert_eq "$(tr '\n' ',' <"$T_DIR/systemctl.log")" \
-	"is-active --quiet haproxy,is-active --quiet realms-agent,reload haproxy,reload realms-agent," \
+	"is-active --quiet haproxy,is-active --quiet realms-agent,show --property MainPID --value haproxy,reload haproxy,reload realms-agent," \
 	"systemctl: checked both units, then reloaded HAProxy, then the agent"
 assert_match "$(cat "$T_DIR/apply6.out")" "agent reloaded: generation [0-9]+ runs sha256 $(sha256sum <"$CFG" | cut -d' ' -f1)" \
 	"systemctl: the agent runs the file checked"
