@@ -981,7 +981,7 @@ int cmd_apply(struct ctl *c, int argc, char **argv)
 	rc = agent_reload(&o, c->cfg, agent, &ag_before, &ag_now);
 	if (rc < 0) {
 		if (!haproxy_changes) {
-			ctl_errmsg("nothing was changed");
+			ctl_errmsg("HAProxy had nothing to change and was not reloaded");
 			return CTL_ERR;
 		}
 		if (rollback(&o, files, n_files, 1, &hp_before) < 0)
