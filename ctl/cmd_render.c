@@ -72,7 +72,7 @@ static int put_statusline(const struct realms_config *cfg, FILE *f)
 	return fwrite(ctl_statusline_sh, 1, ctl_statusline_len, f) == ctl_statusline_len ? 0 : -1;
 }
 
-static int write_statusline(const char *page)
+int ctl_write_statusline(const char *page)
 {
 	char path[4096];
 	const char *slash = strrchr(page, '/');
@@ -81,7 +81,7 @@ static int write_statusline(const char *page)
 
 	/* A page sent to stdout or a device (/dev/null) has no directory of
 	 * its own to put the script in. */
-	if (!strcmp(page, "-") || stat(page, &st) != 0 || !S_ISREG(st.st_mode))
+	if (!strcmp(page, "-") || (stat(page, &st) == 0 && !S_ISREG(st.st_mode)))
 		return 0;
 	n = slash ? snprintf(path, sizeof(path), "%.*s/realms-statusline", (int)(slash - page), page)
 	          : snprintf(path, sizeof(path), "realms-statusline");
@@ -117,7 +117,7 @@ int cmd_render_haproxy(struct ctl *c, int argc, char **argv)
 	if (render_to(out, render_haproxy, c->cfg) < 0)
 		return CTL_ERR;
 	if (page && (render_to(page, render_setup_page, c->cfg) < 0 ||
-	             write_statusline(page) < 0))
+	             ctl_write_statusline(page) < 0))
 		return CTL_ERR;
 	return CTL_OK;
 }

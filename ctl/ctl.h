@@ -7,8 +7,9 @@
  * CLI does one thing and exits, so there is no event loop here.
  *
  * Exit status: 0 done, 1 operational error (Redis, config, a name that is
- * taken or unknown), 2 usage error. Messages go to stderr and never hold a
- * secret; stdout carries only results (the new token, the list).
+ * taken or unknown), 2 usage error, 3 (apply only) left half-applied.
+ * Messages go to stderr and never hold a secret; stdout carries only
+ * results (the new token, the list, the steps apply completed).
  *
  * Files: main.c (command table, man page, main), ctl.c (what follows in
  * this header), cmd_<family>.c (one command family each).
@@ -36,6 +37,8 @@
 #define CTL_OK              0
 #define CTL_ERR             1
 #define CTL_USAGE           2
+/* apply: the gateway may run a mix of old and new (a rollback failed). */
+#define CTL_PARTIAL         3
 
 /* Arguments of one Redis command built by ctl_rcmd(). */
 #define CTL_MAX_ARGS        32
@@ -73,11 +76,17 @@ struct ctl_cmd {
 /* Commands (cmd_*.c) and their man pages (main.c)                        */
 /* ---------------------------------------------------------------------- */
 
+int cmd_apply(struct ctl *c, int argc, char **argv);
 int cmd_render_haproxy(struct ctl *c, int argc, char **argv);
 int cmd_token(struct ctl *c, int argc, char **argv);
 int cmd_usage(struct ctl *c, int argc, char **argv);
 
 extern const struct ctl_subcmd token_subcmds[];
+
+/* Writes Claude Code's status line script (scripts/realms-statusline, built
+ * in) as "realms-statusline" in the directory of the setup page `page`
+ * (nothing for "-" or a device). Returns 0, or -1 after printing why. */
+int ctl_write_statusline(const char *page);
 
 /* The row of command name, or NULL. */
 const struct ctl_cmd *ctl_find_cmd(const char *name);

@@ -25,6 +25,64 @@ _Static_assert(CTL_REDIS_TIMEOUT_S == 2, "ENVIRONMENT says Redis times out after
 
 static const struct ctl_cmd cmd_table[] = {
 	{
+		"apply", cmd_apply,
+		"-c FILE apply --channels FILE [--setup-page FILE] -f FILE... [OPTIONS]",
+		"check realms.json, render, haproxy -c, reload HAProxy and the agent",
+		"APPLY\n"
+		"    -c FILE apply --channels FILE [--setup-page FILE] -f FILE... [options]\n"
+		"        Make the running gateway use FILE after an edit, in this order,\n"
+		"        stopping at the first failure:\n"
+		"        1. load FILE as the agent does (every error is printed);\n"
+		"        2. check that HAProxy's master CLI answers, that the agent's\n"
+		"           pid is alive and that its admin listener (agent.admin)\n"
+		"           answers;\n"
+		"        3. render the channel part to CHANNELS.new (and the setup page\n"
+		"           to PAGE.new), next to the live files;\n"
+		"        4. run haproxy -c on the -f files, CHANNELS.new in place of\n"
+		"           CHANNELS (added last when no -f names it);\n"
+		"        5. keep the live files as CHANNELS.bak (PAGE.bak) and rename the\n"
+		"           new ones over them;\n"
+		"        6. reload HAProxy and wait for its new worker;\n"
+		"        7. reload the agent and, with agent.admin, wait until its\n"
+		"           /metrics names FILE's SHA-256 in a new generation.\n"
+		"        Up to 5 nothing running changes. If HAProxy refuses to reload,\n"
+		"        the .bak files are put back; if the agent does, they are put back\n"
+		"        and HAProxy is reloaded on them. When the rendered files are\n"
+		"        unchanged, HAProxy is neither checked nor reloaded. Streams in\n"
+		"        flight finish in HAProxy's previous worker and are billed once.\n"
+		"        haproxy -c runs in the environment of HAProxy's master (from\n"
+		"        /proc/PID/environ, HAPROXY_* left out), so the variables\n"
+		"        realms.cfg reads are HAProxy's own; when that cannot be read\n"
+		"        (another user), in this one. Run apply in the agent's\n"
+		"        environment when FILE has \"env:\" secrets. Each step that\n"
+		"        completes prints one line on stdout.\n"
+		"        --channels FILE     the channel part HAProxy loads (required)\n"
+		"        --setup-page FILE   also the setup page HAProxy serves at /\n"
+		"        -f, --haproxy-file FILE\n"
+		"                            a file HAProxy loads, repeated in HAProxy's\n"
+		"                            order (at least one: realms.cfg)\n"
+		"        --haproxy-master SOCKET\n"
+		"                            reload through HAProxy's master CLI (HAProxy\n"
+		"                            started with -W -S SOCKET); HAProxy 2.6 and\n"
+		"                            3.0 both work\n"
+		"        --haproxy-unit UNIT run systemctl reload UNIT instead\n"
+		"                            Without either: /run/haproxy-master.sock\n"
+		"                            (Debian's haproxy.service) when it exists,\n"
+		"                            else unit haproxy when systemd runs.\n"
+		"        --agent-pidfile FILE  send SIGHUP to the pid in FILE (the\n"
+		"                            agent's -p)\n"
+		"        --agent-unit UNIT   run systemctl reload UNIT instead (default\n"
+		"                            realms-agent when systemd runs)\n"
+		"        --haproxy PATH      the haproxy program for -c (default: haproxy\n"
+		"                            from PATH)\n"
+		"        --timeout SECONDS   wait at most this long for each reload\n"
+		"                            (default 30)\n"
+		"        Exit status: 0 applied; 1 not applied, the gateway runs as\n"
+		"        before (the message says which step failed); 2 usage error; 3 a\n"
+		"        rollback failed too: the gateway may run a mix of both.\n",
+		NULL,
+	},
+	{
 		"render-haproxy", cmd_render_haproxy,
 		"-c FILE render-haproxy [-o FILE] [--setup-page FILE]",
 		"write the channel part of haproxy.cfg (and the setup page)",
@@ -206,9 +264,12 @@ static const char help_exit[] =
 	"    0   Success.\n"
 	"    1   Operational error: Redis unreachable, refusing AUTH or failing,\n"
 	"        configuration invalid, a token name already taken or not found,\n"
-	"        an unknown group. The reason is printed on stderr.\n"
+	"        an unknown group, a step of apply that failed (the gateway runs\n"
+	"        as before). The reason is printed on stderr.\n"
 	"    2   Usage error: unknown command or option, missing or malformed\n"
-	"        argument.\n";
+	"        argument.\n"
+	"    3   apply only: a step failed and so did putting the previous\n"
+	"        configuration back; the gateway may run a mix of both.\n";
 
 /* The whole man page (cmd NULL) or one command's. */
 void ctl_help(const struct ctl_cmd *cmd)
@@ -253,7 +314,8 @@ void ctl_help(const struct ctl_cmd *cmd)
 		      "    client tokens (stored as SHA-256 hashes only; a token is shown\n"
 		      "    once, when it is created). The agents share the same Redis, so\n"
 		      "    a change made here applies to every node. It also reports the\n"
-		      "    usage the agents record there.\n\n", stdout);
+		      "    usage the agents record there, and applies an edited\n"
+		      "    configuration to HAProxy and the agent in one step.\n\n", stdout);
 		fputs("COMMANDS\n", stdout);
 		for (i = 0; i < n; i++)
 			printf("    %-10s %s\n", cmds[i].name, cmds[i].summary);

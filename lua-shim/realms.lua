@@ -294,6 +294,10 @@ local TAP_TAIL = 8 * 1024                -- and at least the last ones
 local TAP_BATCH = 256 * 1024            -- bytes per socket send
 local TAP_IDLE_MS = 20                   -- task sleep when idle
 local TAP_RETRY_MS = 500                 -- reconnect back-off
+-- An idle connection is closed after this long: HAProxy's soft stop waits
+-- for every stream, Lua sockets included, so a connection kept open would
+-- keep an old worker alive for ever after a reload.
+local TAP_IDLE_CLOSE_MS = 1000
 
 local TAP_OUTCOMES_MAX = 4096            -- attempt results kept per thread
 local TAP_RESENDS_MAX = 50               -- connections a request may be resent on
@@ -501,11 +505,17 @@ local function tap_task()
     local host, port = TAP_HOST, TAP_PORT
     local sock
     local seq = 0
+    local busy_at = now_ms()
     while true do
         if tap.nacked > 0 then tap_compact() end
         if #tap.reqs == 0 and #tap.outcomes == 0 then
+            if sock and now_ms() - busy_at >= TAP_IDLE_CLOSE_MS then
+                sock:close()
+                sock = nil
+            end
             core.msleep(TAP_IDLE_MS)
         elseif not sock then
+            busy_at = now_ms()
             sock = core.tcp()
             local ok
             if port then ok = sock:connect(host, tonumber(port)) else ok = sock:connect(host) end
@@ -531,6 +541,7 @@ local function tap_task()
                 core.msleep(TAP_RETRY_MS)
             end
         else
+            busy_at = now_ms()
             local batch, size = {}, 0
             -- Attempt results first: breakers want them early.
             local outcomes = tap.outcomes

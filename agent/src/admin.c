@@ -132,6 +132,16 @@ static int metrics(char *out, size_t size)
 	M("counter", "realms_key_probes_refused_total", "key probes answered 401", p.refused);
 	M("counter", "realms_key_probes_inconclusive_total", "key probes with another answer or none", p.inconclusive);
 #undef M
+	/* Which file is in use, as `sha256sum` prints it: `realmsctl apply`
+	 * waits for this to name the file it checked. */
+	if (cfg) {
+		n = snprintf(out + off, size - off, "# HELP realms_config_info the configuration "
+		             "in use: SHA-256 of its file\n# TYPE realms_config_info gauge\n"
+		             "realms_config_info{sha256=\"%s\"} 1\n", cfg->sha256);
+		if (n < 0 || (size_t)n >= size - off)
+			goto full;
+		off += (size_t)n;
+	}
 	n = snprintf(out + off, size - off, "# HELP realms_usage_partial_total records of "
 	             "answers cut short, by reason (tap_overflow: the tap's memory bound)\n"
 	             "# TYPE realms_usage_partial_total counter\n");

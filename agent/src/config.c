@@ -40,6 +40,7 @@
 #include <realms/config.h>
 #include <realms/json.h>
 #include <realms/limits.h>
+#include <realms/token.h>
 
 /* ---------------------------------------------------------------------- */
 /* Arena                                                                  */
@@ -2492,6 +2493,8 @@ static struct realms_config *parse(const char *json, size_t len, const char *ori
 	jsmn_parser jp;
 	struct realms_config *c = NULL;
 	size_t first = diag ? diag->n : 0;
+	const char *whole = json;   /* BOM included: the file's own bytes */
+	size_t whole_len = len;
 	int v[8], r;
 
 	*inline_secrets = 0;
@@ -2549,6 +2552,9 @@ static struct realms_config *parse(const char *json, size_t len, const char *ori
 	atomic_init(&c->refs, 1);
 	c->generation = atomic_fetch_add(&generations, 1) + 1;
 	c->origin = astrndup(&p, p.origin, strlen(p.origin));
+	/* token_hash_hex is plain SHA-256 in hex, whatever the bytes. */
+	if (token_hash_hex(whole, whole_len, c->sha256) < 0)
+		report(&p, CFG_ERROR, -1, "cannot compute the file's SHA-256");
 
 	obj_fields(&p, 0, keys, v);
 	parse_redis(&p, v[0]);

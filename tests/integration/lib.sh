@@ -144,7 +144,9 @@ start_mock() {
 # realmsctl from the same CONFIG (and a stats socket for the test). Sets
 # GW_PORT, GW_STATS_PORT, AGENT_PID, HAPROXY_PID. With GW_ID set, its files
 # and logs carry that suffix, so that a test runs several gateways (each
-# with its own CONFIG: mirror and admin addresses differ).
+# with its own CONFIG: mirror and admin addresses differ). GW_HAPROXY_ARGS
+# adds HAProxy options (master-worker mode: "-W -S SOCKET"; HAPROXY_PID is
+# then the master's).
 start_gateway() {
 	local cfg=$1 id=${GW_ID:-}
 	local hp="$T_DIR/hp$id"
@@ -171,7 +173,8 @@ start_gateway() {
 	haproxy -c -f "$REALMS_SRC/haproxy/realms.cfg" -f "$hp/channels.cfg" \
 		-f "$hp/stats.cfg" >"$T_DIR/haproxy-check$id.log" 2>&1 || {
 		cat "$T_DIR/haproxy-check$id.log"; return 1; }
-	spawn "haproxy$id" haproxy -db -f "$REALMS_SRC/haproxy/realms.cfg" \
+	# shellcheck disable=SC2086 # GW_HAPROXY_ARGS: options, split on purpose
+	spawn "haproxy$id" haproxy -db ${GW_HAPROXY_ARGS:-} -f "$REALMS_SRC/haproxy/realms.cfg" \
 		-f "$hp/channels.cfg" -f "$hp/stats.cfg"
 	HAPROXY_PID=$SPAWNED
 	wait_tcp "$GW_PORT" 10

@@ -1727,6 +1727,28 @@ static void test_refcount(void **state)
 	config_unref(NULL);
 }
 
+/* The SHA-256 of the file's bytes, BOM included, as sha256sum prints it:
+ * what the admin listener shows and `realmsctl apply` compares. */
+static void test_sha256(void **state)
+{
+	static const char json[] = "{\"models\": []}";
+	static const char bom[] = "\xef\xbb\xbf{\"models\": []}";
+	struct realms_config *c = parse(json), *b;
+
+	assert_non_null(c);
+	/* printf '{"models": []}' | sha256sum */
+	assert_string_equal(c->sha256,
+	                    "96bf1f74db13c5f18f70b523611510113af8d0bfba815584dc6aef505eb0ff06");
+	cfg_diag_free(&D);
+	cfg_diag_init(&D);
+	b = config_parse(bom, strlen(bom), "t.json", &D);
+	assert_non_null(b);
+	assert_int_equal(strlen(b->sha256), 64);
+	assert_string_not_equal(b->sha256, c->sha256);
+	config_unref(c);
+	config_unref(b);
+}
+
 static void test_load_errors(void **state)
 {
 	char *text;
@@ -1887,6 +1909,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_price_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nusd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refcount, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sha256, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_print_format, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_problem_cap, setup, teardown),

@@ -206,6 +206,10 @@ struct realms_config {
 	atomic_uint refs;
 	uint64_t generation;        /* 1, 2, ... per config parsed in the process */
 	const char *origin;         /* file it came from (for logs) */
+	/* SHA-256 of the bytes parsed, lowercase hex: what `sha256sum FILE`
+	 * prints. The admin listener shows it, so that `realmsctl apply` can
+	 * tell the agent took the file it checked. */
+	char sha256[65];
 
 	struct cfg_redis redis;
 
