@@ -26,11 +26,14 @@
 #include <realms/spoa.h>
 #include <realms/state.h>
 #include <realms/tokcache.h>
+#include <realms/umetrics.h>
 #include <realms/config.h>
 
 #define ADMIN_REQ_MAX    4096
 #define ADMIN_TIMEOUT_S  2.0
-#define ADMIN_BODY_MAX   (256 * 1024)
+/* The metrics page's bound: the usage tables at their caps (UMETRICS_*_MAX)
+ * with the longest names stay well below it. */
+#define ADMIN_BODY_MAX   (4 * 1024 * 1024)
 
 struct admin_conn {
 	int fd;
@@ -160,6 +163,10 @@ static int metrics(char *out, size_t size)
 			goto full;
 		off = bc.off;
 	}
+	n = umetrics_render(out + off, size - off, cfg && cfg->agent.metrics_tokens);
+	if (n < 0)
+		goto full;
+	off += (size_t)n;
 	config_unref(cfg);
 	return (int)off;
 full:
