@@ -1,6 +1,8 @@
 /*
  * realmsctl usage: the usage and cost the agents recorded in Redis, summed
- * over a range of days, as a table or JSON.
+ * over a range of days, as a table, JSON or CSV; grouped by any combination
+ * of token, model, channel and day (--by), since the combo hashes hold the
+ * day x token x model x channel cross.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -120,6 +122,13 @@ static const char *iso_day(const char *d, char out[11])
 	return out;
 }
 
+/* Nano-USD as USD, exact: every one of the 9 decimals, integer math. */
+static const char *fmt_usd_exact(uint64_t nusd, char *buf, size_t size)
+{
+	snprintf(buf, size, "%" PRIu64 ".%09" PRIu64, nusd / 1000000000, nusd % 1000000000);
+	return buf;
+}
+
 /* Nano-USD as USD rounded (half up) to 6 decimals, with integer math. */
 static const char *fmt_usd(uint64_t nusd, char *buf, size_t size)
 {
@@ -129,12 +138,27 @@ static const char *fmt_usd(uint64_t nusd, char *buf, size_t size)
 	return buf;
 }
 
+/* Dimensions of --by: the three names of a combo, then its day. */
+enum udim { UDIM_TOKEN = 0, UDIM_MODEL, UDIM_CHANNEL, UDIM_DAY, UDIM_N };
+static const char *const udim_names[UDIM_N] = { "token", "model", "channel", "day" };
+
+/* One row of --by: the values of the dimensions asked for (decoded names,
+ * days as YYYY-MM-DD), in --by order, owned by the row. */
+struct urow {
+	char *part[UDIM_N];
+	struct usum s;
+};
+
 struct usage_q {
 	const char *f_name[3];          /* token, model, channel filters or NULL */
 	char f_seg[3][RECORD_SEG_MAX];  /* their key segments */
 	char since[RECORD_DAY_LEN + 1], until[RECORD_DAY_LEN + 1];
 	struct usum total;
 	struct ugroup by[3];            /* by token, model, channel */
+	enum udim dims[UDIM_N];         /* --by, in the order given */
+	int n_dims;                     /* 0: no --by */
+	struct urow *rows;              /* one per combo hash, then merged */
+	size_t n_rows, cap_rows;
 };
 
 /* One combo member, "<token>:<model>:<channel>", of day; queued for
@@ -142,6 +166,7 @@ struct usage_q {
 struct ujob {
 	char *key;
 	char name[3][300];              /* decoded: a name is at most 256 bytes */
+	char day[RECORD_DAY_LEN + 1];
 };
 
 /* Splits and decodes a combos:<day> member. Returns 0, or -1 if malformed. */
@@ -164,6 +189,79 @@ static int combo_split(const char *m, size_t len, char seg[3][RECORD_SEG_MAX],
 	return 0;
 }
 
+static void urow_free(struct urow *r)
+{
+	int k;
+
+	for (k = 0; k < UDIM_N; k++)
+		free(r->part[k]);
+}
+
+/* Appends the row of one combo hash (its dimensions copied). Returns 0, or
+ * -1 when out of memory. */
+static int row_add(struct usage_q *q, const struct ujob *j, const struct usum *s)
+{
+	struct urow *nr, *r;
+	char iso[11];
+	int k;
+
+	if (q->n_rows == q->cap_rows) {
+		nr = realloc(q->rows, (q->cap_rows ? 2 * q->cap_rows : 64) * sizeof(*nr));
+		if (!nr)
+			return -1;
+		q->rows = nr;
+		q->cap_rows = q->cap_rows ? 2 * q->cap_rows : 64;
+	}
+	r = &q->rows[q->n_rows];
+	memset(r, 0, sizeof(*r));
+	for (k = 0; k < q->n_dims; k++) {
+		r->part[k] = strdup(q->dims[k] == UDIM_DAY ? iso_day(j->day, iso)
+		                                           : j->name[q->dims[k]]);
+		if (!r->part[k]) {
+			urow_free(r);
+			return -1;
+		}
+	}
+	r->s = *s;
+	q->n_rows++;
+	return 0;
+}
+
+/* Rows in byte order of each dimension in turn (days sort as dates). */
+static int q_dims_cmp;
+static int row_cmp(const void *a, const void *b)
+{
+	const struct urow *x = a, *y = b;
+	int k, c;
+
+	for (k = 0; k < q_dims_cmp; k++)
+		if ((c = strcmp(x->part[k], y->part[k])) != 0)
+			return c;
+	return 0;
+}
+
+/* Sorts the rows and merges those with equal dimensions, so that there is
+ * one row per group. Decoded names are equal exactly when their segments
+ * are (the encoding is reversible), so merging decoded values is exact. */
+static void rows_merge(struct usage_q *q)
+{
+	size_t i, o = 0;
+
+	if (!q->n_rows)
+		return;
+	q_dims_cmp = q->n_dims;
+	qsort(q->rows, q->n_rows, sizeof(*q->rows), row_cmp);
+	for (i = 1; i < q->n_rows; i++) {
+		if (row_cmp(&q->rows[o], &q->rows[i]) == 0) {
+			usum_add(&q->rows[o].s, &q->rows[i].s);
+			urow_free(&q->rows[i]);
+		} else {
+			q->rows[++o] = q->rows[i];
+		}
+	}
+	q->n_rows = o + 1;
+}
+
 /* Adds an HGETALL reply of a combo hash to the sums. */
 static int usage_add(struct usage_q *q, const struct ujob *j, const redisReply *r)
 {
@@ -179,6 +277,8 @@ static int usage_add(struct usage_q *q, const struct ujob *j, const redisReply *
 			return -1;
 		usum_add(b, &s);
 	}
+	if (q->n_dims && row_add(q, j, &s) < 0)
+		return -1;
 	return 0;
 }
 
@@ -280,6 +380,7 @@ static int usage_collect(struct ctl *c, struct usage_q *q)
 					keep = false;
 			if (!keep)
 				continue;
+			memcpy(jobs[njobs].day, day, sizeof(jobs[njobs].day));
 			if (asprintf(&jobs[njobs].key, "%s%s:%s", RKEY_USAGE_COMBO_PREFIX,
 			             e->str, day) < 0) {
 				ctl_errmsg("out of memory");
@@ -343,7 +444,71 @@ static void usage_print_json(const struct usage_q *q)
 		}
 		fputs(q->by[k].n ? "\n  }" : "}", stdout);
 	}
+	if (q->n_dims) {
+		fputs(",\n  \"by\": [", stdout);
+		for (k = 0; k < q->n_dims; k++)
+			printf("%s\"%s\"", k ? ", " : "", udim_names[q->dims[k]]);
+		fputs("],\n  \"groups\": [", stdout);
+		for (i = 0; i < q->n_rows; i++) {
+			fputs(i ? ",\n    {" : "\n    {", stdout);
+			for (k = 0; k < q->n_dims; k++) {
+				printf("\"%s\": ", udim_names[q->dims[k]]);
+				ctl_json_str(q->rows[i].part[k]);
+				fputs(", ", stdout);
+			}
+			/* the counters, without json_usum's braces */
+			for (int f = 0; f < N_UF; f++)
+				printf("%s\"%s\": %" PRIu64, f ? ", " : "", uf_fields[f],
+				       q->rows[i].s.v[f]);
+			putchar('}');
+		}
+		fputs(q->n_rows ? "\n  ]" : "]", stdout);
+	}
 	fputs("\n}\n", stdout);
+}
+
+/* One CSV field (RFC 4180): quoted when it holds a comma, a quote, CR or
+ * LF, its quotes doubled. */
+static void csv_field(const char *v)
+{
+	if (!strpbrk(v, ",\"\r\n")) {
+		fputs(v, stdout);
+		return;
+	}
+	putchar('"');
+	for (; *v; v++) {
+		if (*v == '"')
+			putchar('"');
+		putchar(*v);
+	}
+	putchar('"');
+}
+
+/* --csv: a header row, then one row per group (the total alone without
+ * --by), CRLF line ends. Costs twice: cost_nusd, the integer, and
+ * cost_usd, its exact decimal rendering. */
+static void usage_print_csv(const struct usage_q *q)
+{
+	char usd[32];
+	size_t i;
+	int k, f;
+
+	for (k = 0; k < q->n_dims; k++)
+		printf("%s,", udim_names[q->dims[k]]);
+	for (f = 0; f < N_UF; f++)
+		printf("%s,", uf_fields[f]);
+	fputs("cost_usd\r\n", stdout);
+	for (i = 0; i < (q->n_dims ? q->n_rows : 1); i++) {
+		const struct usum *s = q->n_dims ? &q->rows[i].s : &q->total;
+
+		for (k = 0; k < q->n_dims; k++) {
+			csv_field(q->rows[i].part[k]);
+			putchar(',');
+		}
+		for (f = 0; f < N_UF; f++)
+			printf("%" PRIu64 ",", s->v[f]);
+		printf("%s\r\n", fmt_usd_exact(s->v[UF_COST], usd, sizeof(usd)));
+	}
 }
 
 /* A name for the table: "(none)" for "", control bytes as '?', so a
@@ -431,6 +596,97 @@ static void usage_print_table(const struct usage_q *q)
 	}
 }
 
+/* The table of --by: one column per dimension, one row per group, then
+ * the total. */
+static void usage_print_rows(const struct usage_q *q)
+{
+	char a[11], b[11], cells[N_UF][32], nbuf[300], head[16];
+	int w[N_UF], wd[UDIM_N], i, k;
+	size_t j;
+	bool any = false;
+
+	for (i = 0; i < N_UF; i++)
+		w[i] = (int)strlen(uf_heads[i]);
+	for (k = 0; k < q->n_dims; k++)
+		wd[k] = k == 0 ? 7 : (int)strlen(udim_names[q->dims[k]]);  /* "(total)" */
+	usum_cells(&q->total, cells);
+	for (i = 0; i < N_UF; i++)
+		if ((int)strlen(cells[i]) > w[i])
+			w[i] = (int)strlen(cells[i]);
+	for (j = 0; j < q->n_rows; j++) {
+		usum_cells(&q->rows[j].s, cells);
+		for (i = 0; i < N_UF; i++)
+			if ((int)strlen(cells[i]) > w[i])
+				w[i] = (int)strlen(cells[i]);
+		for (k = 0; k < q->n_dims; k++) {
+			int l = (int)strlen(table_name(q->rows[j].part[k], nbuf, sizeof(nbuf)));
+
+			if (l > wd[k])
+				wd[k] = l;
+		}
+	}
+
+	printf("usage from %s to %s (UTC days, inclusive); filters:",
+	       iso_day(q->since, a), iso_day(q->until, b));
+	for (k = 0; k < 3; k++) {
+		if (q->f_name[k]) {
+			printf(" %s=%s", udim_names[k], table_name(q->f_name[k], nbuf, sizeof(nbuf)));
+			any = true;
+		}
+	}
+	printf("%s; by:", any ? "" : " none");
+	for (k = 0; k < q->n_dims; k++)
+		printf("%s%s", k ? "," : " ", udim_names[q->dims[k]]);
+	putchar('\n');
+	for (k = 0; k < q->n_dims; k++) {
+		for (i = 0; udim_names[q->dims[k]][i]; i++)
+			head[i] = (char)(udim_names[q->dims[k]][i] - 'a' + 'A');
+		head[i] = '\0';
+		printf("%s%-*s", k ? "  " : "", wd[k], head);
+	}
+	for (i = 0; i < N_UF; i++)
+		printf("  %*s", w[i], uf_heads[i]);
+	putchar('\n');
+	for (j = 0; j <= q->n_rows; j++) {
+		const struct usum *s = j < q->n_rows ? &q->rows[j].s : &q->total;
+
+		usum_cells(s, cells);
+		for (k = 0; k < q->n_dims; k++)
+			printf("%s%-*s", k ? "  " : "", wd[k], j == q->n_rows ? (k ? "" : "(total)") :
+			       table_name(q->rows[j].part[k], nbuf, sizeof(nbuf)));
+		for (i = 0; i < N_UF; i++)
+			printf("  %*s", w[i], cells[i]);
+		putchar('\n');
+	}
+}
+
+/* Parses --by's list ("day,token") into q->dims. Returns 0, or -1 (an
+ * unknown or repeated dimension, an empty list). */
+static int parse_by(struct usage_q *q, const char *list)
+{
+	const char *p = list, *e;
+	size_t len;
+	int k, d;
+
+	q->n_dims = 0;
+	for (;;) {
+		e = strchr(p, ',');
+		len = e ? (size_t)(e - p) : strlen(p);
+		for (d = 0; d < UDIM_N; d++)
+			if (strlen(udim_names[d]) == len && !strncmp(p, udim_names[d], len))
+				break;
+		if (d == UDIM_N)
+			return -1;
+		for (k = 0; k < q->n_dims; k++)
+			if (q->dims[k] == (enum udim)d)
+				return -1;
+		q->dims[q->n_dims++] = (enum udim)d;
+		if (!e)
+			return 0;
+		p = e + 1;
+	}
+}
+
 int cmd_usage(struct ctl *c, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -440,14 +696,18 @@ int cmd_usage(struct ctl *c, int argc, char **argv)
 		{ "since", required_argument, NULL, 's' },
 		{ "until", required_argument, NULL, 'u' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "csv", no_argument, NULL, 'v' },
+		{ "by", required_argument, NULL, 'b' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct usage_q q;
 	const char *since = NULL, *until = NULL;
 	int64_t now_ms = (int64_t)time(NULL) * 1000;
-	bool json = false;
+	bool json = false, csv = false;
+	const char *by = NULL;
 	int opt, k, rc;
+	size_t i;
 
 	memset(&q, 0, sizeof(q));
 	ctl_getopt_reset();
@@ -459,12 +719,19 @@ int cmd_usage(struct ctl *c, int argc, char **argv)
 		case 's': since = optarg; break;
 		case 'u': until = optarg; break;
 		case 'j': json = true; break;
+		case 'v': csv = true; break;
+		case 'b': by = optarg; break;
 		case 'h': ctl_help(ctl_find_cmd("usage")); return CTL_OK;
 		default: return ctl_bad_option("usage ", argc, argv, opt);
 		}
 	}
 	if (optind < argc)
 		return ctl_usage_err("usage ", "usage: unexpected argument '%s'", argv[optind]);
+	if (json && csv)
+		return ctl_usage_err("usage ", "usage: --json and --csv exclude each other");
+	if (by && parse_by(&q, by) < 0)
+		return ctl_usage_err("usage ", "usage: invalid --by '%s' (a comma-separated list "
+		                     "of token, model, channel, day, each at most once)", by);
 	for (k = 0; k < 3; k++) {
 		if (q.f_name[k] && (strlen(q.f_name[k]) > 256 ||
 		    record_seg_encode(q.f_name[k], q.f_seg[k], sizeof(q.f_seg[k])) < 0))
@@ -487,8 +754,13 @@ int cmd_usage(struct ctl *c, int argc, char **argv)
 		for (k = 0; k < 3; k++)
 			if (q.by[k].n)      /* b is NULL when empty */
 				qsort(q.by[k].b, q.by[k].n, sizeof(*q.by[k].b), bucket_cmp);
+		rows_merge(&q);
 		if (json)
 			usage_print_json(&q);
+		else if (csv)
+			usage_print_csv(&q);
+		else if (q.n_dims)
+			usage_print_rows(&q);
 		else
 			usage_print_table(&q);
 		if (fflush(stdout) != 0 || ferror(stdout)) {
@@ -498,6 +770,9 @@ int cmd_usage(struct ctl *c, int argc, char **argv)
 	}
 	for (k = 0; k < 3; k++)
 		ugroup_free(&q.by[k]);
+	for (i = 0; i < q.n_rows; i++)
+		urow_free(&q.rows[i]);
+	free(q.rows);
 	return rc;
 }
 

@@ -166,11 +166,13 @@ static const struct ctl_cmd cmd_table[] = {
 	},
 	{
 		"usage", cmd_usage,
-		"usage [--token NAME] [--model MODEL] [--channel NAME] [--since DAY] [--until DAY] [--json]",
+		"usage [--token NAME] [--model MODEL] [--channel NAME] [--since DAY] [--until DAY] "
+		"[--by LIST] [--json | --csv]",
 		"show the usage and cost recorded by the agents",
 		"USAGE\n"
 		"    usage [--token NAME] [--model MODEL] [--channel NAME]\n"
-		"          [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--json]\n"
+		"          [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--by LIST]\n"
+		"          [--json | --csv]\n"
 		"        Sum what the agents recorded from --since to --until, both\n"
 		"        included (UTC days of the requests' start; default: 30 days\n"
 		"        ago to today). One row for the total, then one per token,\n"
@@ -190,7 +192,19 @@ static const struct ctl_cmd cmd_table[] = {
 		"                        in docs/redis.md: since, until, filters,\n"
 		"                        total, by_token, by_model, by_channel; all\n"
 		"                        counters are integers, the cost in nano-USD\n"
-		"                        (cost_nusd).\n",
+		"                        (cost_nusd). With --by, also by (the list)\n"
+		"                        and groups (one object per group).\n"
+		"        --by LIST       group by a comma-separated list of token,\n"
+		"                        model, channel and day, each at most once;\n"
+		"                        the list orders the columns: --by day,token\n"
+		"                        is one row per day and token. Rows sorted by\n"
+		"                        their columns, then a (total) row.\n"
+		"        --csv           RFC 4180 CSV, CRLF line ends: a header row,\n"
+		"                        then one row per group (the total alone\n"
+		"                        without --by): the --by columns, the ten\n"
+		"                        counters, cost_nusd and cost_usd (exact\n"
+		"                        decimal USD, 9 digits). A name with a comma,\n"
+		"                        a quote, CR or LF is quoted.\n",
 
 		NULL,
 	},

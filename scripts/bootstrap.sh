@@ -13,6 +13,9 @@ PKGS=(
   # test_packaging: the package build, its lint, the man pages, the units,
   # and what the package needs to install (adduser).
   debhelper dpkg-dev lintian groff mandoc man-db systemd adduser
+  # test_prometheus: a real Prometheus scrapes the agent's /metrics
+  # (promtool checks the exposition format).
+  prometheus
 )
 # Debian 13 moved systemd.pc (the package's systemd directories) out of
 # systemd into systemd-dev, which Debian 12 does not have.

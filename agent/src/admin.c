@@ -28,6 +28,7 @@
 #include <realms/spoa.h>
 #include <realms/state.h>
 #include <realms/tokcache.h>
+#include <realms/umetrics.h>
 #include <realms/config.h>
 
 struct admin_conn {
@@ -168,6 +169,10 @@ static int metrics(char *out, size_t size)
 			goto full;
 		off = bc.off;
 	}
+	n = umetrics_render(out + off, size - off, cfg && cfg->agent.metrics_tokens);
+	if (n < 0)
+		goto full;
+	off += (size_t)n;
 	config_unref(cfg);
 	return (int)off;
 full:

@@ -39,6 +39,7 @@
 #include <realms/rdb.h>
 #include <realms/record.h>
 #include <realms/state.h>
+#include <realms/umetrics.h>
 #include <realms/usage.h>
 #include <realms/worker.h>
 
@@ -169,6 +170,19 @@ struct commit {
 static void replay_next(struct rec_worker *rw);
 static int send_commit(struct commit *c);
 
+/* The usage metrics count a record when Redis counted it, and only then:
+ * not a duplicate, not a refusal, not a spool append (its replay counts). */
+static void count_recorded(const struct commit *c, const redisReply *rep)
+{
+	struct realms_config *cfg;
+
+	if (!rep || rep->type != REDIS_REPLY_INTEGER || rep->integer != RECORD_RC_RECORDED)
+		return;
+	cfg = state_config();
+	umetrics_count(cfg, &c->rec);
+	config_unref(cfg);
+}
+
 static void commit_end(struct commit *c, int ok)
 {
 	if (c->done)
@@ -191,6 +205,7 @@ static void on_commit_reply(struct rdb *r, redisReply *rep, void *arg)
 			return;
 		rep = NULL;
 	}
+	count_recorded(c, rep);
 	if (c->done) {
 		if (rep && rep->type == REDIS_REPLY_INTEGER) {
 			if (rep->integer == RECORD_RC_TOO_OLD)

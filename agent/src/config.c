@@ -1342,10 +1342,11 @@ static void parse_agent(struct pctx *p, int tok)
 {
 	static const char *const keys[] = {
 		"listen", "mirror", "check", "admin", "threads", "body_prefix",
-		"allow_unknown_models", "spool", "allow_tcp", "peers", "max_body", NULL
+		"allow_unknown_models", "spool", "allow_tcp", "peers", "max_body",
+		"metrics_tokens", NULL
 	};
 	struct cfg_agent *ag = &p->c->agent;
-	int v[12];
+	int v[13];
 	size_t old = path_str(p, "agent"), o2;
 	long long x;
 
@@ -1416,6 +1417,11 @@ static void parse_agent(struct pctx *p, int tok)
 		o2 = path_str(p, "max_body");
 		if (get_int(p, v[10], CFG_MAX_BODY_MIN, CFG_MAX_BODY_MAX, &x) == 0)
 			ag->max_body = (uint64_t)x;
+		path_pop(p, o2);
+	}
+	if (v[11] >= 0) {
+		o2 = path_str(p, "metrics_tokens");
+		get_bool(p, v[11], &ag->metrics_tokens);
 		path_pop(p, o2);
 	}
 	if (ag->max_body < ag->body_prefix)

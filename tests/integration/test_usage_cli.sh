@@ -278,6 +278,125 @@ assert_eq "$(jt)" \
 	'{"requests": 1, "errors": 0, "partial": 0, "input": 3, "output": 4, "cache_write_5m": 0, "cache_write_1h": 0, "cache_read": 0, "web_search": 0, "cost_nusd": 42}' \
 	"default range: only the current record"
 
+# ---- reports: --by and --csv ----------------------------------------------
+# csv_check CSV JSON: parses CSV (RFC 4180) with python's csv module and
+# checks it against the --json output of the same query: CRLF line ends,
+# the header, one row per group (equal to JSON's groups, in order), each
+# cost_usd the exact decimal of its cost_nusd, and every column summed equal
+# to JSON's total, to the nano-dollar. Prints "ok" or what differs.
+csv_check() {
+	python3 - "$1" "$2" <<'PY'
+import csv, io, json, sys
+from decimal import Decimal
+raw = open(sys.argv[1], 'rb').read().decode()
+j = json.load(open(sys.argv[2]))
+C = ["requests", "errors", "partial", "input", "output", "cache_write_5m",
+     "cache_write_1h", "cache_read", "web_search", "cost_nusd"]
+rows = list(csv.reader(io.StringIO(raw, newline="")))
+# every record ends with CRLF: the rows written back with that dialect are
+# the same bytes (this also checks the quoting is the minimal RFC 4180 one)
+out = io.StringIO(newline="")
+csv.writer(out, lineterminator="\r\n").writerows(rows)
+if out.getvalue() != raw:
+    sys.exit(print("not RFC 4180 with CRLF:", repr(raw[:200])))
+by = j.get("by", [])
+if rows[0] != by + C + ["cost_usd"]:
+    sys.exit(print("header", rows[0]))
+body = rows[1:]
+want = j["groups"] if by else [dict(j["total"])]
+if len(body) != len(want):
+    sys.exit(print("rows", len(body), "groups", len(want)))
+tot = dict.fromkeys(C, 0)
+usd = Decimal(0)
+for r, g in zip(body, want):
+    for i, d in enumerate(by):
+        if r[i] != g[d]:
+            sys.exit(print("group", r[:len(by)], "is not", g))
+    for i, c in enumerate(C):
+        v = int(r[len(by) + i])
+        tot[c] += v
+        if v != g[c]:
+            sys.exit(print("row", r, "is not", g))
+    if Decimal(r[-1]) != Decimal(int(r[-2])) / Decimal(10**9) or len(r[-1].split(".")[1]) != 9:
+        sys.exit(print("cost_usd", r[-1], "is not", r[-2], "nano-USD"))
+    usd += Decimal(r[-1])
+if tot != j["total"] or usd * 10**9 != j["total"]["cost_nusd"]:
+    sys.exit(print("sums", tot, usd, "total", j["total"]))
+for k, d in (("by_token", "token"), ("by_model", "model"), ("by_channel", "channel")):
+    if by == [d] and {g[d]: {c: g[c] for c in C} for g in j["groups"]} != j[k]:
+        sys.exit(print("groups differ from", k))
+print("ok")
+PY
+}
+for by in token model channel day day,token token,day model,channel \
+	channel,token,model day,token,model,channel; do
+	"$CTL" usage "${R[@]}" --by "$by" --csv >"$T_DIR/csv"
+	assert_eq "$?" 0 "--by $by --csv exits 0"
+	"$CTL" usage "${R[@]}" --by "$by" --json >"$T_DIR/json"
+	assert_eq "$(csv_check "$T_DIR/csv" "$T_DIR/json")" ok \
+		"--by $by: CSV rows = JSON groups, sums = JSON total to the nano-dollar"
+done
+ctl usage "${R[@]}" --by day,token
+EXP=$(cat <<'EOF'
+usage from 2024-02-28 to 2024-03-01 (UTC days, inclusive); filters: none; by: day,token
+DAY         TOKEN        REQUESTS  ERRORS  PARTIAL  INPUT  OUTPUT  CACHE_W5M  CACHE_W1H  CACHE_READ  WEB_SEARCH  COST_USD
+2024-02-28  alice               1       0        0   1000     200         10         20         300           0  0.004500
+2024-02-29  (none)              1       1        0      0       0          0          0           0           0  0.000000
+2024-02-29  alice               1       0        0    100      50          0          0           0           1  0.001235
+2024-02-29  bob                 1       1        1     10       1          0          0           0           0  0.000001
+2024-03-01  bob                 1       1        1      7       3          0          0           2           0  0.000002
+2024-03-01  carol ops:1         1       0        0      5       5          5          5           5           5  1.000000
+(total)                         6       3        2   1122     259         15         25         307           6  1.005737
+EOF
+)
+assert_eq "$OUT" "$EXP" "--by day,token table: one row per day and token, then the total"
+ctl usage "${R[@]}" --by model,day --json
+assert_match "$OUT" '"by": \["model", "day"\],'$'\n''  "groups": \['$'\n''    \{"model": "claude-haiku-4-5", "day": "2024-02-29", "requests": 1, ' \
+	"--by model,day --json: by and groups, in --by order"
+assert_match "$OUT" '"total": \{"requests": 6, [^'$'\n'']*"cost_nusd": 1005737066\}' \
+	"--by does not change the total"
+ctl usage "${R[@]}" --csv
+assert_eq "$OUT" "$(printf 'requests,errors,partial,input,output,cache_write_5m,cache_write_1h,cache_read,web_search,cost_nusd,cost_usd\r\n6,3,2,1122,259,15,25,307,6,1005737066,1.005737066\r')" \
+	"--csv without --by: the header and the total, exact USD"
+ctl usage "${R[@]}" --token bob --by channel --csv
+assert_eq "$OUT" "$(printf 'channel,requests,errors,partial,input,output,cache_write_5m,cache_write_1h,cache_read,web_search,cost_nusd,cost_usd\r\nanthropic,1,1,1,7,3,0,0,2,0,1500,0.000001500\r\nbackup,1,1,1,10,1,0,0,0,0,999,0.000000999\r')" \
+	"--token bob --by channel --csv: filters narrow the groups"
+ctl usage --since 2023-01-01 --until 2023-12-31 --by day --json
+assert_match "$OUT" '"by": \["day"\],'$'\n''  "groups": \[\]' "empty range: no group"
+ctl usage --since 2023-01-01 --until 2023-12-31 --by day --csv
+assert_eq "$(printf '%s' "$OUT" | grep -c .)" 1 "empty range --csv: the header alone"
+
+# Names that need quoting: a passed-through model may hold a comma or a
+# quote (the agent refuses control bytes in a model name; record_push can
+# still write CR and LF, which CSV must quote as well).
+{
+	rec it-9 1710115200000 bob bbbbbbbbbbbb research 'vendor,"x"' vendor anthropic \
+		anthropic--k1 200 0 '' 11 12 0 0 0 0 '' 0 123456789 1 1
+	rec it-10 1710115200001 alice aaaaaaaaaaaa default 'two\r\nlines' two anthropic \
+		anthropic--k1 200 0 '' 1 2 0 0 0 0 '' 0 1 1 1
+	rec it-11 1710115200002 bob bbbbbbbbbbbb research 'vendor,"x"' vendor backup \
+		backup--main 200 0 '' 1 1 0 0 0 0 '' 0 1000000001 1 1
+} | "$PUSH" -s | "$PUSH" -A >/dev/null
+Q=(--since 2024-03-11 --until 2024-03-11)
+ctl usage "${Q[@]}" --by model,token --csv
+assert_eq "$OUT" "$(printf 'model,token,requests,errors,partial,input,output,cache_write_5m,cache_write_1h,cache_read,web_search,cost_nusd,cost_usd\r\n"two\r\nlines",alice,1,0,0,1,2,0,0,0,0,1,0.000000001\r\n"vendor,""x""",bob,2,0,0,12,13,0,0,0,0,1123456790,1.123456790\r')" \
+	"--csv quotes a comma, a quote, CR and LF (RFC 4180)"
+"$CTL" usage "${Q[@]}" --by model,token --csv >"$T_DIR/csv"
+"$CTL" usage "${Q[@]}" --by model,token --json >"$T_DIR/json"
+assert_eq "$(csv_check "$T_DIR/csv" "$T_DIR/json")" ok "quoted names parse back to the JSON names"
+ctl usage "${Q[@]}" --model 'vendor,"x"' --by channel
+assert_match "$OUT" $'\n''anthropic +1 [^'$'\n'']*'$'\n''backup +1 [^'$'\n'']*'$'\n''\(total\) +2 ' \
+	"--model with a comma and a quote, --by channel table"
+
+for bad in "--by" "--by nope" "--by day,day" "--by day," "--by ,day" "--by Token" \
+	"--json --csv"; do
+	# shellcheck disable=SC2086
+	ctl usage $bad
+	assert_eq "$RC" 2 "usage $bad: usage error"
+done
+ctl usage --by ''
+assert_eq "$RC" 2 "usage --by '': usage error"
+
 # ---- errors ---------------------------------------------------------------
 ctl usage --help
 assert_eq "$RC" 0 "usage --help"

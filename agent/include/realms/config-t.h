@@ -175,6 +175,7 @@ struct cfg_agent {
 	uint64_t max_body;          /* largest request body accepted (bytes) */
 	bool allow_unknown_models;
 	bool allow_tcp;             /* TCP listeners (loopback only) permitted */
+	bool metrics_tokens;        /* per-token series on /metrics (umetrics.h) */
 	const char **peers;         /* users allowed on the unix listeners: names
 	                               or decimal uids; NULL: the defaults */
 	size_t n_peers;

@@ -97,8 +97,10 @@
  * connection is closed without an answer. */
 #define ADMIN_REQ_MAX              4096
 #define ADMIN_TIMEOUT_S            2.0
-/* Admin HTTP: largest /metrics page; a larger one is answered 500. */
-#define ADMIN_BODY_MAX             (256 * 1024)
+/* Admin HTTP: largest /metrics page; a larger one is answered 500. The
+ * usage tables at their caps (UMETRICS_*_MAX) with the longest names stay
+ * well below it. */
+#define ADMIN_BODY_MAX             (4 * 1024 * 1024)
 /* Admin HTTP: listen(2) backlog (scrapers connect one at a time). */
 #define ADMIN_BACKLOG              64
 
@@ -337,6 +339,16 @@
 /* Records: at most one log line per this many ms about answers naming
  * another model than the one billed (every one is counted). */
 #define RECORDS_MISMATCH_LOG_MS    10000
+/* Usage metrics (umetrics.c): series kept per table. Past a cap, a new
+ * name is counted under "other" (one more series) and in
+ * realms_usage_series_overflow_total. Models and channels come from the
+ * configuration, so model x channel pairs stay well below the cap; token
+ * names come from Redis, hence a cap on tokens tracked
+ * (agent.metrics_tokens). Sized so the metrics page of full tables stays
+ * far below ADMIN_BODY_MAX. */
+#define UMETRICS_PAIRS_MAX         128
+#define UMETRICS_GROUPS_MAX        128
+#define UMETRICS_TOKENS_MAX        500
 /* Estimates (usage.c): bytes of text per token when the provider did not
  * say, Anthropic's own rule of thumb for English text (about 4
  * characters a token). An estimated record says so (flag estimated). */
