@@ -10,6 +10,8 @@ PKGS=(
   haproxy redis-server lua5.3
   clang libclang-rt-dev
   curl wrk ca-certificates
+  # tests that read JSON, CSV or hold a mute socket (standard library only)
+  python3
   # test_packaging: the package build, its lint, the man pages, the units,
   # and what the package needs to install (adduser).
   debhelper dpkg-dev lintian groff mandoc man-db systemd adduser

@@ -284,7 +284,11 @@ for want in 'haproxy \(>= 2\.6\)' 'libhiredis' 'libev4' 'libssl3' 'libcurl4' 'ad
 	assert_match "$deps" "$want" "Depends: $want"
 done
 assert_eq "$(dpkg-deb -f "$DEB" Recommends)" redis-server "Recommends: redis-server"
-lint=$(lintian --pedantic -E "$T_DIR"/pkg/realms_*.changes 2>&1 | grep -v 'running with root privileges')
+# Debian 12's lintian says package-supports-alternative-init-but-no-init.d-script
+# (overridden, debian/realms.lintian-overrides); Debian 13's no longer knows
+# that tag and calls its override an alien tag.
+lint=$(lintian --pedantic -E "$T_DIR"/pkg/realms_*.changes 2>&1 | grep -v 'running with root privileges' |
+	grep -v 'alien-tag package-supports-alternative-init-but-no-init.d-script')
 assert_eq "$lint" "" "lintian --pedantic"
 
 # ---------------------------------------------------------------------------
@@ -301,7 +305,16 @@ else
 	host_before=$(host_state)
 	# Its scratch directory inside ours: the tmpfs mounted there goes with the
 	# namespace, and the directory with ours.
-	unshare -m --propagation private env REALMS_BIN="$REALMS_BIN" REALMS_SRC="$REALMS_SRC" TMPDIR="$T_DIR" \
+	# In a chroot (a bare Debian root made with debootstrap), / is not a
+	# mount point and its propagation cannot be changed: run with it as
+	# it is, which is safe only when no mount is shared with the host.
+	prop=private
+	if ! mountpoint -q /; then
+		grep -q ' shared:' /proc/self/mountinfo &&
+			fail "in a chroot whose mounts are shared: the install would leak to the host"
+		prop=unchanged
+	fi
+	unshare -m --propagation "$prop" env REALMS_BIN="$REALMS_BIN" REALMS_SRC="$REALMS_SRC" TMPDIR="$T_DIR" \
 		bash "$0" --in-namespace "$DEB" >"$T_DIR/ns.log" 2>&1
 	rc=$?
 	sed 's/^/    /' "$T_DIR/ns.log"
