@@ -461,6 +461,7 @@ static void handle_notify(struct spoa_conn *c, const struct spop_frame *f)
 	while ((r = spop_msg_next(&p, end, msg)) == 1) {
 		spoa_handler_fn fn = spoa_handler_find(msg->name.ptr, msg->name.len);
 		unsigned int before;
+		enum spoa_hdl_ret ret;
 
 		STAT_INC(messages);
 		if (!fn) {
@@ -470,8 +471,12 @@ static void handle_notify(struct spoa_conn *c, const struct spop_frame *f)
 			     msg->name.ptr);
 			continue;
 		}
+		/* Two statements: the order in which a call's arguments are
+		 * evaluated is unspecified (gcc reads them right to left), and
+		 * the holds must be read after the handler returns. */
 		before = req->holds;
-		hdl_contract_check(c, msg, fn(req, msg), before, req->holds);
+		ret = fn(req, msg);
+		hdl_contract_check(c, msg, ret, before, req->holds);
 	}
 	free(msg);
 	if (r < 0) {
