@@ -69,6 +69,8 @@
   // last numbers looking current.
   function wipe() {
     ['totals', 't-day', 't-token', 't-model', 't-channel', 't-events'].forEach((id) => clear($(id)));
+    delete $('totals').dataset.kind;
+    delete $('totals').dataset.name;
     $('range-shown').textContent = '';
     if (chart) { chart.destroy(); chart = null; }
   }
@@ -101,13 +103,13 @@
   // One table of counters: a row per name, data-kind and data-name on it.
   function countersTable(table, kind, title, map, extra) {
     clear(table);
-    headRow(table, [title].concat(HEADS, extra ? extra.heads : []));
+    headRow(table, [title].concat(extra ? extra.heads : [], HEADS));
     const tbody = el('tbody');
     const names = Object.keys(map);
     if (!names.length) {
       const tr = el('tr');
       const td = el('td', 'no data in this range', 'muted');
-      td.colSpan = HEADS.length + 1;
+      td.colSpan = HEADS.length + 1 + (extra ? extra.heads.length : 0);
       tr.appendChild(td);
       tbody.appendChild(tr);
     }
@@ -116,10 +118,10 @@
       const tr = el('tr');
       tr.dataset.kind = kind;
       tr.dataset.name = name;
-      if (Number(s.errors) > 0 || Number(s.partial) > 0 || Number(s.estimated) > 0) tr.className = 'warn';
+      if (Number(s.errors) > 0 || Number(s.partial) > 0 || Number(s.estimated) > 0) tr.className = 'flagged';
       tr.appendChild(el('th', name === '' ? '(none)' : name));
-      FIELDS.forEach((f) => tr.appendChild(fieldCell('td', f, s[f])));
       if (extra) extra.cells(tr, name);
+      FIELDS.forEach((f) => tr.appendChild(fieldCell('td', f, s[f])));
       tbody.appendChild(tr);
     });
     table.appendChild(tbody);
@@ -128,6 +130,8 @@
   function totals(t) {
     const box = $('totals');
     clear(box);
+    box.dataset.kind = 'total';
+    box.dataset.name = 'all';
     FIELDS.forEach((f, i) => {
       const card = el('div', null, 'card' + ((f === 'errors' || f === 'partial' || f === 'estimated') &&
         Number(t[f]) > 0 ? ' warn' : ''));
@@ -217,7 +221,7 @@
       tr.dataset.kind = 'event';
       tr.dataset.id = e.id;
       const bad = Number(f.status) >= 400 || (f.partial || '') !== '';
-      if (bad) tr.className = 'warn';
+      if (bad) tr.className = 'flagged';
       const ts = Number(f.ts_ms);
       tr.appendChild(el('td', Number.isFinite(ts) ? new Date(ts).toISOString().replace('T', ' ').slice(0, 19) : ''));
       tr.appendChild(el('td', f.req_id, 'mono'));
