@@ -13,6 +13,9 @@ PKGS=(
   # test_packaging: the package build, its lint, the man pages, the units,
   # and what the package needs to install (adduser).
   debhelper dpkg-dev lintian groff mandoc man-db systemd adduser
+  # The dashboard's charts (served by the agent, no CDN), and the headless
+  # browser test_dashboard drives; python3 drives it (standard library).
+  libjs-chart.js chromium python3
 )
 # Debian 13 moved systemd.pc (the package's systemd directories) out of
 # systemd into systemd-dev, which Debian 12 does not have.

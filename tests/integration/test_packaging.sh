@@ -283,7 +283,8 @@ deps=$(dpkg-deb -f "$DEB" Depends)
 for want in 'haproxy \(>= 2\.6\)' 'libhiredis' 'libev4' 'libssl3' 'libcurl4' 'adduser'; do
 	assert_match "$deps" "$want" "Depends: $want"
 done
-assert_eq "$(dpkg-deb -f "$DEB" Recommends)" redis-server "Recommends: redis-server"
+assert_eq "$(dpkg-deb -f "$DEB" Recommends)" "redis-server, libjs-chart.js" \
+	"Recommends: redis-server, and libjs-chart.js for the dashboard's charts"
 lint=$(lintian --pedantic -E "$T_DIR"/pkg/realms_*.changes 2>&1 | grep -v 'running with root privileges')
 assert_eq "$lint" "" "lintian --pedantic"
 
