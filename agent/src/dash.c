@@ -61,13 +61,17 @@ struct dash_asset {
 extern const struct dash_asset dash_assets[];
 extern const size_t dash_n_assets;
 
-/* Debian's Chart.js, the first of these that exists: Debian 13's (4.x,
- * UMD build) and Debian 12's (3.9, chart.min.js). Fixed paths only:
- * nothing from a request ever becomes a file name. */
+/* Debian's Chart.js, the first of these that exists: the UMD build of
+ * Chart.js 4 (chart.umd.js; Debian 13 and later), then Chart.js 3's
+ * (chart.min.js, Debian 12's 3.9.1) and its capitalised alias. Never
+ * chart.js itself: in Chart.js 4 that is an ES module, which a classic
+ * script tag cannot load. Fixed paths only: nothing from a request ever
+ * becomes a file name. */
 static const char *const chartjs_paths[] = {
 	"/usr/share/javascript/chart.js/chart.umd.min.js",
 	"/usr/share/javascript/chart.js/chart.umd.js",
 	"/usr/share/javascript/chart.js/chart.min.js",
+	"/usr/share/javascript/chart.js/Chart.min.js",
 	NULL
 };
 
