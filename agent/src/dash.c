@@ -33,6 +33,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -401,8 +402,13 @@ struct dreq {
 	size_t ntoks;
 	int toks_cut;
 	struct dbuf body;            /* the events answer, built as it comes */
-	char *out;                   /* the whole answer, head and body */
-	size_t olen, osent;
+	char *head;                  /* the answer's head */
+	size_t hlen;
+	const char *bptr;            /* its body: borrowed (the page's files, a
+	                                literal, q->body) or bown */
+	size_t blen;
+	char *bown;                  /* a body the request owns, or NULL */
+	size_t sent;                 /* of head and body */
 };
 
 /* What a Redis callback is about. */
@@ -508,7 +514,8 @@ static void req_free(struct dreq *q)
 	}
 	free(q->toks);
 	free(q->body.p);
-	free(q->out);
+	free(q->head);
+	free(q->bown);
 	config_unref(q->cfg);
 	free(q);
 }
@@ -537,16 +544,29 @@ static void write_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct dreq *q = io->data;
 
-	while (q->osent < q->olen) {
-		ssize_t n = send(q->fd, q->out + q->osent, q->olen - q->osent, MSG_NOSIGNAL);
+	while (q->sent < q->hlen + q->blen) {
+		struct iovec iov[2];
+		struct msghdr msg = { .msg_iov = iov };
+		ssize_t n;
 
+		if (q->sent < q->hlen) {
+			iov[msg.msg_iovlen].iov_base = q->head + q->sent;
+			iov[msg.msg_iovlen++].iov_len = q->hlen - q->sent;
+		}
+		if (q->blen) {
+			size_t off = q->sent > q->hlen ? q->sent - q->hlen : 0;
+
+			iov[msg.msg_iovlen].iov_base = (char *)q->bptr + off;
+			iov[msg.msg_iovlen++].iov_len = q->blen - off;
+		}
+		n = sendmsg(q->fd, &msg, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
 			return;
 		if (n <= 0)
 			break;
-		q->osent += (size_t)n;
+		q->sent += (size_t)n;
 	}
 	req_close_maybe_free(q);
 }
@@ -567,34 +587,48 @@ static const char *reason(int status)
 	}
 }
 
-/* Answers status with body[0..blen) (copied) and starts writing it. */
-static void answer(struct dreq *q, int status, const char *ctype, const char *extra,
-                   const void *body, size_t blen)
+/* Answers status with body[0..blen) and starts writing it. The body is
+ * borrowed: it must live as long as the request (the page's files, a
+ * literal, q->body), unless `own` hands it over (freed with q). Never
+ * copied, so a slow reader of Chart.js costs a head, not a copy. */
+static void answer_body(struct dreq *q, int status, const char *ctype, const char *extra,
+                        const void *body, size_t blen, int own)
 {
 	char head[1024];
 	int hl;
 
-	if (q->answered || q->closed)
+	if (q->answered || q->closed) {
+		if (own)
+			free((void *)body);
 		return;
+	}
+	if (own)
+		q->bown = (char *)body;
 	q->answered = 1;
 	ev_timer_stop(q->loop, &q->poll);
 	hl = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
 	              "Content-Length: %zu\r\n" DASH_SEC_HEADERS "%sConnection: close\r\n\r\n",
 	              status, reason(status), ctype, blen, extra ? extra : "");
-	q->out = malloc((size_t)hl + blen);
-	if (!q->out) {
+	q->head = malloc((size_t)hl);
+	if (!q->head) {
 		req_close_maybe_free(q);
 		return;
 	}
-	memcpy(q->out, head, (size_t)hl);
-	if (blen)
-		memcpy(q->out + hl, body, blen);
-	q->olen = (size_t)hl + blen;
+	memcpy(q->head, head, (size_t)hl);
+	q->hlen = (size_t)hl;
+	q->bptr = body;
+	q->blen = blen;
 	/* The deadline now bounds the writing too. */
 	ev_timer_stop(q->loop, &q->tmr);
 	ev_timer_set(&q->tmr, DASH_TIMEOUT_S, 0.);
 	ev_timer_start(q->loop, &q->tmr);
 	ev_io_start(q->loop, &q->wio);
+}
+
+static void answer(struct dreq *q, int status, const char *ctype, const char *extra,
+                   const void *body, size_t blen)
+{
+	answer_body(q, status, ctype, extra, body, blen, 0);
 }
 
 /* {"error": {"status": 503, "message": "..."}} */
@@ -605,11 +639,12 @@ static void answer_error(struct dreq *q, int status, const char *msg, const char
 	dbuf_printf(&b, "{\"error\": {\"status\": %d, \"message\": ", status);
 	dbuf_jstr(&b, msg, strlen(msg));
 	dbuf_puts(&b, "}}\n");
-	if (b.err)
+	if (b.err) {
+		free(b.p);
 		answer(q, 500, "text/plain", NULL, "", 0);
-	else
-		answer(q, status, "application/json", extra, b.p, b.len);
-	free(b.p);
+	} else {
+		answer_body(q, status, "application/json", extra, b.p, b.len, 1);
+	}
 }
 
 __attribute__((format(printf, 3, 4)))
@@ -984,11 +1019,12 @@ static void usage_answer(struct dreq *q)
 		json_budget(&b, q, &q->toks[i]);
 	}
 	dbuf_printf(&b, "},\n\"budgets_truncated\": %s}\n", q->toks_cut ? "true" : "false");
-	if (b.err)
+	if (b.err) {
+		free(b.p);
 		answer_error(q, 500, "the answer is too large", NULL);
-	else
-		answer(q, 200, "application/json", NULL, b.p, b.len);
-	free(b.p);
+	} else {
+		answer_body(q, 200, "application/json", NULL, b.p, b.len, 1);
+	}
 }
 
 /* ---------------------------------------------------------------------- */
