@@ -18,6 +18,9 @@ PKGS=(
   # test_prometheus: a real Prometheus scrapes the agent's /metrics
   # (promtool checks the exposition format).
   prometheus
+  # The dashboard's charts (served by the agent, no CDN), and the headless
+  # browser test_dashboard drives.
+  libjs-chart.js chromium
 )
 # Debian 13 moved systemd.pc (the package's systemd directories) out of
 # systemd into systemd-dev, which Debian 12 does not have.

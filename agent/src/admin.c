@@ -1,5 +1,6 @@
 /*
- * Admin HTTP: GET /metrics and GET /healthz, one request per connection.
+ * Admin HTTP: GET /metrics and GET /healthz, one request per connection;
+ * the dashboard's paths are handed to dash.c.
  * A request must arrive whole within ADMIN_TIMEOUT_S and ADMIN_REQ_MAX
  * bytes; anything else is closed. I/O: sockets on the main loop, which
  * never blocks on them.
@@ -17,6 +18,7 @@
 #include <realms/clock.h>
 #include <realms/commit.h>
 #include <realms/config-t.h>
+#include <realms/dash.h>
 #include <realms/health.h>
 #include <realms/limits.h>
 #include <realms/log.h>
@@ -182,9 +184,11 @@ full:
 
 static void respond(struct admin_conn *c, int status, const char *ctype, const char *body, int blen)
 {
-	char head[256];
+	char head[512];
 	int hl = snprintf(head, sizeof(head),
 	                  "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+	                  "X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n"
+	                  "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n"
 	                  "Connection: close\r\n\r\n", status,
 	                  status == 200 ? "OK" : status == 404 ? "Not Found" :
 	                  status == 503 ? "Service Unavailable" : status == 500 ?
@@ -214,6 +218,12 @@ static void read_cb(struct ev_loop *loop, ev_io *io, int revents)
 	if (!strstr(c->req, "\r\n\r\n") && !strstr(c->req, "\n\n")) {
 		if (c->len == sizeof(c->req) - 1)
 			conn_end(loop, c);
+		return;
+	}
+	/* The dashboard and its API (dash.c) take the connection over. */
+	if (dash_claim(loop, c->fd, c->req, c->len)) {
+		c->fd = -1;
+		conn_end(loop, c);
 		return;
 	}
 	if (!strncmp(c->req, "GET /metrics ", 13)) {
@@ -288,13 +298,17 @@ static int lst_start(struct ev_loop *loop, struct admin_lst *l, const struct net
 
 int admin_start(struct ev_loop *loop, const struct netaddr *addr)
 {
-	return lst_start(loop, &lst, addr);
+	if (lst_start(loop, &lst, addr) < 0)
+		return -1;
+	dash_start(loop);
+	return 0;
 }
 
 void admin_stop(struct ev_loop *loop)
 {
 	if (lst.fd < 0)
 		return;
+	dash_stop(loop);
 	ev_io_stop(loop, &lst.io);
 	close(lst.fd);
 	lst.fd = -1;

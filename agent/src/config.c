@@ -1343,10 +1343,10 @@ static void parse_agent(struct pctx *p, int tok)
 	static const char *const keys[] = {
 		"listen", "mirror", "check", "admin", "threads", "body_prefix",
 		"allow_unknown_models", "spool", "allow_tcp", "peers", "max_body",
-		"metrics_tokens", NULL
+		"metrics_tokens", "admin_token", NULL
 	};
 	struct cfg_agent *ag = &p->c->agent;
-	int v[13];
+	int v[14];
 	size_t old = path_str(p, "agent"), o2;
 	long long x;
 
@@ -1422,6 +1422,19 @@ static void parse_agent(struct pctx *p, int tok)
 	if (v[11] >= 0) {
 		o2 = path_str(p, "metrics_tokens");
 		get_bool(p, v[11], &ag->metrics_tokens);
+		path_pop(p, o2);
+	}
+	if (v[12] >= 0) {
+		o2 = path_str(p, "admin_token");
+		if (get_secret(p, v[12], SECRET_WHY_KEY, &ag->admin_token,
+		               &ag->admin_token_len) == 0 &&
+		    ag->admin_token_len < CFG_ADMIN_TOKEN_MIN) {
+			/* Guessable over the listener: at least 128 bits as hex. */
+			report(p, CFG_ERROR, v[12], "is shorter than %d characters (make one "
+			       "with: openssl rand -hex 32)", CFG_ADMIN_TOKEN_MIN);
+			ag->admin_token = NULL;
+			ag->admin_token_len = 0;
+		}
 		path_pop(p, o2);
 	}
 	if (ag->max_body < ag->body_prefix)

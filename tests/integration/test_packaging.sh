@@ -283,7 +283,8 @@ deps=$(dpkg-deb -f "$DEB" Depends)
 for want in 'haproxy \(>= 2\.6\)' 'libhiredis' 'libev4' 'libssl3' 'libcurl4' 'adduser'; do
 	assert_match "$deps" "$want" "Depends: $want"
 done
-assert_eq "$(dpkg-deb -f "$DEB" Recommends)" redis-server "Recommends: redis-server"
+assert_eq "$(dpkg-deb -f "$DEB" Recommends)" "redis-server, libjs-chart.js" \
+	"Recommends: redis-server, and libjs-chart.js for the dashboard's charts"
 # Debian 12's lintian says package-supports-alternative-init-but-no-init.d-script
 # (overridden, debian/realms.lintian-overrides); Debian 13's no longer knows
 # that tag and calls its override an alien tag.

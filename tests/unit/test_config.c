@@ -1235,6 +1235,40 @@ static void write_mode(const char *path, const char *content, mode_t mode)
 	fclose(f);
 }
 
+/* agent.admin_token: a secret like the others, at least CFG_ADMIN_TOKEN_MIN
+ * characters; a short one is an error whose message never holds it. */
+static void test_admin_token(void **state)
+{
+	static const char tok[] = "0123456789abcdef0123456789abcdef";
+	struct realms_config *c;
+	char *text;
+
+	c = parse("{\"agent\": {}}");
+	assert_non_null(c);
+	assert_null(c->agent.admin_token);
+	config_unref(c);
+
+	setenv("REALMS_TEST_ADMIN", tok, 1);
+	c = parse("{\"agent\": {\"admin_token\": \"env:REALMS_TEST_ADMIN\"}}");
+	assert_non_null(c);
+	assert_int_equal(c->agent.admin_token_len, 32);
+	assert_memory_equal(c->agent.admin_token, tok, 32);
+	config_unref(c);
+
+	c = parse("{\"agent\": {\"admin_token\": \"short-but-secret-1234567890abcd\"}}");
+	assert_null(c);
+	assert_non_null(find(CFG_ERROR, "agent.admin_token", "shorter than 32 characters"));
+	text = diag_text(&D);
+	assert_null(strstr(text, "short-but-secret"));
+	free(text);
+
+	setenv("REALMS_TEST_ADMIN", "with space 0123456789abcdef0123456789", 1);
+	c = parse("{\"agent\": {\"admin_token\": \"env:REALMS_TEST_ADMIN\"}}");
+	assert_null(c);
+	assert_non_null(find(CFG_ERROR, "agent.admin_token", "holds spaces"));
+	unsetenv("REALMS_TEST_ADMIN");
+}
+
 static void test_redis_object(void **state)
 {
 	struct realms_config *c;
@@ -1901,6 +1935,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_file_secret, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file_secret_relative, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secret_never_printed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_admin_token, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_redis_object, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_redis_auth_argv, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_redis_env, setup, teardown),

@@ -168,6 +168,10 @@ struct cfg_agent {
 	struct netaddr mirror_addr;
 	const char *admin;          /* /metrics and /healthz, or NULL */
 	struct netaddr admin_addr;
+	const char *admin_token;    /* the dashboard's credential, resolved, or
+	                               NULL: dashboard and admin API off. Never
+	                               log it. */
+	size_t admin_token_len;
 	const char *spool;          /* directory of the usage spool, or NULL
 	                               (then the agent's -s, else a default) */
 	int threads;

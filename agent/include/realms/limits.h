@@ -232,6 +232,11 @@
  * from a variable or read from a file; a larger one is an error naming the
  * key, variable or file. */
 #define CFG_SECRET_MAX             8192
+
+/* Configuration: shortest agent.admin_token accepted (a shorter one is a
+ * configuration error): 32 hex digits are 128 bits, out of reach of
+ * guessing over the admin listener. */
+#define CFG_ADMIN_TOKEN_MIN        32
 /* Configuration: longest Redis ACL user name (redis.user,
  * REALMS_REDIS_USER); a longer one is an error (Redis accepts more, but a
  * name this long is a mistake, and it is logged on every connection). */
@@ -424,5 +429,30 @@
 /* realmsctl: usage: the default range, from this many days before today
  * to today ("default: 30 days ago to today"). */
 #define CTL_USAGE_DAYS             30
+
+/* Dashboard (dash.c): the longest range of days /api/admin/usage sums; a
+ * longer one gets 400. A quarter covers the usual question. */
+#define DASH_DAYS_MAX              92
+/* Dashboard: counter hashes one /api/admin/usage request may read (each
+ * day's tokens, models and channels). More: 422, "narrow the range". */
+#define DASH_HASHES_MAX            20000
+/* Dashboard: tokens whose budgets one request reads (the first in name
+ * order); the others are listed without, and the answer says so. */
+#define DASH_TOKENS_MAX            200
+/* Dashboard: events /api/admin/events returns at most, and by default. */
+#define DASH_EVENTS_MAX            200
+#define DASH_EVENTS_DEFAULT        50
+/* Dashboard: requests in progress at once; one more gets 503 at once, so
+ * a local user looping on the API cannot pile up Redis work. */
+#define DASH_REQS_MAX              16
+/* Dashboard: an answer not ready (Redis slow) after this long gets 504. */
+#define DASH_TIMEOUT_S             5.0
+/* Dashboard: how long a request waits for the Redis connection to come up
+ * (the first request after a start or a reload) before 503. */
+#define DASH_WAIT_UP_S             1.5
+/* Dashboard: the largest answer built (JSON); larger: 500. */
+#define DASH_OUT_MAX               (8u * 1024 * 1024)
+/* Dashboard: the largest Chart.js file served; larger: 404 and logged. */
+#define DASH_CHARTJS_MAX           (2u * 1024 * 1024)
 
 #endif /* REALMS_LIMITS_H */
