@@ -17,140 +17,118 @@
 #include <realms/rdb.h>
 #include <realms/record.h>
 #include <realms/rkeys.h>
+#include <realms/sbuf.h>
 #include <realms/selfusage.h>
 
 /* ---------------------------------------------------------------------- */
 /* JSON                                                                   */
 /* ---------------------------------------------------------------------- */
 
-/* A sticky writer: a failure (no room) makes every later write a no-op. */
-struct jw {
-	char *p;
-	size_t size, off;
-	int err;
-};
 
-__attribute__((format(printf, 2, 3)))
-static void put(struct jw *w, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (w->err)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(w->p + w->off, w->size - w->off, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= w->size - w->off)
-		w->err = 1;
-	else
-		w->off += (size_t)n;
-}
-
-static void put_str(struct jw *w, const char *s)
+static void put_str(struct sbuf *w, const char *s)
 {
 	char q[2 * 256 * 3 + 8];
 	long n = json_quote(s, strlen(s), q, sizeof(q));
 
 	if (n < 0)
-		w->err = 1;
+		w->full = true;
 	else
-		put(w, "%.*s", (int)n, q);
+		sbuf_printf(w, "%.*s", (int)n, q);
 }
 
-static void put_usd(struct jw *w, uint64_t nusd)
+static void put_usd(struct sbuf *w, uint64_t nusd)
 {
 	char a[40];
 
 	budget_usd_str(nusd, a, sizeof(a));
-	put(w, "%s", a);
+	sbuf_printf(w, "%s", a);
 }
 
-static void put_time(struct jw *w, int64_t ms, int tz_min)
+static void put_time(struct sbuf *w, int64_t ms, int tz_min)
 {
 	char t[40];
 
 	if (ms && budget_time_str(ms, tz_min, t, sizeof(t)))
-		put(w, "\"%s\"", t);
+		sbuf_printf(w, "\"%s\"", t);
 	else
-		put(w, "null");
+		sbuf_printf(w, "null");
 }
 
 static const char *const window_key[BUDGET_USD_KINDS] = { "5h", "day", "week", "month" };
 
 /* "limits", "spent_usd", "remaining_usd", "resets" of one scope. */
-static void put_scope(struct jw *w, const struct budget_limits *l,
+static void put_scope(struct sbuf *w, const struct budget_limits *l,
                       const struct selfusage_spend *s, int tz_min)
 {
 	int first = 1;
 
-	put(w, "\"spent_usd\": {");
+	sbuf_printf(w, "\"spent_usd\": {");
 	for (int k = 0; k < BUDGET_USD_KINDS; k++) {
-		put(w, "%s\"%s\": ", k ? ", " : "", window_key[k]);
+		sbuf_printf(w, "%s\"%s\": ", k ? ", " : "", window_key[k]);
 		put_usd(w, s->spent[k]);
 	}
-	put(w, "}, \"limits\": {");
+	sbuf_printf(w, "}, \"limits\": {");
 	for (int k = 0; k < BUDGET_KINDS; k++) {
 		if (!(l->set & (1u << k)))
 			continue;
-		put(w, "%s\"%s\": ", first ? "" : ", ", budget_kind_name((enum budget_kind)k));
+		sbuf_printf(w, "%s\"%s\": ", first ? "" : ", ", budget_kind_name((enum budget_kind)k));
 		if (BUDGET_IS_USD(k))
 			put_usd(w, l->v[k]);
 		else
-			put(w, "%" PRIu64, l->v[k]);
+			sbuf_printf(w, "%" PRIu64, l->v[k]);
 		first = 0;
 	}
-	put(w, "}, \"remaining_usd\": {");
+	sbuf_printf(w, "}, \"remaining_usd\": {");
 	first = 1;
 	for (int k = 0; k < BUDGET_USD_KINDS; k++) {
 		if (!(l->set & (1u << k)))
 			continue;
-		put(w, "%s\"%s\": ", first ? "" : ", ", budget_kind_name((enum budget_kind)k));
+		sbuf_printf(w, "%s\"%s\": ", first ? "" : ", ", budget_kind_name((enum budget_kind)k));
 		put_usd(w, s->spent[k] < l->v[k] ? l->v[k] - s->spent[k] : 0);
 		first = 0;
 	}
-	put(w, "}, \"resets\": {");
+	sbuf_printf(w, "}, \"resets\": {");
 	first = 1;
 	for (int k = 0; k < BUDGET_USD_KINDS; k++) {
 		if (!(l->set & (1u << k)))
 			continue;
-		put(w, "%s\"%s\": ", first ? "" : ", ", budget_kind_name((enum budget_kind)k));
+		sbuf_printf(w, "%s\"%s\": ", first ? "" : ", ", budget_kind_name((enum budget_kind)k));
 		put_time(w, s->reset_ms[k], tz_min);
 		first = 0;
 	}
-	put(w, "}");
+	sbuf_printf(w, "}");
 }
 
 long selfusage_json(const struct selfusage *u, char *out, size_t size)
 {
-	struct jw w = { out, size, 0, 0 };
+	struct sbuf w = { out, size, 0, 0 };
 
-	put(&w, "{\"token\": ");
+	sbuf_printf(&w, "{\"token\": ");
 	put_str(&w, u->token);
-	put(&w, ", \"group\": ");
+	sbuf_printf(&w, ", \"group\": ");
 	put_str(&w, u->group);
-	put(&w, ", ");
+	sbuf_printf(&w, ", ");
 	put_scope(&w, &u->limits, &u->mine, u->tz_min);
 	if (u->total.set) {
-		put(&w, ", \"group_total\": {");
+		sbuf_printf(&w, ", \"group_total\": {");
 		put_scope(&w, &u->total, &u->group_spend, u->tz_min);
-		put(&w, "}");
+		sbuf_printf(&w, "}");
 	}
-	put(&w, ", \"today\": {\"day\": \"%s\", \"requests\": %" PRIu64 ", \"input\": %" PRIu64
+	sbuf_printf(&w, ", \"today\": {\"day\": \"%s\", \"requests\": %" PRIu64 ", \"input\": %" PRIu64
 	    ", \"output\": %" PRIu64 ", \"cache_read\": %" PRIu64 ", \"cache_write\": %" PRIu64
 	    ", \"cost_usd\": ", u->day, u->requests, u->input, u->output, u->cache_read,
 	    u->cache_write);
 	put_usd(&w, u->cost_nusd);
-	put(&w, ", \"by_model\": {");
+	sbuf_printf(&w, ", \"by_model\": {");
 	for (size_t i = 0; i < u->n_models; i++) {
-		put(&w, "%s", i ? ", " : "");
+		sbuf_printf(&w, "%s", i ? ", " : "");
 		put_str(&w, u->models[i].name);
-		put(&w, ": {\"requests\": %" PRIu64 ", \"cost_usd\": ", u->models[i].requests);
+		sbuf_printf(&w, ": {\"requests\": %" PRIu64 ", \"cost_usd\": ", u->models[i].requests);
 		put_usd(&w, u->models[i].cost_nusd);
-		put(&w, "}");
+		sbuf_printf(&w, "}");
 	}
-	put(&w, "}%s}}", u->models_cut ? ", \"by_model_cut\": true" : "");
-	return w.err ? -1 : (long)w.off;
+	sbuf_printf(&w, "}%s}}", u->models_cut ? ", \"by_model_cut\": true" : "");
+	return w.full ? -1 : (long)w.off;
 }
 
 /* ---------------------------------------------------------------------- */

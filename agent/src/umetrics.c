@@ -13,6 +13,7 @@
 #include <realms/config-t.h>
 #include <realms/config.h>
 #include <realms/limits.h>
+#include <realms/sbuf.h>
 #include <realms/umetrics.h>
 
 /* Label values of names the tables do not keep apart. */
@@ -179,29 +180,6 @@ void umetrics_reset(void)
 /* Rendering                                                              */
 /* ---------------------------------------------------------------------- */
 
-/* A bounded writer with a sticky overflow. */
-struct um_out {
-	char *p;
-	size_t size, off;
-	bool full;
-};
-
-__attribute__((format(printf, 2, 3)))
-static void um_printf(struct um_out *o, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (o->full)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(o->p + o->off, o->size - o->off, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= o->size - o->off)
-		o->full = true;
-	else
-		o->off += (size_t)n;
-}
 
 /* v as a label value: \, " and LF escaped (the exposition format's three). */
 static const char *um_esc(const char *v, char *buf, size_t size)
@@ -220,9 +198,9 @@ static const char *um_esc(const char *v, char *buf, size_t size)
 	return buf;
 }
 
-static void um_head(struct um_out *o, const char *name, const char *help)
+static void um_head(struct sbuf *o, const char *name, const char *help)
 {
-	um_printf(o, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+	sbuf_printf(o, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
 }
 
 /* Which counter of a slot a series shows. */
@@ -231,7 +209,7 @@ enum um_what { UW_REQ, UW_PARTIAL, UW_ESTIMATED, UW_TOKENS, UW_WEB_SEARCH, UW_CO
 /* One metric over a table: HELP, TYPE, then a line per slot (per class or
  * kind for the requests and tokens series). l0 and l1 name the labels (l1
  * NULL in one-label tables). */
-static void um_metric(struct um_out *o, struct um_table *t, const char *l0, const char *l1,
+static void um_metric(struct sbuf *o, struct um_table *t, const char *l0, const char *l1,
                       const char *name, const char *help, enum um_what what)
 {
 	size_t n = atomic_load_explicit(&t->n, memory_order_acquire);
@@ -249,16 +227,16 @@ static void um_metric(struct um_out *o, struct um_table *t, const char *l0, cons
 		switch (what) {
 		case UW_REQ:
 			for (int c = 0; c < UM_CLASSES; c++)
-				um_printf(o, "%s{%s,class=\"%s\"} %llu\n", name, lab, um_class_names[c],
+				sbuf_printf(o, "%s{%s,class=\"%s\"} %llu\n", name, lab, um_class_names[c],
 				          atomic_load_explicit(&s->req[c], memory_order_relaxed));
 			break;
 		case UW_TOKENS:
 			for (int k = 0; k < UM_KINDS; k++)
-				um_printf(o, "%s{%s,kind=\"%s\"} %llu\n", name, lab, um_kind_names[k],
+				sbuf_printf(o, "%s{%s,kind=\"%s\"} %llu\n", name, lab, um_kind_names[k],
 				          atomic_load_explicit(&s->tok[k], memory_order_relaxed));
 			break;
 		default:
-			um_printf(o, "%s{%s} %llu\n", name, lab, atomic_load_explicit(
+			sbuf_printf(o, "%s{%s} %llu\n", name, lab, atomic_load_explicit(
 			          what == UW_PARTIAL ? &s->partial : what == UW_ESTIMATED ?
 			          &s->estimated : what == UW_WEB_SEARCH ? &s->web_search : &s->cost,
 			          memory_order_relaxed));
@@ -269,7 +247,7 @@ static void um_metric(struct um_out *o, struct um_table *t, const char *l0, cons
 
 int umetrics_render(char *out, size_t size, bool with_tokens)
 {
-	struct um_out o = { out, size, 0, false };
+	struct sbuf o = { out, size, 0, false };
 
 	um_metric(&o, &pairs, "model", "channel", "realms_usage_requests_total",
 	          "usage records committed (each request once), by the status class the "
@@ -304,7 +282,7 @@ int umetrics_render(char *out, size_t size, bool with_tokens)
 	}
 	um_head(&o, "realms_usage_series_overflow_total", "records counted under the "
 	        "label value other because a table of series was full");
-	um_printf(&o, "realms_usage_series_overflow_total %llu\n",
+	sbuf_printf(&o, "realms_usage_series_overflow_total %llu\n",
 	          atomic_load_explicit(&overflow, memory_order_relaxed));
 	return o.full ? -1 : (int)o.off;
 }
