@@ -48,6 +48,9 @@ bench-datapath: build
 bench-tap: build
 	bash bench/tap.sh
 
+bench-admission: build
+	bash bench/admission.sh
+
 # A local gateway in the foreground (see scripts/run.sh for its variables).
 run: build
 	@bash scripts/run.sh
