@@ -6,7 +6,7 @@ JOBS   ?= 2
 PREFIX ?= /usr/local
 FUZZ_SECONDS ?= 300
 
-.PHONY: all deps build install test fuzz bench bench-datapath bench-tap run clean
+.PHONY: all deps build install test fuzz bench bench-datapath bench-tap bench-admission run clean
 
 all: build
 
