@@ -46,12 +46,18 @@ static struct admin_lst {
 	ev_io io;
 } lst = { .fd = -1 };
 
+/* Connections reading a request (the main thread's alone): at most
+ * ADMIN_CONNS_MAX, so that idle peers cannot take the agent's descriptors,
+ * which its SPOP and mirror listeners share. */
+static unsigned int n_open;
+
 static void conn_end(struct ev_loop *loop, struct admin_conn *c)
 {
 	ev_io_stop(loop, &c->io);
 	ev_timer_stop(loop, &c->tmr);
 	close(c->fd);
 	free(c);
+	n_open--;
 }
 
 struct bstate_ctx {
@@ -257,12 +263,13 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 	int fd;
 
 	while ((fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-		struct admin_conn *c = calloc(1, sizeof(*c));
+		struct admin_conn *c = n_open < ADMIN_CONNS_MAX ? calloc(1, sizeof(*c)) : NULL;
 
 		if (!c) {
 			close(fd);
 			continue;
 		}
+		n_open++;
 		c->fd = fd;
 		ev_io_init(&c->io, read_cb, fd, EV_READ);
 		ev_timer_init(&c->tmr, timeout_cb, ADMIN_TIMEOUT_S, 0.);

@@ -8,6 +8,7 @@
 # - an O frame is counted for the breakers, with or without rid=;
 # - an X frame releases a request's in-flight slot and reservations;
 # - a framing error closes the connection and is counted;
+# - the admin listener keeps at most ADMIN_CONNS_MAX idle peers;
 # - MIRROR_OPEN_MAX requests may be open on one connection (a B sent again
 #   and an E do not miscount them); one more closes it, logged once;
 # - the mirror's listener opens beside the most SPOP listeners (8).
@@ -193,5 +194,31 @@ mopen
 assert_eq "$(collect 8 1)" "req_after" "the listener still serves"
 mclose
 assert_eq "$(( $(metric realms_mirror_acked_total) - acked0 ))" 5 "acknowledgements counted"
+
+# --- the admin listener: idle peers cannot take the agent's descriptors ------
+fds0=$(find "/proc/$AGENT_PID/fd" -mindepth 1 | wc -l)
+python3 - "$ADMIN" <<'PY' &
+import socket, sys, time
+held = []
+for _ in range(300):
+    try:
+        held.append(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2))
+    except OSError:
+        pass
+time.sleep(1.5)
+PY
+IDLE=$!
+sleep 0.8
+fds1=$(find "/proc/$AGENT_PID/fd" -mindepth 1 | wc -l)
+[ $((fds1 - fds0)) -le 66 ] &&
+	ok "300 idle admin connections hold at most ADMIN_CONNS_MAX descriptors (+$((fds1 - fds0)))" ||
+	fail "300 idle admin connections took $((fds1 - fds0)) descriptors"
+mopen
+{ request req_busy; printf 'S 9\n'; } >&3
+assert_eq "$(collect 9 1)" "req_busy" "the mirror serves meanwhile"
+mclose
+wait "$IDLE"
+for _ in $(seq 50); do [ -n "$(metric realms_mirror_acked_total)" ] && break; sleep 0.1; done
+assert_eq "$(( $(metric realms_mirror_acked_total) - acked0 ))" 6 "/metrics answers again once they are gone"
 
 finish

@@ -101,6 +101,10 @@
  * usage tables at their caps (UMETRICS_*_MAX) with the longest names stay
  * well below it. */
 #define ADMIN_BODY_MAX             (4 * 1024 * 1024)
+/* Admin HTTP: connections reading their request at once; past it a new
+ * one is closed at once (idle peers cannot take the descriptors the SPOP
+ * and mirror listeners share; each waits ADMIN_TIMEOUT_S at most). */
+#define ADMIN_CONNS_MAX            64
 /* Admin HTTP: listen(2) backlog (scrapers connect one at a time). */
 #define ADMIN_BACKLOG              64
 
