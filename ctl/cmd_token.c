@@ -23,6 +23,7 @@
 #include <realms/limits.h>
 #include <realms/record.h>
 #include <realms/rkeys.h>
+#include <realms/selfusage.h>
 #include <realms/tokcache-t.h>
 #include <realms/token.h>
 
@@ -960,7 +961,6 @@ static int scope_read(struct ctl *c, const char *kind, const char *seg, int64_t 
 {
 	char key[RECORD_SEG_MAX + 64];
 	struct budget_window w;
-	int64_t cur = budget_bucket(now_ms), oldest = INT64_MAX;
 	redisReply *r;
 
 	memset(u, 0, sizeof(*u));
@@ -973,20 +973,10 @@ static int scope_read(struct ctl *c, const char *kind, const char *seg, int64_t 
 		if (!r)
 			return -1;
 		u->reset_ms[k] = w.end_ms;
-		if (k == BUDGET_USD_5H && r->type == REDIS_REPLY_ARRAY) {
-			for (size_t i = 0; i + 1 < r->elements; i += 2) {
-				int64_t b = (int64_t)to_u64(r->element[i]->str);
-
-				if (b > cur - BUDGET_5H_BUCKETS && b <= cur) {
-					u->spent[k] += to_u64(r->element[i + 1]->str);
-					if (b < oldest)
-						oldest = b;
-				}
-			}
+		if (k == BUDGET_USD_5H) {
 			/* The rolling window turns minute by minute: its oldest
-			 * spend leaves it then. */
-			u->reset_ms[k] = oldest == INT64_MAX ? 0 :
-			                 (oldest + BUDGET_5H_BUCKETS) * 60000;
+			 * spend leaves it then (the same reading as /api/usage). */
+			selfusage_read_5h(r, now_ms, &u->spent[k], &u->reset_ms[k]);
 		} else if (r->type == REDIS_REPLY_STRING) {
 			u->spent[k] = to_u64(r->str);
 		}

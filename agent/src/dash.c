@@ -50,6 +50,7 @@
 #include <realms/rdb.h>
 #include <realms/record.h>
 #include <realms/rkeys.h>
+#include <realms/selfusage.h>
 #include <realms/state.h>
 
 /* The embedded page files (generated from agent/www by cmake/dash_assets.cmake). */
@@ -931,19 +932,10 @@ static void on_spend(struct dreq *q, const struct dop *op, const redisReply *rep
 		return;
 	}
 	/* The rolling window: the minute buckets it still covers. */
-	if (rep->type == REDIS_REPLY_ARRAY) {
-		int64_t cur = budget_bucket(q->now_ms);
+	{
+		int64_t reset;
 
-		for (size_t i = 0; i + 1 < rep->elements; i += 2) {
-			const redisReply *b = rep->element[i], *v = rep->element[i + 1];
-			int64_t m;
-
-			if (b->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
-				continue;
-			m = (int64_t)to_u64(b->str, b->len);
-			if (m > cur - BUDGET_5H_BUCKETS && m <= cur)
-				t->spent[BUDGET_USD_5H] += to_u64(v->str, v->len);
-		}
+		selfusage_read_5h(rep, q->now_ms, &t->spent[BUDGET_USD_5H], &reset);
 	}
 }
 
