@@ -146,14 +146,18 @@ start_mock() {
 # and logs carry that suffix, so that a test runs several gateways (each
 # with its own CONFIG: mirror and admin addresses differ). GW_HAPROXY_ARGS
 # adds HAProxy options (master-worker mode: "-W -S SOCKET"; HAPROXY_PID is
-# then the master's).
+# then the master's). GW_REALMS_CFG, GW_REALMS_SPOE and GW_REALMS_LUA replace
+# haproxy/realms.cfg, haproxy/realms.spoe and lua-shim/realms.lua with a
+# test's own copies (a test changes a copy in its scratch directory, never
+# the files shipped).
 start_gateway() {
 	local cfg=$1 id=${GW_ID:-}
 	local hp="$T_DIR/hp$id"
+	local rcfg=${GW_REALMS_CFG:-$REALMS_SRC/haproxy/realms.cfg}
 	GW_PORT=$(free_port)
 	GW_STATS_PORT=$(free_port)
 	mkdir -p "$hp"
-	cp "$REALMS_SRC/haproxy/realms.spoe" "$hp/"
+	cp "${GW_REALMS_SPOE:-$REALMS_SRC/haproxy/realms.spoe}" "$hp/realms.spoe"
 	"$REALMS_BIN/realmsctl" -c "$cfg" render-haproxy -o "$hp/channels.cfg" \
 		--setup-page "$hp/setup.html" || return 1
 	printf 'global\n    stats socket ipv4@127.0.0.1:%s level admin\n' "$GW_STATS_PORT" \
@@ -161,7 +165,7 @@ start_gateway() {
 	export REALMS_LISTEN="127.0.0.1:$GW_PORT"
 	export REALMS_AGENT_ADDR="unix@$T_DIR/agent$id.sock"
 	export REALMS_HAPROXY_DIR="$hp"
-	export REALMS_LUA="$REALMS_SRC/lua-shim/realms.lua"
+	export REALMS_LUA="${GW_REALMS_LUA:-$REALMS_SRC/lua-shim/realms.lua}"
 	# The relay: a unix socket in the test's own directory (mode 700).
 	export REALMS_RELAY="$T_DIR/relay$id.sock"
 	# The mock's control headers pass the header allow-list.
@@ -170,11 +174,11 @@ start_gateway() {
 	export REALMS_MIRROR=${GW_MIRROR:-}
 	start_agent -c "$cfg" -l "unix:$T_DIR/agent$id.sock" ${GW_AGENT_ARGS:-}
 	wait_file "$T_DIR/agent$id.sock" 10 || return 1
-	haproxy -c -f "$REALMS_SRC/haproxy/realms.cfg" -f "$hp/channels.cfg" \
+	haproxy -c -f "$rcfg" -f "$hp/channels.cfg" \
 		-f "$hp/stats.cfg" >"$T_DIR/haproxy-check$id.log" 2>&1 || {
 		cat "$T_DIR/haproxy-check$id.log"; return 1; }
 	# shellcheck disable=SC2086 # GW_HAPROXY_ARGS: options, split on purpose
-	spawn "haproxy$id" haproxy -db ${GW_HAPROXY_ARGS:-} -f "$REALMS_SRC/haproxy/realms.cfg" \
+	spawn "haproxy$id" haproxy -db ${GW_HAPROXY_ARGS:-} -f "$rcfg" \
 		-f "$hp/channels.cfg" -f "$hp/stats.cfg"
 	HAPROXY_PID=$SPAWNED
 	wait_tcp "$GW_PORT" 10
