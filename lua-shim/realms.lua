@@ -7,7 +7,8 @@
 -- I/O inside HAProxy (filters, core.tcp); the guard's scanner is pure and
 -- tested outside HAProxy (tests/lua).
 --
--- realms-rewrite: a request filter on the relay that replaces the body's
+-- realms-rewrite: a request filter of every up_<channel> backend (rendered
+-- by realmsctl) that replaces the body's
 -- "model" JSON string token with the one the agent chose for this attempt.
 -- The agent gives the token's offset and length in the body and the new
 -- token (already JSON-escaped); nothing else in the body changes. The new
@@ -36,8 +37,8 @@ function Rewrite:http_headers(txn, msg)
         return filter.CONTINUE
     end
     local new = txn:get_var("txn.realms.model_new")
-    local off = tonumber(txn:get_var("txn.realms.model_off_r"))
-    local len = tonumber(txn:get_var("txn.realms.model_len_r"))
+    local off = tonumber(txn:get_var("txn.realms.model_off"))
+    local len = tonumber(txn:get_var("txn.realms.model_len"))
     if new and off and len then
         self.new, self.off, self.len = new, off, len
         filter.register_data_filter(self, msg.channel)
@@ -693,7 +694,8 @@ core.register_filter("realms-tap", Tap, function(tp, args)
     return tp
 end)
 
--- realms-outcome: on the relay, reports the result of each attempt (the
+-- realms-outcome: on every up_<channel> backend, reports the result of each
+-- attempt (the
 -- upstream's status and retry-after, or no response at all) to the agent,
 -- which feeds the credential's breaker. Sent over the tap's connection as
 --     "O <server> <n>\n" + n bytes of

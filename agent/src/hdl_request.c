@@ -227,6 +227,38 @@ static void answer_refusal(struct spoa_req *req, const struct verdict *v)
 	rlog(LOG_LVL_DEBUG, "request refused: %d %s: %s", v->status, v->err_type, v->err_msg);
 }
 
+/* What up_<channel> needs to send an attempt (both for the relay's
+ * attempts and for the requests that go straight to their channel). */
+static void answer_attempt(struct spoa_req *req, const struct attempt *a, struct vslice model)
+{
+	set_str(req, "backend", a->backend);
+	spoa_set_str(req, SPOP_SCOPE_TXN, "server", a->cred->server, a->cred->server_len);
+	/* The key goes into a request-scoped var that up_<channel> unsets
+	 * right after injecting it; it is never logged. */
+	spoa_set_str(req, SPOP_SCOPE_TXN, "key", a->cred->key, a->cred->key_len);
+	if (a->rewrite) {
+		spoa_set_str(req, SPOP_SCOPE_TXN, "model_new", a->model_new, a->model_new_len);
+		if (a->clen_new >= 0)
+			spoa_set_int(req, SPOP_SCOPE_TXN, "clen", a->clen_new);
+		spoa_set_str(req, SPOP_SCOPE_TXN, "upstream_model",
+		             a->binding->upstream, a->binding->upstream_len);
+	} else {
+		spoa_set_str(req, SPOP_SCOPE_TXN, "upstream_model", model.p, model.len);
+	}
+	spoa_set_str(req, SPOP_SCOPE_TXN, "channel", a->cred->channel->name,
+	             strlen(a->cred->channel->name));
+	/* The channel's own headers (their values may be secrets: like the
+	 * key, each var is unset as soon as up_<channel> has used it). */
+	for (size_t i = 0; i < a->cred->channel->n_headers; i++) {
+		static const char *const var[CFG_MAX_HEADERS] = {
+			"h0", "h1", "h2", "h3", "h4", "h5", "h6", "h7"
+		};
+		const struct cfg_header *h = &a->cred->channel->headers[i];
+
+		spoa_set_str(req, SPOP_SCOPE_TXN, var[i], h->value, h->value_len);
+	}
+}
+
 static void answer(struct spoa_req *req, const struct realms_config *cfg,
                    const struct verdict *v, const struct tok_info *tok,
                    const char *token_id)
@@ -259,8 +291,13 @@ static void answer(struct spoa_req *req, const struct realms_config *cfg,
 		return;
 	}
 	set_str(req, "verdict", "allow");
-	set_str(req, "pool", VERDICT_POOL);
-	spoa_set_str(req, SPOP_SCOPE_TXN, "server", v->cred->server, v->cred->server_len);
+	if (v->retry) {
+		set_str(req, "pool", VERDICT_POOL);
+		spoa_set_str(req, SPOP_SCOPE_TXN, "server", v->cred->server, v->cred->server_len);
+	} else {
+		set_str(req, "pool", v->first.backend);
+		answer_attempt(req, &v->first, (struct vslice){ v->insp.model, v->insp.model_len });
+	}
 	spoa_set_str(req, SPOP_SCOPE_TXN, "model", v->insp.model, v->insp.model_len);
 	spoa_set_int(req, SPOP_SCOPE_TXN, "model_off", (int64_t)v->insp.model_off);
 	spoa_set_int(req, SPOP_SCOPE_TXN, "model_len", (int64_t)v->insp.model_tok_len);
@@ -832,32 +869,7 @@ static enum spoa_hdl_ret hdl_attempt(struct spoa_req *req, const struct spop_msg
 		          tried_ttl_ms(cfg));
 	rlog(LOG_LVL_DEBUG, "attempt %zu of %.*s: %s", t.n + 1, (int)rid.len, rid.p,
 	     a.cred->server);
-	set_str(req, "backend", a.backend);
-	spoa_set_str(req, SPOP_SCOPE_TXN, "server", a.cred->server, a.cred->server_len);
-	/* The key goes into a request-scoped var that the relay unsets right
-	 * after injecting it; it is never logged. */
-	spoa_set_str(req, SPOP_SCOPE_TXN, "key", a.cred->key, a.cred->key_len);
-	if (a.rewrite) {
-		spoa_set_str(req, SPOP_SCOPE_TXN, "model_new", a.model_new, a.model_new_len);
-		if (a.clen_new >= 0)
-			spoa_set_int(req, SPOP_SCOPE_TXN, "clen", a.clen_new);
-		spoa_set_str(req, SPOP_SCOPE_TXN, "upstream_model",
-		             a.binding->upstream, a.binding->upstream_len);
-	} else {
-		spoa_set_str(req, SPOP_SCOPE_TXN, "upstream_model", in.model.p, in.model.len);
-	}
-	spoa_set_str(req, SPOP_SCOPE_TXN, "channel", a.cred->channel->name,
-	             strlen(a.cred->channel->name));
-	/* The channel's own headers (their values may be secrets: like the
-	 * key, each var is unset as soon as up_<channel> has used it). */
-	for (size_t i = 0; i < a.cred->channel->n_headers; i++) {
-		static const char *const var[CFG_MAX_HEADERS] = {
-			"h0", "h1", "h2", "h3", "h4", "h5", "h6", "h7"
-		};
-		const struct cfg_header *h = &a.cred->channel->headers[i];
-
-		spoa_set_str(req, SPOP_SCOPE_TXN, var[i], h->value, h->value_len);
-	}
+	answer_attempt(req, &a, in.model);
 done:
 	config_unref(cfg);
 	return SPOA_HDL_DONE;

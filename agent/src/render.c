@@ -52,10 +52,18 @@ static void render_pool(FILE *f, const struct realms_config *c)
 	fprintf(f, "    server relay \"unix@${REALMS_RELAY}\"\n\n");
 }
 
+/* A channel's backend: every request sent to the channel leaves through
+ * it, straight from fe_realms or from the relay, with the agent's choice
+ * of credential in txn.realms.* (the verdict's, or realms-attempt's). */
 static void render_upstream(FILE *f, const struct realms_config *c, const struct cfg_channel *ch)
 {
 	fprintf(f, "backend up_%s\n", ch->name);
 	fprintf(f, "    # channel %s: %s\n", ch->name, ch->base_url);
+	fprintf(f, "    # The body's model name, spliced as it streams through; its new\n"
+	           "    # length is announced below. Each attempt's result goes to the\n"
+	           "    # agent's breakers (lua-shim/realms.lua).\n"
+	           "    filter lua.realms-rewrite\n"
+	           "    filter lua.realms-outcome\n");
 	fprintf(f, "    http-request set-header host %s\n", ch->authority);
 	if (ch->path_prefix[0]) {
 		/* The provider lives under a path: /v1/messages becomes
@@ -69,6 +77,12 @@ static void render_upstream(FILE *f, const struct realms_config *c, const struct
 		}
 		fputs("%[path]\"\n", f);
 	}
+	fprintf(f, "    # The credential's key, in both headers Anthropic-compatible\n"
+	           "    # providers read, then forgotten at once so that no later rule or\n"
+	           "    # log can see it.\n"
+	           "    http-request set-header x-api-key \"%%[var(txn.realms.key)]\"\n"
+	           "    http-request set-header authorization \"Bearer %%[var(txn.realms.key)]\"\n"
+	           "    http-request unset-var(txn.realms.key)\n");
 	if (ch->auth == CFG_AUTH_X_API_KEY)
 		fprintf(f, "    # auth x-api-key: the key in x-api-key only\n"
 		           "    http-request del-header authorization\n");
@@ -83,9 +97,35 @@ static void render_upstream(FILE *f, const struct realms_config *c, const struct
 		fprintf(f, "    http-request set-header %s \"%%[var(txn.realms.h%zu)]\"\n"
 		           "    http-request unset-var(txn.realms.h%zu)\n",
 		        ch->headers[i].name, i, i);
+	fprintf(f, "    # The rewritten body's length, announced before the headers leave\n"
+	           "    # (a chunked body has none to fix).\n"
+	           "    http-request set-header content-length \"%%[var(txn.realms.clen)]\" "
+	           "if { var(txn.realms.clen) -m found } { req.hdr_cnt(content-length) gt 0 }\n"
+	           "    # Usage must be readable from the response: no compression.\n"
+	           "    http-request set-header accept-encoding identity\n"
+	           "    http-request set-header anthropic-version 2023-06-01 "
+	           "unless { req.hdr(anthropic-version) -m found }\n"
+	           "    http-request del-header ^x-realms- -m reg\n");
+	fprintf(f, "    # Only these upstream headers reach the client: the ones it needs\n"
+	           "    # to read the answer and to retry. The rest can identify the\n"
+	           "    # provider account behind the gateway (docs/security.md).\n"
+	           "    http-response del-header ^(?!(content-type|content-length|"
+	           "transfer-encoding|cache-control|date|retry-after|retry-after-ms|"
+	           "request-id|x-should-retry)$) -m reg\n"
+	           "    # Through the relay, retry-on cannot name 429 or 529: they go\n"
+	           "    # back to the pool as 425, the real status alongside (fe_realms\n"
+	           "    # restores it).\n"
+	           "    http-response set-header x-realms-orig-status \"%%[status]\" "
+	           "if { status 429 529 } { var(txn.realms_relay) -m found }\n"
+	           "    http-response set-status 425 "
+	           "if { status 429 529 } { var(txn.realms_relay) -m found }\n"
+	           "    # The credential of this attempt, for the bill (fe_realms reads\n"
+	           "    # it; no x-realms-* header reaches the client).\n"
+	           "    http-response set-header x-realms-cred \"%%[var(txn.realms.server)]\"\n");
 	fprintf(f, "    timeout server %ds\n", c->failover.timeout_s);
-	fprintf(f, "    # Failures go back to the pool at once, which retries elsewhere;\n"
-	           "    # an attempt the pool gave up on is abandoned here too.\n");
+	fprintf(f, "    # A failure is final here: the pool, when the request came\n"
+	           "    # through it, retries elsewhere; an attempt the pool gave up on\n"
+	           "    # is abandoned here too.\n");
 	fprintf(f, "    retries 0\n");
 	fprintf(f, "    option abortonclose\n");
 	fprintf(f, "    server %s %s%s:%d", ch->name, ch->ipv6 ? "ipv6@" : "",
@@ -104,7 +144,8 @@ int render_haproxy(const struct realms_config *c, FILE *f)
 {
 	fprintf(f, "# Rendered by realmsctl render-haproxy from %s.\n"
 	           "# Do not edit: change the agent's configuration and render again.\n"
-	           "# It holds no secret: keys are injected per request by the relay.\n\n",
+	           "# It holds no secret: keys are injected per request from the agent's\n"
+	           "# answer, held in a variable only until they are used.\n\n",
 	           c->origin ? c->origin : "the configuration");
 	render_pool(f, c);
 	for (size_t i = 0; i < c->n_channels; i++)

@@ -445,6 +445,58 @@ int verdict_token_allows(const char *models, const char *name, size_t len)
 	return 0;
 }
 
+/* The rest of an attempt on a->cred through a->binding: its backend, and
+ * the body's model token at [off, off + len) rewritten when the channel
+ * names the model otherwise (clen: the body's length, -1 when chunked). */
+static int attempt_fill(struct attempt *a, int64_t off, int64_t len, int64_t clen)
+{
+	long q;
+	int n;
+
+	n = snprintf(a->backend, sizeof(a->backend), "up_%s", a->cred->channel->name);
+	if (n < 0 || (size_t)n >= sizeof(a->backend)) {
+		a->error = "channel name too long";
+		return -1;
+	}
+	if (!a->binding->rewrite || !a->binding->upstream)
+		return 0;
+	if (off < 0 || len < 2 || (clen >= 0 && clen < off + len)) {
+		a->error = "model position unknown";
+		return -1;
+	}
+	q = json_quote(a->binding->upstream, a->binding->upstream_len,
+	               a->model_new, sizeof(a->model_new));
+	if (q < 0) {
+		a->error = "upstream model name too long";
+		return -1;
+	}
+	a->rewrite = 1;
+	a->model_new_len = (size_t)q;
+	a->clen_new = clen >= 0 ? clen - len + q : -1;
+	return 0;
+}
+
+/* Through the relay, retried within the request, or straight to the
+ * channel (docs/failover.md): only a body of known length within
+ * failover.max_body, with attempts to spare, pays for a retry copy. */
+static void route(const struct realms_config *cfg, const struct verdict_in *in,
+                  struct verdict *v)
+{
+	struct attempt *a = &v->first;
+
+	v->retry = cfg->failover.attempts > 1 && cfg->failover.max_body > 0 &&
+	           in->body_size_known && in->body_size <= (uint64_t)cfg->failover.max_body;
+	if (v->retry)
+		return;
+	memset(a, 0, sizeof(*a));
+	a->cred = v->cred;
+	a->binding = v->binding;
+	if (attempt_fill(a, (int64_t)v->insp.model_off, (int64_t)v->insp.model_tok_len,
+	                 in->body_size_known ? (int64_t)in->body_size : -1) < 0)
+		refuse(v, 500, "api_error", "the gateway could not prepare the upstream "
+		       "request: %s", a->error);
+}
+
 static void choose(const struct realms_config *cfg, const struct verdict_in *in,
                    int group, const struct sched_env *env, struct verdict *v)
 {
@@ -480,6 +532,7 @@ static void choose(const struct realms_config *cfg, const struct verdict_in *in,
 		} else {
 			v->cred = vc.cred[pick];
 			v->binding = vc.bind[pick];
+			route(cfg, in, v);
 		}
 	}
 	verdict_cands_free(&vc);
@@ -673,8 +726,6 @@ int verdict_attempt(const struct realms_config *cfg, const struct attempt_in *in
 	struct verdict_cands vc;
 	struct verdict v;
 	int group, pick;
-	long q;
-	int n;
 
 	memset(a, 0, sizeof(*a));
 	memset(&v, 0, sizeof(v));
@@ -704,26 +755,5 @@ int verdict_attempt(const struct realms_config *cfg, const struct attempt_in *in
 	a->cred = vc.cred[pick];
 	a->binding = vc.bind[pick];
 	verdict_cands_free(&vc);
-
-	n = snprintf(a->backend, sizeof(a->backend), "up_%s", a->cred->channel->name);
-	if (n < 0 || (size_t)n >= sizeof(a->backend)) {
-		a->error = "channel name too long";
-		return -1;
-	}
-	if (!a->binding->rewrite || !a->binding->upstream)
-		return 0;
-	if (in->off < 0 || in->len < 2 || (in->clen >= 0 && in->clen < in->off + in->len)) {
-		a->error = "model position unknown";
-		return -1;
-	}
-	q = json_quote(a->binding->upstream, a->binding->upstream_len,
-	               a->model_new, sizeof(a->model_new));
-	if (q < 0) {
-		a->error = "upstream model name too long";
-		return -1;
-	}
-	a->rewrite = 1;
-	a->model_new_len = (size_t)q;
-	a->clen_new = in->clen >= 0 ? in->clen - in->len + q : -1;
-	return 0;
+	return attempt_fill(a, in->off, in->len, in->clen);
 }

@@ -232,6 +232,16 @@
 #define CFG_FAILURES_DEFAULT       3
 #define CFG_COOLDOWN_DEFAULT_S     30
 #define CFG_TIMEOUT_DEFAULT_S      600
+/* Configuration: failover.max_body, the largest request body retried
+ * within the request (bytes). HAProxy keeps the copy it may send again in
+ * one tune.bufsize buffer, held by every such request until its response
+ * starts, and routes it through the relay (a second stream): a cost per
+ * waiting stream, so none by default. Larger bodies, and every body past
+ * tune.bufsize whatever this says, go straight to the channel; a failure
+ * reaches the client and the credential is avoided by the next requests.
+ * Past the maximum: a configuration error. */
+#define CFG_RETRY_BODY_DEFAULT     0
+#define CFG_RETRY_BODY_MAX         (1024 * 1024)
 /* Configuration: largest secret (credential key, Redis password), inline,
  * from a variable or read from a file; a larger one is an error naming the
  * key, variable or file. */
@@ -252,7 +262,7 @@
  * largest frame. */
 #define CFG_BODY_PREFIX_MIN        1024u
 #define CFG_BODY_PREFIX_MAX        (SPOP_MAX_FRAME_SIZE - 4096u)
-#define CFG_BODY_PREFIX_DEFAULT    65536u
+#define CFG_BODY_PREFIX_DEFAULT    122880u
 /* Configuration: agent.max_body, the largest request body accepted
  * (bytes), and its bounds. A larger Content-Length is refused with 413
  * request_too_large before anything is forwarded; a chunked body that

@@ -60,6 +60,17 @@ struct verdict_in {
 #define VERDICT_BETA_MAX      32
 #define VERDICT_BETA_NAME_MAX 64
 
+struct attempt {
+	const struct cfg_cred *cred;
+	const struct cfg_binding *binding;
+	char backend[160];           /* "up_<channel>" */
+	int rewrite;                 /* the body's model must change */
+	char model_new[2 * INSPECT_MODEL_MAX + 8];  /* JSON string token */
+	size_t model_new_len;
+	int64_t clen_new;            /* Content-Length after the rewrite */
+	const char *error;           /* why the attempt cannot be made */
+};
+
 struct verdict {
 	int status;                  /* 0: allowed; else the HTTP status */
 	int retry_after_s;           /* with a 429: the retry-after to send */
@@ -76,6 +87,12 @@ struct verdict {
 	/* The anthropic-beta value to send upstream, "" for none (see
 	 * verdict_beta). */
 	char beta[VERDICT_BETA_MAX * (VERDICT_BETA_NAME_MAX + 1)];
+	/* Where it goes: through the pool and the relay, which retry it
+	 * within the request (a body of at most failover.max_body bytes, with
+	 * attempts left), else straight to its channel: `first` is then the
+	 * attempt, as the relay would have made it. */
+	int retry;
+	struct attempt first;
 };
 
 /* The client's anthropic-beta values the gateway passes on: each value
@@ -124,9 +141,10 @@ int verdict_token_allows(const char *models, const char *name, size_t len);
  * Returns the key's length (0 if none) and writes it NUL-terminated. */
 size_t verdict_session_from_user_id(const char *uid, size_t len, char *out, size_t size);
 
-/* The HAProxy backend every allowed request goes to (rendered by
- * realmsctl): it sends each attempt to the relay, which asks the agent for
- * the credential (realms-attempt), and retries failed attempts. */
+/* The HAProxy backend of the requests retried within the request
+ * (rendered by realmsctl): it sends each attempt to the relay, which asks
+ * the agent for the credential (realms-attempt), and retries failed
+ * attempts. The others go straight to up_<channel>. */
 #define VERDICT_POOL "realms_pool"
 
 /* The credentials that may serve model m (NULL: the passed-through name
@@ -161,16 +179,6 @@ struct attempt_in {
 	const struct tried *tried;   /* credentials the request already used */
 };
 
-struct attempt {
-	const struct cfg_cred *cred;
-	const struct cfg_binding *binding;
-	char backend[160];           /* "up_<channel>" */
-	int rewrite;                 /* the body's model must change */
-	char model_new[2 * INSPECT_MODEL_MAX + 8];  /* JSON string token */
-	size_t model_new_len;
-	int64_t clen_new;            /* Content-Length after the rewrite */
-	const char *error;           /* why the attempt cannot be made */
-};
 
 /* Chooses the credential: for a first attempt (nothing tried) the verdict's
  * primary when it still may serve; otherwise, among the credentials of the
