@@ -1447,14 +1447,15 @@ out:
 static void parse_failover(struct pctx *p, int tok)
 {
 	static const char *const keys[] = {
-		"attempts", "failures", "cooldown", "timeout", NULL
+		"attempts", "failures", "cooldown", "timeout", "avoid", NULL
 	};
 	static const struct { long long min, max; } range[] = {
 		{ 1, CFG_ATTEMPTS_MAX }, { 1, 1000 }, { 1, 86400 }, { 1, 86400 },
+		{ 0, CFG_AVOID_MAX_S },
 	};
 	struct cfg_failover *f = &p->c->failover;
-	int *dst[] = { &f->attempts, &f->failures, &f->cooldown_s, &f->timeout_s };
-	int v[5];
+	int *dst[] = { &f->attempts, &f->failures, &f->cooldown_s, &f->timeout_s, &f->avoid_s };
+	int v[6];
 	size_t old = path_str(p, "failover");
 	long long x;
 
@@ -1462,10 +1463,11 @@ static void parse_failover(struct pctx *p, int tok)
 	f->failures = CFG_FAILURES_DEFAULT;
 	f->cooldown_s = CFG_COOLDOWN_DEFAULT_S;
 	f->timeout_s = CFG_TIMEOUT_DEFAULT_S;
+	f->avoid_s = CFG_AVOID_DEFAULT_S;
 	if (tok < 0 || !want(p, tok, JSMN_OBJECT, "an object"))
 		goto out;
 	obj_fields(p, tok, keys, v);
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 5; i++) {
 		size_t o2;
 
 		if (v[i] < 0)

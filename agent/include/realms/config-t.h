@@ -191,6 +191,8 @@ struct cfg_failover {
 	int failures;               /* consecutive failures that open a breaker */
 	int cooldown_s;             /* how long an open breaker stays open */
 	int timeout_s;              /* upstream silence that ends an attempt */
+	int avoid_s;                /* a failed credential is passed over this
+	                               long by the next choices; 0: never */
 };
 
 /* Where Redis is and how to log in to it: the file's "redis", or that with
