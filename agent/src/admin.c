@@ -20,6 +20,7 @@
 #include <realms/config-t.h>
 #include <realms/dash.h>
 #include <realms/health.h>
+#include <realms/stick.h>
 #include <realms/limits.h>
 #include <realms/log.h>
 #include <realms/mirror.h>
@@ -133,6 +134,8 @@ static int metrics(char *out, size_t size)
 	M("counter", "realms_admission_releases_total", "admitted requests that ended without an answer, their holds released", m.releases);
 	M("counter", "realms_breaker_opened_total", "breakers opened (or opened again after a failed probe)", h.opened);
 	M("counter", "realms_breaker_closed_total", "breakers closed after a successful probe", h.closed);
+	M("counter", "realms_credential_avoided_total", "avoidances started: a failed attempt made the next choices pass its credential over (failover.avoid)", h.avoided);
+	M("counter", "realms_session_moves_total", "sessions moved off their first credential (or on again) and remembered there", stick_moves());
 	M("counter", "realms_refused_peers_total", "unix socket connections refused: not an allowed user", peers_refused());
 	M("counter", "realms_key_suspected_total", "keys made suspect by a 401 to a request", h.suspected);
 	M("counter", "realms_breaker_revoked_total", "keys taken out: a probe with the key alone got 401", h.revoked);

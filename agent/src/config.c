@@ -1447,16 +1447,16 @@ out:
 static void parse_failover(struct pctx *p, int tok)
 {
 	static const char *const keys[] = {
-		"attempts", "failures", "cooldown", "timeout", "max_body", NULL
+		"attempts", "failures", "cooldown", "timeout", "max_body", "avoid", NULL
 	};
 	static const struct { long long min, max; } range[] = {
 		{ 1, CFG_ATTEMPTS_MAX }, { 1, 1000 }, { 1, 86400 }, { 1, 86400 },
-		{ 0, CFG_RETRY_BODY_MAX },
+		{ 0, CFG_RETRY_BODY_MAX }, { 0, CFG_AVOID_MAX_S },
 	};
 	struct cfg_failover *f = &p->c->failover;
 	int *dst[] = { &f->attempts, &f->failures, &f->cooldown_s, &f->timeout_s,
-	               &f->max_body };
-	int v[6];
+	               &f->max_body, &f->avoid_s };
+	int v[7];
 	size_t old = path_str(p, "failover");
 	long long x;
 
@@ -1465,6 +1465,7 @@ static void parse_failover(struct pctx *p, int tok)
 	f->cooldown_s = CFG_COOLDOWN_DEFAULT_S;
 	f->timeout_s = CFG_TIMEOUT_DEFAULT_S;
 	f->max_body = CFG_RETRY_BODY_DEFAULT;
+	f->avoid_s = CFG_AVOID_DEFAULT_S;
 	if (tok < 0 || !want(p, tok, JSMN_OBJECT, "an object"))
 		goto out;
 	obj_fields(p, tok, keys, v);

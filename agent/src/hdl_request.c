@@ -319,6 +319,24 @@ static int avail(int cred_id, void *arg)
 	return health_available(arg, cred_id, clock_mono_ms());
 }
 
+static int preferred(int cred_id, void *arg)
+{
+	return health_preferred(arg, cred_id, clock_mono_ms());
+}
+
+/* The scheduler's environment of a verdict or attempt: breakers, avoided
+ * credentials, this worker's generator, the session table. */
+static struct sched_env sched_env_of(struct realms_config *cfg, struct req_worker *rw,
+                                     uint64_t *fallback)
+{
+	return (struct sched_env){
+		.available = avail, .avail_arg = cfg,
+		.rand = rng_next, .rand_arg = rw ? &rw->rng : fallback,
+		.preferred = preferred, .pref_arg = cfg,
+		.stick = 1, .now_ms = clock_mono_ms(),
+	};
+}
+
 /* ---------------------------------------------------------------------- */
 /* Admission (budgets, rpm, concurrency)                                  */
 /* ---------------------------------------------------------------------- */
@@ -576,7 +594,7 @@ static int decide_and_answer(struct spoa_req *req, struct realms_config *cfg,
 {
 	struct req_worker *rw = worker_module_ctx(spoa_req_worker(req), req_module);
 	uint64_t fallback = 0x2545f4914f6cdd1dULL;
-	struct sched_env env = { avail, cfg, rng_next, rw ? &rw->rng : &fallback };
+	struct sched_env env = sched_env_of(cfg, rw, &fallback);
 	int r;
 
 	/* A half-open credential takes one probe: when another verdict
@@ -835,7 +853,7 @@ static enum spoa_hdl_ret hdl_attempt(struct spoa_req *req, const struct spop_msg
 		attempt_error(req, "no configuration");
 		return SPOA_HDL_DONE;
 	}
-	env = (struct sched_env){ avail, cfg, rng_next, rw ? &rw->rng : &fallback };
+	env = sched_env_of(cfg, rw, &fallback);
 	tried_get(rid.p, rid.len, clock_mono_ms(), &t);
 	if (t.generation != cfg->generation)
 		t.n = 0;   /* ids of another configuration mean nothing here */

@@ -30,6 +30,7 @@ struct hentry {
 	_Atomic uint64_t until_ms;      /* OPEN: no traffic before this */
 	_Atomic uint64_t probe_ms;      /* half-open: when the probe was claimed */
 	_Atomic int key;                /* enum key_state */
+	_Atomic uint64_t avoid_ms;      /* passed over by choices before this */
 	unsigned fails;                 /* failures of distinct requests (under mu) */
 	uint64_t last_fail_rid;         /* hash of the request of the last one */
 	int key_probing;                /* a key probe is in flight (under mu) */
@@ -42,10 +43,11 @@ static pthread_rwlock_t hlock = PTHREAD_RWLOCK_INITIALIZER;
 
 static _Atomic unsigned pol_failures = CFG_FAILURES_DEFAULT;
 static _Atomic uint64_t pol_cooldown_ms = CFG_COOLDOWN_DEFAULT_S * 1000ull;
+static _Atomic uint64_t pol_avoid_ms = CFG_AVOID_DEFAULT_S * 1000ull;
 static void (*_Atomic probe_hook)(void);
 
 static struct {
-	_Atomic uint64_t opened, closed, suspected, revoked, restored;
+	_Atomic uint64_t opened, closed, suspected, revoked, restored, avoided;
 } hstats;
 
 static int cmp_name(const char *a, size_t alen, const char *b, size_t blen)
@@ -111,6 +113,7 @@ int health_sync(const struct realms_config *cfg)
 	if (cfg->failover.failures > 0) {
 		atomic_store(&pol_failures, (unsigned)cfg->failover.failures);
 		atomic_store(&pol_cooldown_ms, (uint64_t)cfg->failover.cooldown_s * 1000u);
+		atomic_store(&pol_avoid_ms, (uint64_t)cfg->failover.avoid_s * 1000u);
 	}
 
 	pthread_rwlock_wrlock(&hlock);
@@ -123,6 +126,7 @@ int health_sync(const struct realms_config *cfg)
 		atomic_store(&nt[i].state, atomic_load(&e->state));
 		atomic_store(&nt[i].until_ms, atomic_load(&e->until_ms));
 		atomic_store(&nt[i].probe_ms, atomic_load(&e->probe_ms));
+		atomic_store(&nt[i].avoid_ms, atomic_load(&e->avoid_ms));
 		nt[i].fails = e->fails;
 		nt[i].last_fail_rid = e->last_fail_rid;
 		if (atomic_load(&e->key) == KEY_REVOKED)
@@ -192,6 +196,23 @@ int health_available(const struct realms_config *cfg, int cred_id, uint64_t now_
 		default:               ok = 0; break;
 		}
 	}
+	pthread_rwlock_unlock(&hlock);
+	return ok;
+}
+
+int health_preferred(const struct realms_config *cfg, int cred_id, uint64_t now_ms)
+{
+	const struct cfg_cred *c;
+	struct hentry *e;
+	int ok = 1;
+
+	if (cred_id < 0 || (size_t)cred_id >= cfg->n_creds)
+		return 1;
+	c = cfg->creds[cred_id];
+	pthread_rwlock_rdlock(&hlock);
+	e = find(c->server, c->server_len);
+	if (e)
+		ok = now_ms >= atomic_load_explicit(&e->avoid_ms, memory_order_acquire);
 	pthread_rwlock_unlock(&hlock);
 	return ok;
 }
@@ -274,6 +295,24 @@ static int key_suspect(struct hentry *e, const struct health_outcome *o, uint64_
 	return 1;
 }
 
+/* A failed attempt (5xx, 529, no response): the next choices pass the
+ * credential over for failover.avoid, whatever its breaker's count, so
+ * a client's own retry lands elsewhere at once. */
+static void avoid(struct hentry *e, const struct health_outcome *o, uint64_t now_ms)
+{
+	uint64_t ms = atomic_load(&pol_avoid_ms);
+	char what[32];
+
+	if (!ms)
+		return;
+	if (now_ms >= atomic_load(&e->avoid_ms)) {
+		atomic_fetch_add(&hstats.avoided, 1);
+		rlog(LOG_LVL_INFO, "credential %.*s: attempt failed (%s); passed over for %" PRIu64
+		     " ms", (int)e->len, e->server, outcome_str(o, what, sizeof(what)), ms);
+	}
+	atomic_store_explicit(&e->avoid_ms, now_ms + ms, memory_order_release);
+}
+
 /* Returns whether a key probe became due. */
 static int report_locked(struct hentry *e, const struct health_outcome *o, uint64_t now_ms)
 {
@@ -298,6 +337,8 @@ static int report_locked(struct hentry *e, const struct health_outcome *o, uint6
 		return 0;
 	}
 	if (o->status == 0 || o->status >= 500) {
+		if (st != HEALTH_OPEN)
+			avoid(e, o, now_ms);
 		if (st == HEALTH_HALF_OPEN) {
 			open_until(e, now_ms + cool);
 			rlog(LOG_LVL_WARN, "credential %.*s: probe failed (%s); open again for %" PRIu64
@@ -336,6 +377,9 @@ static int report_locked(struct hentry *e, const struct health_outcome *o, uint6
 		e->fails = 0;
 		e->last_fail_rid = 0;
 	}
+	/* A 2xx: the credential serves; nothing left to avoid. */
+	if (st != HEALTH_OPEN && o->status >= 200 && o->status < 300)
+		atomic_store_explicit(&e->avoid_ms, 0, memory_order_release);
 	return 0;
 }
 
@@ -466,6 +510,7 @@ void health_stats_get(struct health_stats *s)
 	s->suspected = atomic_load(&hstats.suspected);
 	s->revoked = atomic_load(&hstats.revoked);
 	s->restored = atomic_load(&hstats.restored);
+	s->avoided = atomic_load(&hstats.avoided);
 }
 
 int health_cooldown(const char *server, size_t len, uint64_t until_ms)
@@ -479,6 +524,7 @@ int health_cooldown(const char *server, size_t len, uint64_t until_ms)
 		atomic_store(&e->until_ms, until_ms);
 		atomic_store(&e->probe_ms, 0);
 		atomic_store(&e->state, until_ms ? HEALTH_OPEN : HEALTH_CLOSED);
+		atomic_store(&e->avoid_ms, 0);
 		e->fails = 0;
 		e->last_fail_rid = 0;
 		pthread_mutex_unlock(&e->mu);

@@ -49,8 +49,20 @@ int sched_pick(const struct sched_cand *c, size_t n, const char *session,
 
 	if (n > SCHED_STACK_CANDS && !(ok = malloc(n)))
 		return -1;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++)
 		ok[i] = (unsigned char)usable(&c[i], env);
+	/* Avoidance is soft: the preferred usable candidates when there is
+	 * one, else every usable one. */
+	if (env->preferred) {
+		int any = 0;
+
+		for (size_t i = 0; i < n; i++)
+			if (ok[i] && env->preferred(c[i].cred_id, env->pref_arg))
+				ok[i] = 2, any = 1;
+		for (size_t i = 0; any && i < n; i++)
+			ok[i] = ok[i] == 2;
+	}
+	for (size_t i = 0; i < n; i++) {
 		if (!ok[i])
 			continue;
 		if (!found || c[i].priority > tier)

@@ -16,6 +16,7 @@
 #include <realms/config.h>
 #include <realms/inspect.h>
 #include <realms/json.h>
+#include <realms/stick.h>
 #include <realms/tried.h>
 #include <realms/verdict.h>
 
@@ -497,6 +498,52 @@ static void route(const struct realms_config *cfg, const struct verdict_in *in,
 		       "request: %s", a->error);
 }
 
+/* Whether candidate c may take this choice as it stands: weight, env's
+ * availability and preference (not avoided). */
+static int cand_ok(const struct sched_cand *c, const struct sched_env *env)
+{
+	return c->weight > 0 &&
+	       (!env->available || env->available(c->cred_id, env->avail_arg)) &&
+	       (!env->preferred || env->preferred(c->cred_id, env->pref_arg));
+}
+
+/* Stickiness through failures (stick.h): given the scheduler's pick for a
+ * session, the credential this session moved to when it is still a
+ * candidate, usable, not avoided, and in the pick's tier (tiers stay the
+ * operator's order: a session moved to a lower tier goes back up when the
+ * higher one recovers). Then remembers where the session is: nothing when
+ * on its first choice (its rendezvous winner with every candidate
+ * usable), else the credential it is served by. */
+static int session_pick(const struct verdict_cands *vc, const char *sess, size_t slen,
+                        const struct sched_env *env, int pick)
+{
+	const struct sched_env all = { 0 };
+	char srv[STICK_SERVER_MAX + 1];
+	const struct cfg_cred *cr;
+	int home, chosen = pick;
+	size_t sl;
+
+	if (!env->stick || !slen || pick < 0)
+		return pick;
+	home = sched_pick(vc->c, vc->n, sess, slen, &all);
+	sl = stick_get(sess, slen, env->now_ms, srv, sizeof(srv));
+	for (size_t i = 0; sl && i < vc->n; i++) {
+		if (vc->cred[i]->server_len != sl || memcmp(vc->cred[i]->server, srv, sl))
+			continue;
+		if (vc->c[i].priority == vc->c[pick].priority && cand_ok(&vc->c[i], env))
+			chosen = (int)i;
+		break;
+	}
+	cr = vc->cred[chosen];
+	if (chosen == home) {
+		if (sl)
+			stick_del(sess, slen);
+	} else {
+		stick_set(sess, slen, cr->server, cr->server_len, env->now_ms);
+	}
+	return chosen;
+}
+
 static void choose(const struct realms_config *cfg, const struct verdict_in *in,
                    int group, const struct sched_env *env, struct verdict *v)
 {
@@ -525,6 +572,7 @@ static void choose(const struct realms_config *cfg, const struct verdict_in *in,
 			verdict_session_from_user_id(r->user_id, r->user_id_len,
 			                             v->session, sizeof(v->session));
 		pick = sched_pick(vc.c, vc.n, v->session, strlen(v->session), env);
+		pick = session_pick(&vc, v->session, strlen(v->session), env, pick);
 		if (pick < 0) {
 			refuse(v, 503, "overloaded_error",
 			       "no upstream is available for model %s right now; "
@@ -693,10 +741,12 @@ static int retry_available(int cred_id, void *arg)
 
 /* The candidate for this attempt: the verdict's own choice for a first
  * attempt (it already claimed a half-open probe), else the scheduler's
- * pick among what this request has not tried, in the usual order: tiers,
- * then weights or the session's stickiness, so a session's retry goes to
- * its own second choice. When everything was tried, what is available
- * again (an attempt beyond the number of credentials). -1: none. */
+ * pick among what this request has not tried, in the usual order:
+ * avoided credentials last, tiers, then weights or the session's
+ * stickiness, so a session's retry goes to its own second choice (or to
+ * where it moved before) and stays there for its next turns. When
+ * everything was tried, what is available again (an attempt beyond the
+ * number of credentials). -1: none. */
 static int attempt_pick(const struct realms_config *cfg, const struct attempt_in *in,
                         const struct verdict_cands *vc, const struct sched_env *env)
 {
@@ -714,9 +764,10 @@ static int attempt_pick(const struct realms_config *cfg, const struct attempt_in
 	renv.available = retry_available;
 	renv.avail_arg = &re;
 	pick = sched_pick(vc->c, vc->n, in->session.p, in->session.len, &renv);
-	if (pick < 0)
-		pick = sched_pick(vc->c, vc->n, in->session.p, in->session.len, env);
-	return pick;
+	if (pick >= 0)
+		return session_pick(vc, in->session.p, in->session.len, &renv, pick);
+	pick = sched_pick(vc->c, vc->n, in->session.p, in->session.len, env);
+	return session_pick(vc, in->session.p, in->session.len, env, pick);
 }
 
 int verdict_attempt(const struct realms_config *cfg, const struct attempt_in *in,

@@ -21,7 +21,7 @@ cat >"$T_DIR/realms.json" <<JSON
   "redis": "127.0.0.1:$REDIS_PORT",
   "agent": { "threads": 2, "mirror": "$T_DIR/mirror.sock", "admin": "$ADMIN",
              "spool": "$T_DIR/spool", "allow_unknown_models": true, "max_body": 200000 },
-  "failover": { "attempts": 3, "failures": 100, "cooldown": 30, "timeout": 5 },
+  "failover": { "attempts": 3, "failures": 100, "cooldown": 30, "timeout": 5, "avoid": 0 },
   "groups": ["staff", "interns"],
   "models": [ {"name": "claude-sonnet-4-5", "enabled": true},
               {"name": "claude-haiku-4-5", "enabled": true},

@@ -33,7 +33,7 @@ static int avail(int cred_id, void *arg)
 
 static struct sched_env env_with(uint64_t *seed)
 {
-	struct sched_env e = { avail, NULL, xs_next, seed };
+	struct sched_env e = { .available = avail, .rand = xs_next, .rand_arg = seed };
 
 	return e;
 }
@@ -140,7 +140,7 @@ static void test_session_sticky(void **state)
 static void test_session_spread_and_stability(void **state)
 {
 	const struct sched_cand c[] = { { 0, 0, 1 }, { 1, 0, 1 }, { 2, 0, 2 } };
-	struct sched_env e = { avail, NULL, xs_next, NULL };
+	struct sched_env e = { .available = avail, .rand = xs_next };
 	int counts[3] = { 0 }, before[2000];
 	char sid[32];
 
@@ -192,7 +192,7 @@ static void test_availability_read_once(void **state)
 	const struct sched_cand c[] = { { 0, 0, 1 } };
 	struct sched_cand many[100];
 	uint64_t seed = 7;
-	struct sched_env e = { avail_flips, NULL, xs_next, &seed };
+	struct sched_env e = { .available = avail_flips, .rand = xs_next, .rand_arg = &seed };
 
 	flip_calls = 0;
 	assert_int_equal(sched_pick(c, 1, NULL, 0, &e), 0);

@@ -44,7 +44,7 @@ static int avail(int cred_id, void *arg)
 
 static struct sched_env env_with(uint64_t *seed)
 {
-	struct sched_env e = { avail, NULL, xs_next, seed };
+	struct sched_env e = { .available = avail, .rand = xs_next, .rand_arg = seed };
 
 	return e;
 }

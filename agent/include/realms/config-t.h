@@ -193,6 +193,8 @@ struct cfg_failover {
 	int timeout_s;              /* upstream silence that ends an attempt */
 	int max_body;               /* largest body retried within the request
 	                             * (through the relay); 0: none */
+	int avoid_s;                /* a failed credential is passed over this
+	                               long by the next choices; 0: never */
 };
 
 /* Where Redis is and how to log in to it: the file's "redis", or that with

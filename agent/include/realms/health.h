@@ -26,6 +26,13 @@
  * A 403 or any other 4xx belongs to the request: it changes nothing. So no
  * request can take a credential out of service for everyone.
  *
+ * Avoidance (soft, beside the breaker): an attempt that failed (5xx, 529,
+ * no response) makes the next choices pass the credential over for
+ * failover.avoid seconds, while the breaker keeps counting. An avoided
+ * credential stays available: the scheduler uses it when no other usable
+ * candidate is left (sched.h, "preferred"). A 2xx on it ends the
+ * avoidance early.
+ *
  * Fed by the result of every attempt (health_report) and of every key
  * probe (health_probe_result); read on every verdict and attempt
  * (health_available, health_claim). See docs/failover.md.
@@ -68,6 +75,12 @@ int health_sync(const struct realms_config *cfg);
  * milliseconds): breaker closed, or half-open with no probe in flight, and
  * the key not revoked. No side effect. Unknown credentials are available. */
 int health_available(const struct realms_config *cfg, int cred_id, uint64_t now_ms);
+
+/* Whether credential cred_id of cfg is preferred at now_ms: not avoided
+ * after a recent failure. Soft: an avoided credential is still available
+ * (health_available) and is used when nothing preferred is. No side
+ * effect. Unknown credentials are preferred. */
+int health_preferred(const struct realms_config *cfg, int cred_id, uint64_t now_ms);
 
 /* Called once a verdict or attempt picked credential cred_id: if its
  * breaker is half-open, claims its probe. Returns 1 when the pick stands,
@@ -114,10 +127,12 @@ struct health_stats {
 	uint64_t suspected;      /* keys made suspect by a 401 */
 	uint64_t revoked;        /* keys taken out by a probe's 401 */
 	uint64_t restored;       /* keys back in service after a passing probe */
+	uint64_t avoided;        /* avoidances started by a failed attempt */
 };
 void health_stats_get(struct health_stats *s);
 
-/* Puts a credential's breaker in cooldown until until_ms (0 closes it).
+/* Puts a credential's breaker in cooldown until until_ms (0 closes it and
+ * ends any avoidance).
  * For tests and the admin path. Returns 0, or -1 if no such server. */
 int health_cooldown(const char *server, size_t len, uint64_t until_ms);
 

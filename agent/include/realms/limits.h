@@ -163,6 +163,19 @@
  * is believed for an hour, then tried again. */
 #define HEALTH_RETRY_AFTER_MAX_S   3600
 
+/* Sessions moved off their first choice (stick.c): sessions remembered,
+ * and the probe window of that table. Only sessions whose first credential
+ * failed or was out hold an entry. Past it, the oldest entry of the window
+ * is forgotten: that session's next turn goes to its first choice again
+ * (one more prompt-cache rebuild, never a refusal). */
+#define STICK_SLOTS                8192
+#define STICK_PROBE                8
+/* Sessions: how long a session stays on the credential it moved to after
+ * its last turn there (refreshed on every turn). Anthropic's prompt cache
+ * lives 5 minutes to an hour; past this the session goes back to its first
+ * choice, whose cache is as cold as any. */
+#define STICK_TTL_MS               3600000ull
+
 /* Key probes (probe.c): one probe (connect, TLS, answer) taking longer
  * than this proves nothing about the key; it is tried again after a
  * cooldown. */
@@ -242,6 +255,11 @@
  * Past the maximum: a configuration error. */
 #define CFG_RETRY_BODY_DEFAULT     0
 #define CFG_RETRY_BODY_MAX         (1024 * 1024)
+/* Configuration: failover.avoid, seconds a credential whose attempt just
+ * failed is passed over by the next choices (0: never), its default and
+ * its largest value. */
+#define CFG_AVOID_DEFAULT_S        30
+#define CFG_AVOID_MAX_S            3600
 /* Configuration: largest secret (credential key, Redis password), inline,
  * from a variable or read from a file; a larger one is an error naming the
  * key, variable or file. */

@@ -5,6 +5,9 @@
  * the token's group (the caller builds the list from the configuration).
  * Rules, in order:
  *   1. credentials cooling down are skipped, and so is weight 0 (drained);
+ *      credentials not preferred (avoided after a recent failure) are
+ *      skipped too, unless no usable candidate is preferred: then rules 2
+ *      to 4 run over every usable one (avoidance is soft);
  *   2. only the highest priority tier that still has a candidate is used
  *      (a larger number is preferred);
  *   3. with a session key, weighted rendezvous hashing: every node and every
@@ -36,6 +39,15 @@ struct sched_env {
 	void *avail_arg;
 	sched_rand_fn rand;
 	void *rand_arg;
+	/* Soft availability: a usable credential for which this returns 0
+	 * (avoided) is chosen only when no usable one is preferred. NULL:
+	 * all preferred. */
+	sched_avail_fn preferred;
+	void *pref_arg;
+	/* The session table (stick.h) at now_ms, for the verdict's choices;
+	 * 0: not used (the scheduler itself never reads it). */
+	int stick;
+	uint64_t now_ms;
 };
 
 /* Returns the index in c[] of the chosen candidate, or -1 when none can take

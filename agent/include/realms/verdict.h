@@ -183,10 +183,14 @@ struct attempt_in {
 /* Chooses the credential: for a first attempt (nothing tried) the verdict's
  * primary when it still may serve; otherwise, among the credentials of the
  * token's group bound to the model, enabled and available (env), the
- * scheduler's pick of those not tried yet (tiers, weights, stickiness),
- * else of those available again. The model, the group and every
- * credential are checked against cfg on each attempt: a disabled model,
- * channel or credential, or one outside the group, is never used.
+ * scheduler's pick of those not tried yet (avoided ones last, tiers,
+ * weights, stickiness), else of those available again. With env->stick
+ * and a session, the credential the session moved to comes first while
+ * it is usable in the pick's tier, and a move off its first choice is
+ * remembered (stick.h); verdict_decide does the same for first choices.
+ * The model, the group and every credential are checked against cfg on
+ * each attempt: a disabled model, channel or credential, or one outside
+ * the group, is never used.
  * Returns 0, or -1 with a->error set (no credential: the relay refuses the
  * attempt). The rewrite replaces exactly [off, off+len) with the new
  * token; no other byte of the body changes. */
