@@ -25,7 +25,7 @@ cat >"$T_DIR/realms.json" <<JSON
   "redis": "127.0.0.1:$REDIS_PORT",
   "agent": { "threads": 2, "mirror": "$T_DIR/mirror.sock",
              "admin": "127.0.0.1:$ADMIN", "spool": "$T_DIR/spool" },
-  "failover": { "attempts": 3, "cooldown": 30, "timeout": 5, "avoid": 3 },
+  "failover": { "attempts": 3, "cooldown": 30, "timeout": 5, "avoid": 3, "max_body": 131072 },
   "models": [ {"name": "claude-sonnet-4-5", "enabled": true} ],
   "channels": [
     {"name": "a", "base_url": "http://127.0.0.1:$PORT_A",

@@ -24,7 +24,7 @@ cat >"$T_DIR/realms.json" <<JSON
   "redis": "127.0.0.1:$REDIS_PORT",
   "agent": { "threads": 2, "mirror": "$T_DIR/mirror.sock",
              "admin": "127.0.0.1:$ADMIN", "spool": "$T_DIR/spool" },
-  "failover": { "attempts": 3, "failures": 2, "cooldown": 3, "timeout": 2, "avoid": 0 },
+  "failover": { "attempts": 3, "failures": 2, "cooldown": 3, "timeout": 2, "avoid": 0, "max_body": 1048576 },
   "models": [ {"name": "claude-sonnet-4-5", "enabled": true} ],
   "channels": [
     {"name": "a", "base_url": "http://127.0.0.1:$PORT_A", "priority": 10,

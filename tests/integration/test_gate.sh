@@ -9,7 +9,11 @@
 # - a local user (nobody): the relay socket, the SPOP listener (which
 #   hands out keys) and the mirror (which takes billing);
 # - TCP listeners the agent refuses to open.
+# Requests go through the relay (retried within the request,
+# failover.max_body 1 MB), or, with GATE_DIRECT=1 (test_gate_direct.sh),
+# straight to their channel: every property holds on both paths.
 . "$(dirname "$0")/lib.sh"
+if [ -n "${GATE_DIRECT:-}" ]; then RETRY_BODY=0; else RETRY_BODY=1048576; fi
 
 start_redis || { fail "redis"; finish; }
 start_mock a; PORT_A=$MOCK_PORT
@@ -21,7 +25,7 @@ cat >"$T_DIR/realms.json" <<JSON
   "redis": "127.0.0.1:$REDIS_PORT",
   "agent": { "threads": 2, "mirror": "$T_DIR/mirror.sock", "admin": "$ADMIN",
              "spool": "$T_DIR/spool", "allow_unknown_models": true, "max_body": 200000 },
-  "failover": { "attempts": 3, "failures": 100, "cooldown": 30, "timeout": 5, "avoid": 0 },
+  "failover": { "attempts": 3, "failures": 100, "cooldown": 30, "timeout": 5, "avoid": 0, "max_body": $RETRY_BODY },
   "groups": ["staff", "interns"],
   "models": [ {"name": "claude-sonnet-4-5", "enabled": true},
               {"name": "claude-haiku-4-5", "enabled": true},
@@ -143,12 +147,28 @@ assert_eq "$CODE/$(last_model a)" "200/claude-future-9" "a well-formed unknown n
 # interns: pa (top tier, shared) then pi (their own lower tier); ps is
 # staff's. pa failing, the retry goes to pi, never to ps.
 body '{"model":"claude-sonnet-4-5","max_tokens":5,"messages":[]}'
+if [ -n "${GATE_DIRECT:-}" ]; then
+	# Straight: one attempt, the client gets the failure; the first
+	# choice is in the token's group and tier (pa), never ps.
+	for n in 1 2 3; do
+		mfail a '{"status":503}'
+		snap
+		post "$INTERN" "$T_DIR/body.json"
+		assert_eq "$CODE/$(deltas)" "503/1/0/0" "interns, pa failing ($n), straight: one attempt, on pa"
+	done
+	mfail a '{"status":503,"count":0}'
+	snap
+	post "$INTERN" "$T_DIR/body.json"
+	assert_eq "$CODE/$(deltas)" "200/1/0/0" "interns, straight: served by pa, never by ps"
+fi
 for n in 1 2 3; do
+	[ -n "${GATE_DIRECT:-}" ] && break
 	mfail a '{"status":503}'
 	snap
 	post "$INTERN" "$T_DIR/body.json"
 	assert_eq "$CODE/$(deltas)" "200/1/0/1" "interns, pa failing ($n): served by pi, never by ps"
 done
+if [ -z "${GATE_DIRECT:-}" ]; then
 # interns with their own channel down too: the client gets the failure,
 # and still nothing reaches the staff-only key.
 mfail a '{"status":529,"count":3}'
@@ -174,6 +194,7 @@ done
 sleep 1
 assert_match "$(rcli HGET "realms:usage:channel:pi:$DAY" requests)" '^[3-9]$' \
 	"interns' retries billed to pi"
+fi
 
 # --- 2b. a client leaving mid-upload is not the credential's failure -----------
 # 100 KB of a 200 KB body, then the connection closed: no attempt result

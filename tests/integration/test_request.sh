@@ -83,7 +83,7 @@ body() { printf '%s' "$1" >"$T_DIR/b.json"; echo "$T_DIR/b.json"; }
 fixture_headers "$FIXTURES/messages-1.http"
 h=$(req POST '/v1/messages?beta=true' "${FIXTURE_H[@]/sk-realms-test/$TOK}" --data-binary "@$FIXTURES/messages-1.json")
 assert_eq "$(hdr x-verdict "$h")" allow "fixture 1 (Bearer): allowed"
-assert_eq "$(hdr x-pool "$h")" realms_pool "fixture 1: the pool"
+assert_eq "$(hdr x-pool "$h")" up_primary "fixture 1: straight to the credential's channel (failover.max_body 0)"
 assert_match "$(hdr x-server "$h")" '^primary--k[12]$' "fixture 1: a credential of the top-priority channel"
 assert_eq "$(hdr x-token "$h")" alice "fixture 1: token name"
 assert_eq "$(hdr x-token-id "$h")" "${h_alice:=$(printf '%s' "$TOK" | sha256sum | cut -c1-12)}" "fixture 1: token id is the hash prefix"
