@@ -6,7 +6,7 @@ JOBS   ?= 2
 PREFIX ?= /usr/local
 FUZZ_SECONDS ?= 300
 
-.PHONY: all deps build install test fuzz bench bench-datapath bench-tap bench-admission run clean
+.PHONY: all deps build install test fuzz bench bench-datapath bench-tap bench-admission bench-streams run clean
 
 all: build
 
@@ -50,6 +50,10 @@ bench-tap: build
 
 bench-admission: build
 	bash bench/admission.sh
+
+# Memory per concurrent stream: STREAMS_N streams held open (bench/README.md).
+bench-streams: build
+	bash bench/streams.sh
 
 # A local gateway in the foreground (see scripts/run.sh for its variables).
 run: build
