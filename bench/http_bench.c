@@ -41,7 +41,9 @@
 #define BENCH_DEF_CONNS       8
 #define BENCH_DEF_SECONDS     10.0
 #define BENCH_DEF_TIMEOUT     10.0
-#define BENCH_MAX_CONNS       1024
+#define BENCH_MAX_CONNS       65536
+/* Descriptors kept beside the connections (stdio, epoll, the body file). */
+#define BENCH_FD_SPARE        16
 #define BENCH_MAX_HEADERS     64
 /* Input buffer per connection; a response head must fit in it. */
 #define BENCH_RBUF            (256u * 1024u)
@@ -184,7 +186,9 @@ static void usage(FILE *f)
 "                         Host is added unless given, Content-Length is\n"
 "                         always computed (do not pass it)\n"
 "    -b, --body FILE      request body: the whole file\n"
-"    -c, --conns C        connections (default %d, at most %d)\n"
+"    -c, --conns C        connections (default %d, at most %d); the soft\n"
+"                         limit on open files is raised to fit them, up\n"
+"                         to the hard limit\n"
 "    -s, --seconds S      run for S seconds (default %.0f unless -n given)\n"
 "    -n, --requests N     send N requests (with -s: whichever ends first)\n"
 "    -t, --timeout S      a request without progress for S seconds is an\n"
@@ -968,6 +972,29 @@ bad:
 	return -1;
 }
 
+/* Raises the soft limit on open files to fit the connections (many
+ * thousands held at once), within the hard limit. */
+static int fd_limit_fit(void)
+{
+	rlim_t need = (rlim_t)cfg.nb_conns + BENCH_FD_SPARE;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= need)
+		return 0;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
+		fprintf(stderr, "http_bench: %d connections need %llu open files, the hard limit "
+		        "is %llu (ulimit -Hn)\n", cfg.nb_conns, (unsigned long long)need,
+		        (unsigned long long)rl.rlim_max);
+		return -1;
+	}
+	rl.rlim_cur = need;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		perror("http_bench: setrlimit");
+		return -1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct epoll_event evs[64];
@@ -980,6 +1007,8 @@ int main(int argc, char **argv)
 	if (parse_args(argc, argv) < 0 || request_build() < 0)
 		return BENCH_EXIT_USAGE;
 	timeout_ns = (uint64_t)(cfg.timeout * 1e9);
+	if (fd_limit_fit() < 0)
+		return BENCH_EXIT_USAGE;
 
 	conns = calloc(cfg.nb_conns, sizeof(*conns));
 	ep = epoll_create1(EPOLL_CLOEXEC);

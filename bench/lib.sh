@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Shared by bench/run.sh, bench/datapath.sh and bench/tap.sh. Source it;
-# never run it.
+# Shared by the scripts of bench/ (run.sh, datapath.sh, tap.sh,
+# admission.sh, streams.sh). Source it; never run it.
 #
 # Starts the whole gateway as an operator runs it (Redis, the mock upstream,
 # realms-agent with its mirror, HAProxy with haproxy/realms.cfg and the
@@ -182,22 +182,23 @@ check_agent() {
 	return 0
 }
 
-# start_realms LABEL CFG MIRROR: HAProxy with CFG (haproxy/realms.cfg or a
-# copy) and the rendered channels, as an operator runs it; MIRROR is the
-# value of REALMS_MIRROR ("" leaves it unset). Its stderr (the request log)
-# is appended to DIR/haproxy-LABEL.log. Sets HP_PID[LABEL], HP_PORT[LABEL].
+# start_realms LABEL CFG MIRROR [CHANNELS]: HAProxy with CFG
+# (haproxy/realms.cfg or a copy) and the rendered channels (DIR/hp/channels.cfg
+# or the copy CHANNELS), as an operator runs it; MIRROR is the value of
+# REALMS_MIRROR ("" leaves it unset). Its stderr (the request log) is
+# appended to DIR/haproxy-LABEL.log. Sets HP_PID[LABEL], HP_PORT[LABEL].
 declare -A HP_PID HP_PORT
 start_realms() {
-	local label=$1 cfg=$2 mirror=$3 port
+	local label=$1 cfg=$2 mirror=$3 channels=${4:-$DIR/hp/channels.cfg} port
 	port=$(free_port) || die "no free port"
 	local -a env=(REALMS_LISTEN="127.0.0.1:$port" REALMS_AGENT_ADDR="unix@$AGENT_SOCK"
 		REALMS_HAPROXY_DIR="$DIR/hp" REALMS_LUA="$SRC/lua-shim/realms.lua"
 		REALMS_RELAY="$DIR/relay-$port.sock" REALMS_PASS_HEADERS="x-mock-[a-z-]+")
 	if [ -n "$mirror" ]; then env+=(REALMS_MIRROR="$mirror"); fi
-	env -u REALMS_MIRROR "${env[@]}" haproxy -c -f "$cfg" -f "$DIR/hp/channels.cfg" \
+	env -u REALMS_MIRROR "${env[@]}" haproxy -c -f "$cfg" -f "$channels" \
 		>"$DIR/haproxy-$label-check.out" 2>&1 ||
 		{ cat "$DIR/haproxy-$label-check.out" >&2; die "haproxy -c ($label)"; }
-	env -u REALMS_MIRROR "${env[@]}" haproxy -db -f "$cfg" -f "$DIR/hp/channels.cfg" \
+	env -u REALMS_MIRROR "${env[@]}" haproxy -db -f "$cfg" -f "$channels" \
 		>>"$DIR/haproxy-$label.log" 2>&1 &
 	HP_PID[$label]=$!
 	HP_PORT[$label]=$port
@@ -205,16 +206,16 @@ start_realms() {
 	wait_tcp "$port" || die "haproxy ($label) did not start"
 }
 
-# start_passthrough LABEL: bench/passthrough.cfg, a plain HTTP proxy to the
-# mock. Sets HP_PID[LABEL], HP_PORT[LABEL].
+# start_passthrough LABEL [CFG]: bench/passthrough.cfg (or the copy CFG), a
+# plain HTTP proxy to the mock. Sets HP_PID[LABEL], HP_PORT[LABEL].
 start_passthrough() {
-	local label=$1 port
+	local label=$1 cfg=${2:-$SRC/bench/passthrough.cfg} port
 	port=$(free_port) || die "no free port"
 	BENCH_LISTEN=127.0.0.1:$port BENCH_UPSTREAM=127.0.0.1:$MOCK_PORT \
-		haproxy -c -f "$SRC/bench/passthrough.cfg" >"$DIR/haproxy-$label-check.out" 2>&1 ||
+		haproxy -c -f "$cfg" >"$DIR/haproxy-$label-check.out" 2>&1 ||
 		{ cat "$DIR/haproxy-$label-check.out" >&2; die "haproxy -c ($label)"; }
 	BENCH_LISTEN=127.0.0.1:$port BENCH_UPSTREAM=127.0.0.1:$MOCK_PORT \
-		haproxy -db -f "$SRC/bench/passthrough.cfg" >>"$DIR/haproxy-$label.log" 2>&1 &
+		haproxy -db -f "$cfg" >>"$DIR/haproxy-$label.log" 2>&1 &
 	HP_PID[$label]=$!
 	HP_PORT[$label]=$port
 	PIDS+=("$!")
