@@ -141,9 +141,11 @@ mock_stat() {
 }
 
 # start_agent: realms-agent with the configuration below, its SPOP and
-# mirror sockets in DIR. Sets AGENT_PID, AGENT_SOCK, MIRROR_ADDR. One model, one channel (the mock) with one credential; the
-# channel's name for the model differs from the public one, so the relay
-# rewrites every body, as with a real provider.
+# mirror sockets in DIR. Sets AGENT_PID, AGENT_SOCK, MIRROR_ADDR, TOKEN (a
+# token of the group "default": one channel with two credentials, a pool)
+# and TOKEN_SINGLE (group "single": a channel with one credential). Both
+# channels are the mock; their name for the model differs from the public
+# one, so every body is rewritten, as with a real provider.
 start_agent() {
 	MIRROR_ADDR=$DIR/mirror.sock
 	AGENT_SOCK=$DIR/agent.sock
@@ -152,11 +154,15 @@ start_agent() {
 {
   "redis": "127.0.0.1:$REDIS_PORT",
   "agent": { "threads": 2, "mirror": "$MIRROR_ADDR", "spool": "$DIR/spool" },
-  "groups": ["default"],
+  "groups": ["default", "single"],
   "models": [ {"name": "$MODEL", "enabled": true} ],
   "channels": [
     {"name": "mock", "base_url": "http://127.0.0.1:$MOCK_PORT", "groups": ["default"],
-     "credentials": [{"name": "k1", "key": "sk-bench-upstream"}],
+     "credentials": [{"name": "k1", "key": "sk-bench-upstream"},
+                     {"name": "k2", "key": "sk-bench-upstream-2"}],
+     "models": {"$MODEL": "$UPSTREAM_MODEL"}},
+    {"name": "mock1", "base_url": "http://127.0.0.1:$MOCK_PORT", "groups": ["single"],
+     "credentials": [{"name": "s1", "key": "sk-bench-upstream-3"}],
      "models": {"$MODEL": "$UPSTREAM_MODEL"}}
   ]
 }
@@ -173,6 +179,9 @@ JSON
 		{ cat "$DIR/render.out" >&2; die "realmsctl render-haproxy"; }
 	TOKEN=$(REALMS_REDIS=127.0.0.1:$REDIS_PORT "$BUILD/realmsctl" token add --name "bench-$$" 2>"$DIR/token.err") ||
 		{ cat "$DIR/token.err" >&2; die "realmsctl token add"; }
+	TOKEN_SINGLE=$(REALMS_REDIS=127.0.0.1:$REDIS_PORT "$BUILD/realmsctl" token add \
+		--name "bench-single-$$" --group single 2>"$DIR/token.err") ||
+		{ cat "$DIR/token.err" >&2; die "realmsctl token add --group single"; }
 }
 
 # The agent must be alive and must not have logged an error.

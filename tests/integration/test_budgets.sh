@@ -171,13 +171,13 @@ assert_eq "$(metric "$ADMIN1" realms_admission_releases_total)" 0 \
 	"concurrency: answered requests are settled, not released"
 
 # --- 5. a request that ends without an answer frees its slot at once -------
-# A second "model" key past the 64 KB the agent reads: admitted on its
+# A second "model" key past the 120 KB the agent reads: admitted on its
 # prefix, then cut by the body guard (400 from HAProxy itself). No answer
 # reached the tap: its X frame releases the slot.
 DOWN=$(add --name cut --limit concurrency=1)
 {
 	printf '{"model":"claude-haiku-4-5","max_tokens":5,"messages":[],"metadata":{"pad":"'
-	head -c 70000 /dev/zero | tr '\0' 'a'
+	head -c 150000 /dev/zero | tr '\0' 'a'
 	printf '"},"model":"claude-sonnet-4-5"}'
 } >"$T_DIR/cut.json"
 CODE=$(curl -sS -o "$T_DIR/out" -w '%{http_code}' --max-time 30 -H "x-api-key: $DOWN" \

@@ -89,26 +89,26 @@ body "{\"model\":\"claude-haiku-4-5\",\"max_tokens\":5,\"messages\":[],\"x\":${n
 post "$STAFF" "$T_DIR/body.json"
 assert_eq "$CODE" 400 "a second model behind 20,000 levels: 400"
 
-# Past the 64 KB prefix: the body guard sees every byte.
-pad=$(head -c 90000 /dev/zero | tr '\0' 'x')
+# Past the 120 KB prefix: the body guard sees every byte.
+pad=$(head -c 150000 /dev/zero | tr '\0' 'x')
 body "{\"model\":\"claude-haiku-4-5\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":\"$pad\"}],\"model\":\"claude-sonnet-4-5\"}"
 post "$STAFF" "$T_DIR/body.json"
-assert_eq "$CODE" 400 "a second model after 90 KB: 400"
+assert_eq "$CODE" 400 "a second model after 150 KB: 400"
 assert_match "$(cat "$T_DIR/out")" '"message":"request body has a duplicate top-level key"' \
-	"after 90 KB: the guard's message"
+	"after 150 KB: the guard's message"
 post "$STAFF" "$T_DIR/body.json" -H 'transfer-encoding: chunked'
-assert_eq "$CODE" 400 "a second model after 90 KB, chunked: 400"
+assert_eq "$CODE" 400 "a second model after 150 KB, chunked: 400"
 # Escaped, so that only a decoder sees "model".
 body "{\"model\":\"claude-haiku-4-5\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":\"$pad\"}],\"mod\\u0065l\":\"claude-sonnet-4-5\"}"
 post "$STAFF" "$T_DIR/body.json"
-assert_eq "$CODE" 400 "an escaped second model after 90 KB: 400"
+assert_eq "$CODE" 400 "an escaped second model after 150 KB: 400"
 sleep 0.5
 assert_eq "$(deltas)" "0/0/0" "no upstream acted on any of these bodies"
 
 # The same large bodies with one model, and a real Claude Code body, pass.
 body "{\"model\":\"claude-haiku-4-5\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":\"$pad\"}],\"stream\":false}"
 post "$STAFF" "$T_DIR/body.json" -H 'transfer-encoding: chunked'
-assert_eq "$CODE" 200 "one model after 90 KB, chunked: 200"
+assert_eq "$CODE" 200 "one model after 150 KB, chunked: 200"
 assert_eq "$(last_model a)" "claude-haiku-4-5-20251001" "chunked: the upstream got the rewritten model"
 fixture_headers "$FIXTURES/messages-1.http"
 CODE=$(curl -sS -o "$T_DIR/out" -w '%{http_code}' --max-time 20 "${FIXTURE_H[@]}" \
