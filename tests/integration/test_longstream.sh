@@ -37,15 +37,19 @@ start_redis || { fail "redis"; finish; }
 start_mock up; PORT_1=$MOCK_PORT
 start_mock up2; PORT_2=$MOCK_PORT
 
-# realms_json ID MOCK_PORT: the configuration of gateway ID (its own mirror
-# and admin listener; Redis, hence tokens and usage, shared).
+# realms_json ID MOCK_PORT MAX_BODY: the configuration of gateway ID (its
+# own mirror and admin listener; Redis, hence tokens and usage, shared).
+# MAX_BODY is failover.max_body: gateway 1 retries within the request
+# (through the relay), gateway 2 sends requests straight to their channel
+# (the default), so a live stream is checked on both paths.
 realms_json() {
 	cat >"$T_DIR/realms$1.json" <<JSON
 {
   "redis": "127.0.0.1:$REDIS_PORT",
   "agent": { "threads": 2, "mirror": "$T_DIR/mirror$1.sock",
              "admin": "127.0.0.1:$(free_port)", "spool": "$T_DIR/spool$1" },
-  "failover": { "attempts": 2, "failures": 5, "cooldown": 30, "timeout": $TIMEOUT_S },
+  "failover": { "attempts": 2, "failures": 5, "cooldown": 30, "timeout": $TIMEOUT_S,
+                "max_body": $3 },
   "models": [ {"name": "claude-sonnet-4-5", "enabled": true} ],
   "channels": [
     {"name": "up", "base_url": "http://127.0.0.1:$2",
@@ -57,7 +61,7 @@ JSON
 }
 
 # Gateway 1: haproxy/realms.cfg as shipped.
-realms_json "" "$PORT_1"
+realms_json "" "$PORT_1" 1048576
 GW_MIRROR="$T_DIR/mirror.sock" start_gateway "$T_DIR/realms.json" || { fail "gateway"; finish; }
 GW1=$GW_PORT
 
@@ -86,7 +90,7 @@ assert_eq "$(grep -c '^    timeout processing 1s$' "$S/realms.spoe")" 2 \
 	"copy: both SPOE engines' processing timeout is 1 s"
 assert_eq "$(grep -c '^local TAP_READ_TIMEOUT_S = 1$' "$S/realms.lua")" 1 \
 	"copy: the tap's mirror read timeout is 1 s"
-realms_json 2 "$PORT_2"
+realms_json 2 "$PORT_2" 0
 GW_ID=2 GW_MIRROR="$T_DIR/mirror2.sock" GW_REALMS_CFG="$S/realms.cfg" GW_REALMS_SPOE="$S/realms.spoe" \
 	GW_REALMS_LUA="$S/realms.lua" start_gateway "$T_DIR/realms2.json" || { fail "gateway 2"; finish; }
 GW2=$GW_PORT
