@@ -177,30 +177,10 @@ static int probe_free(const struct hentry *e, uint64_t now_ms)
 	return p == 0 || now_ms - p >= atomic_load(&pol_cooldown_ms);
 }
 
-int health_available(const struct realms_config *cfg, int cred_id, uint64_t now_ms)
-{
-	const struct cfg_cred *c;
-	struct hentry *e;
-	int ok = 1;
-
-	if (cred_id < 0 || (size_t)cred_id >= cfg->n_creds)
-		return 1;
-	c = cfg->creds[cred_id];
-	pthread_rwlock_rdlock(&hlock);
-	e = find(c->server, c->server_len);
-	if (e) {
-		switch (entry_state(e, now_ms)) {
-		case HEALTH_CLOSED:
-		case HEALTH_SUSPECT:   ok = 1; break;
-		case HEALTH_HALF_OPEN: ok = probe_free(e, now_ms); break;
-		default:               ok = 0; break;
-		}
-	}
-	pthread_rwlock_unlock(&hlock);
-	return ok;
-}
-
-int health_preferred(const struct realms_config *cfg, int cred_id, uint64_t now_ms)
+/* Asks judge about cred_id's entry, under the table's read lock; 1 for an
+ * id or a credential the table does not know. */
+static int judge_cred(const struct realms_config *cfg, int cred_id, uint64_t now_ms,
+                      int (*judge)(const struct hentry *, uint64_t))
 {
 	const struct cfg_cred *c;
 	struct hentry *e;
@@ -212,9 +192,34 @@ int health_preferred(const struct realms_config *cfg, int cred_id, uint64_t now_
 	pthread_rwlock_rdlock(&hlock);
 	e = find(c->server, c->server_len);
 	if (e)
-		ok = now_ms >= atomic_load_explicit(&e->avoid_ms, memory_order_acquire);
+		ok = judge(e, now_ms);
 	pthread_rwlock_unlock(&hlock);
 	return ok;
+}
+
+static int judge_available(const struct hentry *e, uint64_t now_ms)
+{
+	switch (entry_state(e, now_ms)) {
+	case HEALTH_CLOSED:
+	case HEALTH_SUSPECT:   return 1;
+	case HEALTH_HALF_OPEN: return probe_free(e, now_ms);
+	default:               return 0;
+	}
+}
+
+static int judge_preferred(const struct hentry *e, uint64_t now_ms)
+{
+	return now_ms >= atomic_load_explicit(&e->avoid_ms, memory_order_acquire);
+}
+
+int health_available(const struct realms_config *cfg, int cred_id, uint64_t now_ms)
+{
+	return judge_cred(cfg, cred_id, now_ms, judge_available);
+}
+
+int health_preferred(const struct realms_config *cfg, int cred_id, uint64_t now_ms)
+{
+	return judge_cred(cfg, cred_id, now_ms, judge_preferred);
 }
 
 int health_claim(const struct realms_config *cfg, int cred_id, uint64_t now_ms)
