@@ -34,15 +34,23 @@ static uint64_t sess_key(const char *s, size_t len)
 	return k ? k : 1;
 }
 
-/* The live slot holding key at now_ms, or NULL. Called locked. */
-static struct stick_slot *find(uint64_t key, uint64_t now_ms)
+/* The slot holding key, live or expired, or NULL. Called locked. */
+static struct stick_slot *slot_of(uint64_t key)
 {
 	size_t i = (size_t)(key % STICK_SLOTS);
 
 	for (int n = 0; n < STICK_PROBE; n++, i = (i + 1) % STICK_SLOTS)
 		if (slots[i].key == key)
-			return now_ms < slots[i].expires_ms ? &slots[i] : NULL;
+			return &slots[i];
 	return NULL;
+}
+
+/* The live slot holding key at now_ms, or NULL. Called locked. */
+static struct stick_slot *find(uint64_t key, uint64_t now_ms)
+{
+	struct stick_slot *s = slot_of(key);
+
+	return s && now_ms < s->expires_ms ? s : NULL;
 }
 
 size_t stick_get(const char *sess, size_t slen, uint64_t now_ms, char *server, size_t size)
@@ -75,14 +83,9 @@ void stick_set(const char *sess, size_t slen, const char *server, size_t len, ui
 		return;
 	key = sess_key(sess, slen);
 	pthread_mutex_lock(&slock);
-	i = (size_t)(key % STICK_SLOTS);
-	for (int n = 0; n < STICK_PROBE; n++, i = (i + 1) % STICK_SLOTS)
-		if (slots[i].key == key) {
-			s = &slots[i];
-			if (now_ms >= s->expires_ms)
-				s->len = 0;       /* expired: as new */
-			break;
-		}
+	s = slot_of(key);
+	if (s && now_ms >= s->expires_ms)
+		s->len = 0;       /* expired: as new */
 	if (!s) {
 		/* A free or expired slot of the window, else its least
 		 * recently used. */
@@ -111,19 +114,16 @@ void stick_set(const char *sess, size_t slen, const char *server, size_t len, ui
 
 void stick_del(const char *sess, size_t slen)
 {
+	struct stick_slot *s;
 	uint64_t key;
-	size_t i;
 
 	if (!slen)
 		return;
 	key = sess_key(sess, slen);
 	pthread_mutex_lock(&slock);
-	i = (size_t)(key % STICK_SLOTS);
-	for (int n = 0; n < STICK_PROBE; n++, i = (i + 1) % STICK_SLOTS)
-		if (slots[i].key == key) {
-			memset(&slots[i], 0, sizeof(slots[i]));
-			break;
-		}
+	s = slot_of(key);
+	if (s)
+		memset(s, 0, sizeof(*s));
 	pthread_mutex_unlock(&slock);
 }
 
