@@ -266,7 +266,7 @@ end
 -- From the agent: "A <rid>\n" once the record is durable, "S <seq>\n" echoing
 -- each sync. Limits (any breach closes the connection): rid 1-63 bytes of
 -- [A-Za-z0-9._:-]; server 1-130 bytes of [A-Za-z0-9._-]; seq 1-20 digits;
--- meta payload <= 8192; D <= 64 MB; header line <= 160; at most 4096
+-- meta payload <= 8192; D <= 64 MB; header line <= 160; at most 16384
 -- requests open (B without E) per connection.
 -- A request is kept until acknowledged; when the connection drops (agent restart), every unacknowledged request is sent
 -- again from its start, and the agent's per-request idempotency makes the

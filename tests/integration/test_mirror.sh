@@ -16,7 +16,7 @@
 
 export LC_ALL=C   # ${#s} counts bytes
 META_MAX=8192
-OPEN_MAX=4096
+OPEN_MAX=16384
 
 start_redis || { fail "redis"; finish; }
 MIRROR=$(free_port)

@@ -428,12 +428,13 @@
  * (tune.bufsize, 128 KB). */
 #define MIRROR_FRAME_MAX           (64u * 1024u * 1024u)
 /* Mirror: requests open (a B frame, its E not yet seen) on one connection.
- * Each holds a meter (about 70 KB for an event stream), so this bounds a
- * connection's memory. The tap has one connection per HAProxy thread and
- * opens a request per answer in progress on that thread: keep HAProxy's
- * concurrent billable answers per thread well below this, or the
- * connection is closed again on each resend. */
-#define MIRROR_OPEN_MAX            4096u
+ * Each holds a meter (about 70 KB of address space for an event stream, of
+ * which a few KB are touched), so this bounds a connection's memory. The
+ * tap has one connection per HAProxy thread and opens a request per
+ * answer in progress on that thread: 10,000 streams held on two threads
+ * need 5,000 each. Keep HAProxy's concurrent billable answers per thread
+ * below this, or the connection is closed again on each resend. */
+#define MIRROR_OPEN_MAX            16384u
 /* Mirror: acknowledgements waiting to be written before the agent stops
  * reading from the connection (back-pressure, not an error). */
 #define MIRROR_OUT_HIGH            (1024u * 1024u)
