@@ -6,11 +6,7 @@ JOBS   ?= 2
 PREFIX ?= /usr/local
 FUZZ_SECONDS ?= 300
 
-<<<<<<< HEAD
-.PHONY: all deps build install test fuzz bench bench-datapath bench-tap bench-admission bench-failover run clean
-=======
-.PHONY: all deps build install test fuzz bench bench-datapath bench-tap bench-admission bench-streams run clean
->>>>>>> streams
+.PHONY: all deps build install test fuzz bench bench-datapath bench-tap bench-admission bench-failover bench-streams run clean
 
 all: build
 
@@ -55,14 +51,12 @@ bench-tap: build
 bench-admission: build
 	bash bench/admission.sh
 
-<<<<<<< HEAD
 bench-failover: build
 	bash bench/failover.sh
-=======
+
 # Memory per concurrent stream: STREAMS_N streams held open (bench/README.md).
 bench-streams: build
 	bash bench/streams.sh
->>>>>>> streams
 
 # A local gateway in the foreground (see scripts/run.sh for its variables).
 run: build
