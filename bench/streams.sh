@@ -102,6 +102,13 @@ if [ "$hard" != unlimited ] && [ "$hard" -lt "$FDS" ]; then
 			"at most $([ "$H2" = 1 ] && echo $(((hard - 1024) * H2_PER / (H2_PER + 1))) || echo $(((hard - 1024) / 2))) streams"
 fi
 [ "$(ulimit -Sn)" != unlimited ] && [ "$(ulimit -Sn)" -lt "$FDS" ] && ulimit -Sn "$FDS"
+# HAProxy sizes its descriptor table (and raises its own limit, or refuses
+# to start) at twice maxconn and some: over HTTP/2, maxconn (client
+# connections) need not be near N, so it is lowered to fit the limit.
+soft=$(ulimit -Sn)
+if [ "$H2" = 1 ] && [ "$soft" != unlimited ] && [ $((2 * MAXCONN + 1100)) -gt "$soft" ]; then
+	MAXCONN=$(((soft - 1100) / 2))
+fi
 
 # Timing: the streams open in OPEN_S seconds; each phase lasts HOLD_S (the
 # time to open them all and STREAMS_SETTLE more to measure) from the moment
