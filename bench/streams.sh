@@ -574,7 +574,8 @@ for k in $CASES; do printf '  %-30s %s\n' "${LABEL[$k]}" "${R_POOL2[$k]}"; done
 echo "streams: every one a whole 200 event stream; billing: $BILL_TOTAL held streams through the tap," \
 	"each counted once in Redis, none partial"
 if grep -qE '\] warning: ' "$DIR/agent.log"; then
-	echo "agent warnings:"; grep -E '\] warning: ' "$DIR/agent.log" | sed 's/^/  /' | tail -5
+	echo "agent warnings: $(grep -cE '\] warning: ' "$DIR/agent.log"), the last 5:"
+	grep -E '\] warning: ' "$DIR/agent.log" | sed 's/^/  /' | tail -5
 else
 	echo "agent warnings: none"
 fi
