@@ -29,9 +29,19 @@
 # none partial. KB per stream = (RSS at the plateau - RSS before) / N;
 # medians over BENCH_RUNS runs; the ratio is to the plain HAProxy's.
 #
-# The script raises the open-file limit to fit N (4 descriptors a stream in
-# HAProxy on the Realms path: client, relay both ends, upstream); it must
-# run as root when that is above the hard limit.
+# The streams are HTTP/1.1 connections of bench/http_bench, one a stream,
+# unless STREAMS_H2=1: then the client side is HTTP/2 with prior knowledge
+# (h2c, which HAProxy detects on its clear-text bind), 100 streams on each
+# connection (HAProxy's tune.h2.max-concurrent-streams), opened by one curl
+# process per 100 streams (--parallel, a -K file with one entry a stream),
+# each sending the same request, its answers written to files and checked.
+# HAProxy then holds one descriptor a stream (upstream) and one per 100.
+#
+# The script raises the open-file limit to fit N (2 descriptors a stream in
+# HAProxy on the gateway's straight path over HTTP/1.1: client, upstream; 1
+# over HTTP/2); raising it above the hard limit needs CAP_SYS_RESOURCE.
+# When N streams over HTTP/1.1 cannot fit under the hard limit, the script
+# goes over HTTP/2 by itself, and says so.
 #
 # Usage: bash bench/streams.sh   (or `make bench-streams`)
 # Environment: BUILD (build directory, default ./build), BENCH_RUNS (default
@@ -40,7 +50,8 @@
 # beyond the time the N streams take to open, default 15), STREAMS_DELTAS
 # and STREAMS_DELTA_BYTES (the answer, default 20 x 24 bytes),
 # STREAMS_VARIANTS (any of c-noretry c-notap c-neither, or "all"; default
-# none), TMPDIR, KEEP_BENCH_DIR=1.
+# none), STREAMS_H2 (1: the client side over HTTP/2; default: only when
+# HTTP/1.1 cannot fit), TMPDIR, KEEP_BENCH_DIR=1.
 # shellcheck disable=SC2034 # NAME and NEEDS are read by lib.sh
 NAME=streams
 NEEDS="haproxy redis-server redis-cli curl timeout python3"
@@ -61,20 +72,43 @@ for v in $VARIANTS; do
 	case $v in c-noretry|c-notap|c-neither) ;; *) die "STREAMS_VARIANTS: unknown '$v'" ;; esac
 done
 
-# Open files: HAProxy needs 4 a stream on the Realms path (client, relay
-# both ends, upstream) and about a hundred more (listeners, agent, mirror,
-# checks); the client and the mock one a stream each. They all inherit
-# this limit. Raising the hard limit needs CAP_SYS_RESOURCE.
-FDS=$((4 * N + 1024))
-MAXCONN=$((2 * N + 500))
+# Open files: over HTTP/1.1, HAProxy needs 2 a stream (client, upstream:
+# the gateway sends a request straight to its channel; measured below, at
+# the plateau) and about a thousand more to spare (listeners, agent,
+# mirror, checks); the client and the mock one a stream each. Over HTTP/2,
+# HAProxy needs one a stream (upstream) and one per H2_PER streams
+# (client). They all inherit this limit. Raising the hard limit needs
+# CAP_SYS_RESOURCE.
+H2=${STREAMS_H2:-}
+[[ "$H2" =~ ^[01]?$ ]] || die "STREAMS_H2 must be 0 or 1"
+H2_PER=100
+H2_NOTE=""
 hard=$(ulimit -Hn)
+fds_for() { if [ "$1" = 1 ]; then echo $((N + (N + H2_PER - 1) / H2_PER + 1024)); else echo $((2 * N + 1024)); fi; }
+fits() { [ "$hard" = unlimited ] || [ "$hard" -ge "$1" ] || (ulimit -Hn "$1" 2>/dev/null); }
+if [ -z "$H2" ]; then
+	H2=0
+	if ! fits "$(fds_for 0)"; then
+		H2=1
+		H2_NOTE="$N streams over HTTP/1.1 need $(fds_for 0) open files (2 a stream in HAProxy), above the hard limit $hard: the client side goes over HTTP/2"
+	fi
+fi
+FDS=$(fds_for "$H2")
+MAXCONN=$((2 * N + 500))
 if [ "$hard" != unlimited ] && [ "$hard" -lt "$FDS" ]; then
 	ulimit -Hn "$FDS" 2>/dev/null ||
-		die "$N streams need $FDS open files (4 a stream in HAProxy on the gateway's path);" \
+		die "$N streams need $FDS open files ($([ "$H2" = 1 ] && echo "1 a stream in HAProxy over HTTP/2" || echo "2 a stream in HAProxy over HTTP/1.1; STREAMS_H2=1 needs 1"));" \
 			"the hard limit is $hard and cannot be raised here (root without CAP_SYS_RESOURCE?):" \
-			"at most $(((hard - 1024) / 4)) streams"
+			"at most $([ "$H2" = 1 ] && echo $(((hard - 1024) * H2_PER / (H2_PER + 1))) || echo $(((hard - 1024) / 2))) streams"
 fi
 [ "$(ulimit -Sn)" != unlimited ] && [ "$(ulimit -Sn)" -lt "$FDS" ] && ulimit -Sn "$FDS"
+# HAProxy sizes its descriptor table (and raises its own limit, or refuses
+# to start) at twice maxconn and some: over HTTP/2, maxconn (client
+# connections) need not be near N, so it is lowered to fit the limit.
+soft=$(ulimit -Sn)
+if [ "$H2" = 1 ] && [ "$soft" != unlimited ] && [ $((2 * MAXCONN + 1100)) -gt "$soft" ]; then
+	MAXCONN=$(((soft - 1100) / 2))
+fi
 
 # Timing: the streams open in OPEN_S seconds; each phase lasts HOLD_S (the
 # time to open them all and STREAMS_SETTLE more to measure) from the moment
@@ -142,12 +176,46 @@ for v in $VARIANTS; do
 	CHAN[$v]=$chan
 	CASES+=" $v"
 done
+# HTTP/2 on the client side: with prior knowledge (h2c) on the existing
+# bind when curl can multiplex so; curl before 8.0 (Debian 12's 7.88.1)
+# fails every stream but the first on a reused prior-knowledge connection
+# ("Error in the HTTP2 framing layer", curl issue 10634, fixed in 8.0), so
+# then the streams go over TLS with ALPN h2 to a second bind added to each
+# copy (a self-signed certificate in the scratch directory, port
+# STREAMS_TLS_LISTEN), the first bind left for the warm-up.
+H2_TLS=0
+if [ "$H2" = 1 ]; then
+	cv=$(curl --version | awk 'NR == 1 { print $2 }')
+	if [ "${cv%%.*}" -lt 8 ]; then
+		H2_TLS=1
+		command -v openssl >/dev/null || die "openssl not found (HTTP/2 over TLS with curl $cv)"
+		openssl req -x509 -newkey rsa:2048 -nodes -keyout "$DIR/tls.key" -out "$DIR/tls.crt" -days 2 \
+			-subj /CN=127.0.0.1 >"$DIR/openssl.out" 2>&1 || { cat "$DIR/openssl.out" >&2; die "openssl req"; }
+		cat "$DIR/tls.crt" "$DIR/tls.key" >"$DIR/tls.pem"
+		for k in $CASES; do
+			n=$(grep -cE '^[[:space:]]*bind "\$\{(BENCH|REALMS)_LISTEN\}"' "${CFG[$k]}")
+			[ "$n" -eq 1 ] || die "${CFG[$k]}: not one client bind line to add the TLS bind after"
+			# shellcheck disable=SC2016 # ${STREAMS_TLS_LISTEN} is for HAProxy to expand
+			sed -E -i '/^[[:space:]]*bind "\$\{(BENCH|REALMS)_LISTEN\}"/a\    bind "${STREAMS_TLS_LISTEN}" ssl crt "'"$DIR/tls.pem"'" alpn h2' "${CFG[$k]}"
+		done
+	fi
+fi
 HOLD_H=("x-mock-first-byte-delay-ms: $FB_MS" "x-mock-delay-ms: $DELAY_MS"
 	"x-mock-deltas: $DELTAS" "x-mock-delta-bytes: $DBYTES")
 echo "== $N streams opened at $RATE/s (${OPEN_S}s), held ${HOLD_S}s before the first byte, then" \
 	"$DELTAS deltas x $DBYTES B at one event every ${DELAY_MS} ms (${HOLD_S}s); $RUNS runs of each" \
 	"case, cases alternating: $CASES"
 echo "== open files: $(ulimit -Sn) (soft), HAProxy maxconn $MAXCONN (added to copies of the configs)"
+[ -n "$H2_NOTE" ] && echo "== $H2_NOTE"
+if [ "$H2" = 1 ]; then
+	[ "$H2_TLS" = 1 ] && echo "== curl $cv cannot multiplex HTTP/2 with prior knowledge (curl issue 10634, fixed in 8.0):" \
+		"the streams go over TLS with ALPN h2 to a second bind (self-signed), the warm-up to the clear one"
+	echo "== client side: HTTP/2 $([ "$H2_TLS" = 1 ] && echo "over TLS (ALPN h2)" || echo "with prior knowledge (h2c)"), $H2_PER streams a connection, one curl" \
+		"process a connection ($(((N + H2_PER - 1) / H2_PER)) of them), one started every" \
+		"$(awk -v p="$H2_PER" -v r="$RATE" 'BEGIN { printf "%.2f", p / r }')s; upstream side HTTP/1.1"
+else
+	echo "== client side: HTTP/1.1 (http_bench), one connection a stream"
+fi
 
 # ------------------------------------------------------------- memory ---
 # proc_kb FIELD FILE PID: FIELD (kB) of /proc/PID/FILE for PID and its
@@ -162,6 +230,14 @@ proc_kb() {
 }
 rss() { proc_kb VmRSS status "$1"; }
 pss() { proc_kb Pss smaps_rollup "$1"; }
+# nfd PID: open descriptors of PID and its children.
+nfd() {
+	local p sum=0
+	for p in "$1" $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+		sum=$((sum + $(find "/proc/$p/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)))
+	done
+	echo "$sum"
+}
 # stable PID...: polls the summed RSS of the processes every second until
 # two readings differ by at most 0.5% (bounded: STREAMS_SETTLE - 5 s, at
 # least 2, so that the phase is not over). Sets STABLE (1 or 0).
@@ -218,7 +294,7 @@ pools_delta() {
 # ---------------------------------------------------------------- run ---
 RUN=0
 BILL_TOTAL=0
-declare -A R_H1 R_H2 R_A1 R_A2 R_P1 R_P2 R_BASE R_POOL1 R_POOL2
+declare -A R_FD R_H1 R_H2 R_A1 R_A2 R_P1 R_P2 R_BASE R_POOL1 R_POOL2
 # kbps BEFORE AFTER: KB per stream, one decimal.
 kbps() { awk -v a="$1" -v b="$2" -v n="$N" 'BEGIN { printf "%.1f", (b - a) / n }'; }
 # mock_json: the mock's /mock/stats.
@@ -237,14 +313,96 @@ measure() {
 	stable "$hp" "$AGENT_PID"
 	h=$(rss "$hp"); p=$(pss "$hp"); a=$(rss "$AGENT_PID")
 	hap_cmd "$DIR/stats-$k.sock" "show pools" >"$DIR/pools-$k-$RUN-$ph.txt" 2>&1
-	M_H[$ph]=$h M_P[$ph]=$p M_A[$ph]=$a M_S[$ph]=$STABLE
+	M_H[$ph]=$h M_P[$ph]=$p M_A[$ph]=$a M_S[$ph]=$STABLE M_F[$ph]=$(nfd "$hp")
+}
+
+# h2_clients PORT OUT: the N streams over HTTP/2 with prior knowledge, one
+# curl process per H2_PER streams (one connection, --parallel), a process
+# started every H2_PER / RATE seconds. Each stream sends the request of
+# http_bench (REQ_H as CURL_H: the fixture's headers, the 85 KB body, POST
+# /v1/messages?beta=true) and writes its answer to OUT.h2/I; curl writes
+# "I STATUS BYTES" a stream to OUT.h2/G.out. Each curl is bounded (timeout
+# on the process, --max-time on each stream); the exit status of each is
+# in OUT.rc. Returns 0 if every curl exited 0.
+h2_clients() {
+	local port=$1 out=$2 g i cfg gap rc=0 pids=() n_g
+	n_g=$(((N + H2_PER - 1) / H2_PER))
+	gap=$(awk -v p="$H2_PER" -v r="$RATE" 'BEGIN { printf "%.3f", p / r }')
+	mkdir -p "$out.h2"
+	printf '%s\n' "${CURL_H[@]}" | grep -v '^-H$' >"$out.h2/headers"
+	: >"$out.rc"
+	trap 'kill "${pids[@]}" 2>/dev/null; exit 143' TERM
+	for ((g = 0; g < n_g; g++)); do
+		cfg=$out.h2/$g.cfg
+		for ((i = g * H2_PER; i < (g + 1) * H2_PER && i < N; i++)); do
+			[ "$i" -gt $((g * H2_PER)) ] && echo next
+			if [ "$H2_TLS" = 1 ]; then
+				printf 'url = "https://%s/v1/messages?beta=true"\nhttp2\ninsecure\n' "$STREAMS_TLS_LISTEN"
+			else
+				printf 'url = "http://127.0.0.1:%s/v1/messages?beta=true"\nhttp2-prior-knowledge\n' "$port"
+			fi
+			printf 'header = "@%s"\ndata-binary = "@%s"\n' "$out.h2/headers" "$FIXTURE.json"
+			printf 'output = "%s"\nmax-time = %d\n' "$out.h2/$i" $((2 * HOLD_S + OPEN_S + 90))
+			printf 'write-out = "%d %%{http_code} %%{size_download}\\n"\n' "$i"
+		done >"$cfg"
+		timeout $((3 * HOLD_S + 2 * OPEN_S + 120)) curl -sS --no-progress-meter --parallel --parallel-max "$H2_PER" \
+			-K "$cfg" >"$out.h2/$g.out" 2>"$out.h2/$g.err" &
+		pids+=("$!")
+		[ $((g + 1)) -lt "$n_g" ] && sleep "$gap"
+	done
+	for g in "${!pids[@]}"; do
+		wait "${pids[$g]}"
+		echo "$g:$?" >>"$out.rc"
+	done
+	! grep -qv ':0$' "$out.rc"
+}
+# h2_check OUT: prints how many of the N streams of h2_clients were whole
+# 200 event streams (status 200, message_stop in the last 256 bytes);
+# fails, printing why, if any was not.
+h2_check() {
+	python3 - "$1.h2" "$N" <<'PY'
+import glob, os, sys
+d, n = sys.argv[1], int(sys.argv[2])
+status = {}
+for f in glob.glob(os.path.join(d, "*.out")):
+    for line in open(f):
+        p = line.split()
+        if len(p) == 3:
+            status[int(p[0])] = p[1]
+bad = {}
+ok = 0
+for i in range(n):
+    st = status.get(i, "none")
+    whole = False
+    try:
+        with open(os.path.join(d, str(i)), "rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - 256))
+            whole = b"message_stop" in fh.read()
+    except OSError:
+        pass
+    if st == "200" and whole:
+        ok += 1
+    else:
+        key = "status %s%s" % (st, "" if whole else ", not whole")
+        bad.setdefault(key, []).append(i)
+if bad:
+    print("%d whole streams of %d; the others: %s" % (ok, n, "; ".join(
+        "%s: %d (e.g. #%d)" % (k, len(v), v[0]) for k, v in sorted(bad.items()))))
+    sys.exit(1)
+print(ok)
+PY
 }
 
 run_case() {
 	local k=$1 hp port out mk0 m j req c200 t_first="" t0 rc line ok deadline pools
-	local -A M_H M_P M_A M_S
+	local -A M_H M_P M_A M_S M_F
 	RUN=$((RUN + 1))
 	out=$DIR/hb.$RUN
+	if [ "$H2_TLS" = 1 ]; then
+		STREAMS_TLS_PORT=$(free_port) || die "no free port"
+		export STREAMS_TLS_LISTEN=127.0.0.1:$STREAMS_TLS_PORT
+	fi
 	if [ "$k" = b ]; then
 		start_passthrough "$k" "${CFG[$k]}"
 	else
@@ -259,6 +417,20 @@ run_case() {
 	for _ in $(seq 50); do probe "$port" "$DIR/probe-$k" 2>/dev/null && break; sleep 0.2; done
 	probe "$port" "$DIR/probe-$k" || die "no whole 200 event stream through ${LABEL[$k]}"
 	hbench "$port" "$out.warm" -c 4 -n 20
+	if [ "$H2" = 1 ]; then
+		# HAProxy must take HTTP/2 with prior knowledge on this bind.
+		curl -sS --http2-prior-knowledge --max-time 20 -o "$DIR/probe-$k.h2" -w '%{http_version} %{http_code}' \
+			"${CURL_H[@]}" --data-binary "@$FIXTURE.json" "http://127.0.0.1:$port/v1/messages?beta=true" \
+			>"$DIR/probe-$k.h2.w" 2>&1
+		if [ "$H2_TLS" = 1 ]; then
+			curl -sS --http2 -k --max-time 20 -o "$DIR/probe-$k.h2" -w '%{http_version} %{http_code}' \
+				"${CURL_H[@]}" --data-binary "@$FIXTURE.json" "https://$STREAMS_TLS_LISTEN/v1/messages?beta=true" \
+				>"$DIR/probe-$k.h2.w" 2>&1
+		fi
+		if [ "$(cat "$DIR/probe-$k.h2.w")" != "2 200" ] || ! tail -c 256 "$DIR/probe-$k.h2" | grep -q message_stop; then
+			die "${LABEL[$k]}: no whole 200 event stream over HTTP/2 with prior knowledge ($(cat "$DIR/probe-$k.h2.w"))"
+		fi
+	fi
 	if [ "$k" != b ] && [ "${TAP[$k]}" = 1 ]; then
 		EXPECT_BILLED=$((EXPECT_BILLED + $(mock_stat 200) - mk0))
 		settle_billing "warm-up ${LABEL[$k]}"
@@ -271,9 +443,13 @@ run_case() {
 	req=$(jfield requests "$j")
 	c200=$(jfield 200 "$j")
 	t0=$(now_s)
-	timeout $((3 * HOLD_S + 2 * OPEN_S + 120)) "$BUILD/http_bench" -a "127.0.0.1:$port" \
-		-P '/v1/messages?beta=true' "${REQ_H[@]}" -b "$FIXTURE.json" -e message_stop \
-		-c "$N" -n "$N" -r "$RATE" -t $((HOLD_S + 60)) >"$out.out" 2>"$out.err" &
+	if [ "$H2" = 1 ]; then
+		h2_clients "$port" "$out" &
+	else
+		timeout $((3 * HOLD_S + 2 * OPEN_S + 120)) "$BUILD/http_bench" -a "127.0.0.1:$port" \
+			-P '/v1/messages?beta=true' "${REQ_H[@]}" -b "$FIXTURE.json" -e message_stop \
+			-c "$N" -n "$N" -r "$RATE" -t $((HOLD_S + 60)) >"$out.out" 2>"$out.err" &
+	fi
 	CLIENT=$!
 	PIDS+=("$CLIENT")
 	# Phase 1: every request reached the mock, none answered yet.
@@ -311,9 +487,14 @@ run_case() {
 	wait "$CLIENT"
 	rc=$?
 	forget_pid "$CLIENT"
-	line=$(cat "$out.out")
-	[ "$rc" -eq 0 ] || { cat "$out.out" "$out.err" >&2; die "${LABEL[$k]}: http_bench exited with $rc"; }
-	ok=$(hb ok "$line")
+	if [ "$H2" = 1 ]; then
+		ok=$(h2_check "$out") || die "${LABEL[$k]}: $ok"
+		[ "$rc" -eq 0 ] || die "${LABEL[$k]}: the curl processes did not all exit 0 ($(tr '\n' ' ' <"$out.rc"))"
+	else
+		line=$(cat "$out.out")
+		[ "$rc" -eq 0 ] || { cat "$out.out" "$out.err" >&2; die "${LABEL[$k]}: http_bench exited with $rc"; }
+		ok=$(hb ok "$line")
+	fi
 	[ "$ok" -eq "$N" ] || die "${LABEL[$k]}: $ok whole streams of $N"
 	[ $(($(mock_stat 200) - c200)) -eq "$N" ] || die "${LABEL[$k]}: the mock answered $(($(mock_stat 200) - c200)) of $N"
 	if [ "$k" != b ] && [ "${TAP[$k]}" = 1 ]; then
@@ -341,6 +522,9 @@ run_case() {
 		"$(kbps "${M_P[0]}" "${M_P[2]}")" "$(kbps "${M_A[0]}" "${M_A[1]}")" \
 		"$(kbps "${M_A[0]}" "${M_A[2]}")" \
 		"$([ "${M_S[1]}${M_S[2]}" = 11 ] || echo " (memory still moving when read)")"
+	R_FD[$k]+=" $(awk -v a="${M_F[0]}" -v b="${M_F[2]}" -v n="$N" 'BEGIN { printf "%.2f", (b - a) / n }')"
+	echo "     haproxy descriptors: ${M_F[0]} before, ${M_F[1]} waiting, ${M_F[2]} streaming" \
+		"($(awk -v a="${M_F[0]}" -v b="${M_F[2]}" -v n="$N" 'BEGIN { printf "%.2f", (b - a) / n }') a stream)"
 	echo "     waiting:   ${R_POOL1[$k]}"
 	echo "     streaming: $pools"
 }
@@ -363,8 +547,9 @@ done
 med() { local -n arr=$1; median ${arr[$2]}; }
 sum() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a + b }'; }
 echo
-echo "== memory per stream: $N streams of an 85 KB request held open; KB per stream over the RSS" \
-	"after warm-up; medians of $RUNS runs"
+echo "== memory per stream: $N streams of an 85 KB request held open (client side" \
+	"$([ "$H2" = 1 ] && echo "HTTP/2, $H2_PER streams a connection" || echo "HTTP/1.1, a connection a stream"));" \
+	"KB per stream over the RSS after warm-up; medians of $RUNS runs"
 printf '%-30s %7s | %8s %8s %8s %6s | %8s %8s %8s %6s\n' case "hap MB" \
 	haproxy agent both "x b" haproxy agent both "x b"
 printf '%-30s %7s | %-35s | %-35s\n' "" before "waiting for the first byte" "streaming"
@@ -381,13 +566,16 @@ echo "(haproxy, agent: VmRSS growth in KB per stream; x b: both over the plain H
 echo
 echo "HAProxy Pss growth, KB per stream (waiting, streaming):"
 for k in $CASES; do printf '  %-30s %s, %s\n' "${LABEL[$k]}" "$(med R_P1 "$k")" "$(med R_P2 "$k")"; done
+echo "HAProxy open descriptors added a stream while streaming ($([ "$H2" = 1 ] && echo "client side HTTP/2, $H2_PER streams a connection" || echo "client side HTTP/1.1")):"
+for k in $CASES; do printf '  %-30s %s\n' "${LABEL[$k]}" "$(med R_FD "$k")"; done
 echo "HAProxy pools that grew (show pools, the last run), while streaming (pools of one size are"
 echo "merged in HAProxy 2.6: a pool is named after one of its users; buffer/131072B is tune.bufsize):"
 for k in $CASES; do printf '  %-30s %s\n' "${LABEL[$k]}" "${R_POOL2[$k]}"; done
 echo "streams: every one a whole 200 event stream; billing: $BILL_TOTAL held streams through the tap," \
 	"each counted once in Redis, none partial"
 if grep -qE '\] warning: ' "$DIR/agent.log"; then
-	echo "agent warnings:"; grep -E '\] warning: ' "$DIR/agent.log" | sed 's/^/  /' | tail -5
+	echo "agent warnings: $(grep -cE '\] warning: ' "$DIR/agent.log"), the last 5:"
+	grep -E '\] warning: ' "$DIR/agent.log" | sed 's/^/  /' | tail -5
 else
 	echo "agent warnings: none"
 fi
