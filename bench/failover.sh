@@ -48,7 +48,7 @@ mfail() { curl -sS -o /dev/null --max-time 5 -X POST "http://127.0.0.1:${MPORT[$
 # The agent: two equal channels, one credential each.
 MIRROR_ADDR=$DIR/mirror.sock
 AGENT_SOCK=$DIR/agent.sock
-mkdir -p "$DIR/spool" "$DIR/hp"
+mkdir -p "$DIR/spool"
 cat >"$DIR/realms.json" <<JSON
 {
   "redis": "127.0.0.1:$REDIS_PORT",
@@ -65,17 +65,7 @@ cat >"$DIR/realms.json" <<JSON
   ]
 }
 JSON
-"$BUILD/realms-agent" -c "$DIR/realms.json" --check >"$DIR/agent-check.out" 2>&1 ||
-	{ cat "$DIR/agent-check.out" >&2; die "the agent refused its configuration"; }
-spawn agent "$BUILD/realms-agent" -f -c "$DIR/realms.json" -l "unix:$AGENT_SOCK"
-AGENT_PID=$SPAWNED
-wait_file "$AGENT_SOCK" && wait_file "$MIRROR_ADDR" || die "the agent did not start"
-cp "$SRC/haproxy/realms.spoe" "$DIR/hp/"
-"$BUILD/realmsctl" -c "$DIR/realms.json" render-haproxy -o "$DIR/hp/channels.cfg" \
-	--setup-page "$DIR/hp/setup.html" >"$DIR/render.out" 2>&1 ||
-	{ cat "$DIR/render.out" >&2; die "realmsctl render-haproxy"; }
-TOKEN=$(REALMS_REDIS=127.0.0.1:$REDIS_PORT "$BUILD/realmsctl" token add --name "bench-$$" 2>"$DIR/token.err") ||
-	{ cat "$DIR/token.err" >&2; die "realmsctl token add"; }
+launch_agent
 start_realms c "$SRC/haproxy/realms.cfg" "$MIRROR_ADDR"
 URL="http://127.0.0.1:${HP_PORT[c]}/v1/messages"
 

@@ -167,6 +167,16 @@ start_agent() {
   ]
 }
 JSON
+	launch_agent
+	TOKEN_SINGLE=$(REALMS_REDIS=127.0.0.1:$REDIS_PORT "$BUILD/realmsctl" token add \
+		--name "bench-single-$$" --group single 2>"$DIR/token.err") ||
+		{ cat "$DIR/token.err" >&2; die "realmsctl token add --group single"; }
+}
+
+# launch_agent: realms-agent with DIR/realms.json (its mirror MIRROR_ADDR,
+# its SPOP socket AGENT_SOCK), the channel part rendered into DIR/hp, and a
+# client token of the default group. Sets AGENT_PID and TOKEN.
+launch_agent() {
 	"$BUILD/realms-agent" -c "$DIR/realms.json" --check >"$DIR/agent-check.out" 2>&1 ||
 		{ cat "$DIR/agent-check.out" >&2; die "the agent refused its configuration"; }
 	spawn agent "$BUILD/realms-agent" -f -c "$DIR/realms.json" -l "unix:$AGENT_SOCK"
@@ -179,9 +189,6 @@ JSON
 		{ cat "$DIR/render.out" >&2; die "realmsctl render-haproxy"; }
 	TOKEN=$(REALMS_REDIS=127.0.0.1:$REDIS_PORT "$BUILD/realmsctl" token add --name "bench-$$" 2>"$DIR/token.err") ||
 		{ cat "$DIR/token.err" >&2; die "realmsctl token add"; }
-	TOKEN_SINGLE=$(REALMS_REDIS=127.0.0.1:$REDIS_PORT "$BUILD/realmsctl" token add \
-		--name "bench-single-$$" --group single 2>"$DIR/token.err") ||
-		{ cat "$DIR/token.err" >&2; die "realmsctl token add --group single"; }
 }
 
 # The agent must be alive and must not have logged an error.

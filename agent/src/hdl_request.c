@@ -229,7 +229,7 @@ static void answer_refusal(struct spoa_req *req, const struct verdict *v)
 
 /* What up_<channel> needs to send an attempt (both for the relay's
  * attempts and for the requests that go straight to their channel). */
-static void answer_attempt(struct spoa_req *req, const struct attempt *a, struct vslice model)
+static void answer_attempt(struct spoa_req *req, const struct attempt *a)
 {
 	set_str(req, "backend", a->backend);
 	spoa_set_str(req, SPOP_SCOPE_TXN, "server", a->cred->server, a->cred->server_len);
@@ -240,13 +240,7 @@ static void answer_attempt(struct spoa_req *req, const struct attempt *a, struct
 		spoa_set_str(req, SPOP_SCOPE_TXN, "model_new", a->model_new, a->model_new_len);
 		if (a->clen_new >= 0)
 			spoa_set_int(req, SPOP_SCOPE_TXN, "clen", a->clen_new);
-		spoa_set_str(req, SPOP_SCOPE_TXN, "upstream_model",
-		             a->binding->upstream, a->binding->upstream_len);
-	} else {
-		spoa_set_str(req, SPOP_SCOPE_TXN, "upstream_model", model.p, model.len);
 	}
-	spoa_set_str(req, SPOP_SCOPE_TXN, "channel", a->cred->channel->name,
-	             strlen(a->cred->channel->name));
 	/* The channel's own headers (their values may be secrets: like the
 	 * key, each var is unset as soon as up_<channel> has used it). */
 	for (size_t i = 0; i < a->cred->channel->n_headers; i++) {
@@ -296,7 +290,7 @@ static void answer(struct spoa_req *req, const struct realms_config *cfg,
 		spoa_set_str(req, SPOP_SCOPE_TXN, "server", v->cred->server, v->cred->server_len);
 	} else {
 		set_str(req, "pool", v->first.backend);
-		answer_attempt(req, &v->first, (struct vslice){ v->insp.model, v->insp.model_len });
+		answer_attempt(req, &v->first);
 	}
 	spoa_set_str(req, SPOP_SCOPE_TXN, "model", v->insp.model, v->insp.model_len);
 	spoa_set_int(req, SPOP_SCOPE_TXN, "model_off", (int64_t)v->insp.model_off);
@@ -887,7 +881,7 @@ static enum spoa_hdl_ret hdl_attempt(struct spoa_req *req, const struct spop_msg
 		          tried_ttl_ms(cfg));
 	rlog(LOG_LVL_DEBUG, "attempt %zu of %.*s: %s", t.n + 1, (int)rid.len, rid.p,
 	     a.cred->server);
-	answer_attempt(req, &a, in.model);
+	answer_attempt(req, &a);
 done:
 	config_unref(cfg);
 	return SPOA_HDL_DONE;

@@ -36,6 +36,11 @@ static int usable(const struct sched_cand *c, const struct sched_env *env)
 	       (!env->available || env->available(c->cred_id, env->avail_arg));
 }
 
+int sched_takes(const struct sched_cand *c, const struct sched_env *env)
+{
+	return usable(c, env) && (!env->preferred || env->preferred(c->cred_id, env->pref_arg));
+}
+
 /* Availability is asked once per candidate, into ok[]: breakers change
  * state under our feet (other threads report attempt results), and two
  * answers for one candidate could leave a tier whose weights sum to 0. */

@@ -498,15 +498,6 @@ static void route(const struct realms_config *cfg, const struct verdict_in *in,
 		       "request: %s", a->error);
 }
 
-/* Whether candidate c may take this choice as it stands: weight, env's
- * availability and preference (not avoided). */
-static int cand_ok(const struct sched_cand *c, const struct sched_env *env)
-{
-	return c->weight > 0 &&
-	       (!env->available || env->available(c->cred_id, env->avail_arg)) &&
-	       (!env->preferred || env->preferred(c->cred_id, env->pref_arg));
-}
-
 /* Stickiness through failures (stick.h): given the scheduler's pick for a
  * session, the credential this session moved to when it is still a
  * candidate, usable, not avoided, and in the pick's tier (tiers stay the
@@ -530,7 +521,7 @@ static int session_pick(const struct verdict_cands *vc, const char *sess, size_t
 	for (size_t i = 0; sl && i < vc->n; i++) {
 		if (vc->cred[i]->server_len != sl || memcmp(vc->cred[i]->server, srv, sl))
 			continue;
-		if (vc->c[i].priority == vc->c[pick].priority && cand_ok(&vc->c[i], env))
+		if (vc->c[i].priority == vc->c[pick].priority && sched_takes(&vc->c[i], env))
 			chosen = (int)i;
 		break;
 	}

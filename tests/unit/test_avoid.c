@@ -23,6 +23,8 @@
 #include <realms/health.h>
 #include <realms/limits.h>
 #include <realms/stick.h>
+
+#include "cfg_sq.h"
 #include <realms/tried.h>
 #include <realms/verdict.h>
 
@@ -116,21 +118,8 @@ static struct sched_env env_of(const struct realms_config *cfg, uint64_t *seed, 
  * every breaker closed, nothing avoided, no session remembered. */
 static struct realms_config *load(const char *sq)
 {
-	size_t n = strlen(sq);
-	char *json = malloc(n + 1);
-	struct realms_config *c;
-	struct cfg_diag d;
+	struct realms_config *c = cfg_sq_parse(sq);
 
-	assert_non_null(json);
-	for (size_t i = 0; i <= n; i++)
-		json[i] = sq[i] == '\'' ? '"' : sq[i];
-	cfg_diag_init(&d);
-	c = config_parse(json, n, "t.json", &d);
-	if (!c)
-		cfg_diag_print(&d, stderr);
-	cfg_diag_free(&d);
-	free(json);
-	assert_non_null(c);
 	assert_int_equal(health_sync(c), 0);
 	for (size_t i = 0; i < c->n_creds; i++)
 		health_cooldown(c->creds[i]->server, c->creds[i]->server_len, 0);

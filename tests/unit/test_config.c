@@ -292,6 +292,8 @@ static void test_minimal_defaults(void **state)
 	assert_int_equal(c->failover.failures, CFG_FAILURES_DEFAULT);
 	assert_int_equal(c->failover.cooldown_s, CFG_COOLDOWN_DEFAULT_S);
 	assert_int_equal(c->failover.timeout_s, CFG_TIMEOUT_DEFAULT_S);
+	assert_int_equal(c->failover.max_body, CFG_RETRY_BODY_DEFAULT);
+	assert_int_equal(c->failover.avoid_s, CFG_AVOID_DEFAULT_S);
 	assert_int_equal(c->n_groups, 1);
 	assert_string_equal(c->groups[0], "default");
 	ch = &c->channels[0];
@@ -573,6 +575,26 @@ static void test_failover_section(void **state)
 	expect_error("failover.cooldown", 4, "must be an integer, not a string");
 	expect_error("failover.timeout", 4, "must be an integer, not a fraction");
 	expect_error("failover.tries", 4, "unknown key");
+
+	c = parse(
+		"{\n"
+		"\"failover\": {\"max_body\": 131072, \"avoid\": 0},\n"
+		"\"models\": [\"m\"],\n"
+		"\"channels\": [{\"name\": \"a\", \"base_url\": \"https://a.example\",\n"
+		" \"credentials\": [{\"name\": \"k\", \"key\": \"sk-1\"}], \"models\": [\"m\"]}]}\n");
+	assert_non_null(c);
+	assert_int_equal(c->failover.max_body, 131072);
+	assert_int_equal(c->failover.avoid_s, 0);
+	config_unref(c);
+
+	assert_null(parse(
+		"{\n"
+		"\"failover\": {\"max_body\": 1048577, \"avoid\": -1},\n"
+		"\"models\": [\"m\"],\n"
+		"\"channels\": [{\"name\": \"a\", \"base_url\": \"https://a.example\",\n"
+		" \"credentials\": [{\"name\": \"k\", \"key\": \"sk-1\"}], \"models\": [\"m\"]}]}\n"));
+	expect_error("failover.max_body", 2, "must be an integer from 0 to 1048576");
+	expect_error("failover.avoid", 2, "must be an integer from 0 to 3600");
 }
 
 static void test_missing_required(void **state)

@@ -20,6 +20,8 @@
 #include <realms/tried.h>
 #include <realms/verdict.h>
 
+#include "cfg_sq.h"
+
 /* ---- helpers -------------------------------------------------------- */
 
 #define S(lit) ((struct vslice){ (lit), strlen(lit) })
@@ -49,26 +51,6 @@ static struct sched_env env_with(uint64_t *seed)
 	return e;
 }
 
-/* The test configs write JSON with ' for ", so they stay readable. */
-static struct realms_config *parse(const char *sq)
-{
-	size_t n = strlen(sq);
-	char *json = malloc(n + 1);
-	struct realms_config *c;
-	struct cfg_diag d;
-
-	assert_non_null(json);
-	for (size_t i = 0; i <= n; i++)
-		json[i] = sq[i] == '\'' ? '"' : sq[i];
-	cfg_diag_init(&d);
-	c = config_parse(json, n, "t.json", &d);
-	if (!c)
-		cfg_diag_print(&d, stderr);
-	cfg_diag_free(&d);
-	free(json);
-	assert_non_null(c);
-	return c;
-}
 
 /* Groups: default, research, lonely (no channel).
  * Credential ids: ch1--k1 0, ch1--k2 1, ch2--k 2, ch3--k 3, ch4--k 4. */
@@ -148,7 +130,7 @@ static struct realms_config *parse_pass(int allow)
 	char buf[1024];
 
 	snprintf(buf, sizeof(buf), PASS_CFG, allow ? "true" : "false");
-	return parse(buf);
+	return cfg_sq_parse(buf);
 }
 
 /* A POST /v1/messages with a JSON body and nothing else set. Absent
@@ -453,7 +435,7 @@ static void test_token_none(void **state)
 
 static void test_decide_token_unknown_revoked(void **state)
 {
-	struct realms_config *cfg = parse(MAIN_CFG);
+	struct realms_config *cfg = cfg_sq_parse(MAIN_CFG);
 	struct verdict_in in = msg_in("{\"model\":\"m-a\"}");
 	struct tok_info t = tok_of("default");
 	struct verdict v;
@@ -475,7 +457,7 @@ static void test_decide_token_unknown_revoked(void **state)
 
 static void test_decide_token_expired(void **state)
 {
-	struct realms_config *cfg = parse(MAIN_CFG);
+	struct realms_config *cfg = cfg_sq_parse(MAIN_CFG);
 	struct verdict_in in = msg_in("{\"model\":\"m-a\"}");
 	struct tok_info t = tok_of("default");
 	struct verdict v;
@@ -511,7 +493,7 @@ static void test_decide_token_expired(void **state)
 
 static void test_decide_unknown_group(void **state)
 {
-	struct realms_config *cfg = parse(MAIN_CFG);
+	struct realms_config *cfg = cfg_sq_parse(MAIN_CFG);
 	struct verdict_in in = msg_in("{\"model\":\"m-a\"}");
 	struct tok_info t = tok_of("nosuch");
 	struct verdict v;
@@ -531,7 +513,7 @@ static void test_decide_unknown_group(void **state)
 
 static void test_decide_models_and_hello_skip_body(void **state)
 {
-	struct realms_config *cfg = parse(MAIN_CFG);
+	struct realms_config *cfg = cfg_sq_parse(MAIN_CFG);
 	struct verdict_in in = msg_in("");
 	struct tok_info t = tok_of("lonely");
 	struct verdict v;
@@ -571,7 +553,7 @@ static void ctype_ok(const struct realms_config *cfg, const char *ct, int ok)
 
 static void test_decide_content_type(void **state)
 {
-	struct realms_config *cfg = parse(MAIN_CFG);
+	struct realms_config *cfg = cfg_sq_parse(MAIN_CFG);
 
 	ctype_ok(cfg, "application/json", 1);
 	ctype_ok(cfg, "application/json; charset=utf-8", 1);
@@ -600,7 +582,7 @@ static void body_refused(const struct realms_config *cfg, const char *body, cons
 
 static void test_decide_body_shape(void **state)
 {
-	struct realms_config *cfg = parse(MAIN_CFG);
+	struct realms_config *cfg = cfg_sq_parse(MAIN_CFG);
 
 	body_refused(cfg, "", "request body is empty; expected a JSON object");
 	body_refused(cfg, "{\"model\":", "request body is not valid JSON");
@@ -617,7 +599,7 @@ static void test_decide_body_shape(void **state)
 
 static void test_decide_model_missing(void **state)
 {
-	struct realms_config *cfg = parse(MAIN_CFG);
+	struct realms_config *cfg = cfg_sq_parse(MAIN_CFG);
 	static const char full[] = "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
 	                           "\"model\":\"m-a\"}";
 	struct verdict_in in = msg_in(full);
@@ -660,7 +642,7 @@ static void test_decide_model_missing(void **state)
 
 static void test_decide_chunked_is_truncated(void **state)
 {
-	struct realms_config *cfg = parse(MAIN_CFG);
+	struct realms_config *cfg = cfg_sq_parse(MAIN_CFG);
 	struct verdict_in in = msg_in("{\"max_tokens\":10}");
 	struct tok_info t = tok_of("default");
 	struct verdict v;
@@ -694,7 +676,7 @@ static void test_decide_chunked_is_truncated(void **state)
 
 static void test_decide_model_wrong_type(void **state)
 {
-	struct realms_config *cfg = parse(MAIN_CFG);
+	struct realms_config *cfg = cfg_sq_parse(MAIN_CFG);
 	char body[INSPECT_MODEL_MAX + 64];
 	char name[INSPECT_MODEL_MAX + 2];
 	struct verdict v;
@@ -724,7 +706,7 @@ static void test_decide_model_wrong_type(void **state)
  * routed like any other; it used to come back "too complex" and pass. */
 static void test_decide_big_body_routed(void **state)
 {
-	struct realms_config *cfg = parse(MAIN_CFG);
+	struct realms_config *cfg = cfg_sq_parse(MAIN_CFG);
 	const size_t n = 70000;
 	char *body = malloc(2 * n + 64);
 	size_t o;
@@ -761,7 +743,7 @@ static void test_decide_big_body_routed(void **state)
 
 static void test_decide_unknown_and_disabled_model(void **state)
 {
-	struct realms_config *cfg = parse(MAIN_CFG);
+	struct realms_config *cfg = cfg_sq_parse(MAIN_CFG);
 	struct verdict v;
 
 	decide_body(cfg, "{\"model\":\"claude-nope\"}", "default", &v);
@@ -784,7 +766,7 @@ static void test_decide_unknown_and_disabled_model(void **state)
 
 static void test_decide_no_enabled_binding(void **state)
 {
-	struct realms_config *cfg = parse(MAIN_CFG);
+	struct realms_config *cfg = cfg_sq_parse(MAIN_CFG);
 	struct realms_config *bare;
 	struct verdict v;
 
@@ -800,7 +782,7 @@ static void test_decide_no_enabled_binding(void **state)
 	config_unref(cfg);
 
 	/* A config without any channel or credential. */
-	bare = parse("{'models': ['m-a'], 'channels': []}");
+	bare = cfg_sq_parse("{'models': ['m-a'], 'channels': []}");
 	decide_body(bare, "{\"model\":\"m-a\"}", "default", &v);
 	assert_refused(&v, 404, "not_found_error", "model: m-a");
 	config_unref(bare);
@@ -808,7 +790,7 @@ static void test_decide_no_enabled_binding(void **state)
 
 static void test_decide_group_permission(void **state)
 {
-	struct realms_config *cfg = parse(MAIN_CFG);
+	struct realms_config *cfg = cfg_sq_parse(MAIN_CFG);
 	struct verdict v;
 
 	decide_body(cfg, "{\"model\":\"m-research\"}", "default", &v);
@@ -829,7 +811,7 @@ static void test_decide_group_permission(void **state)
 
 static void test_decide_all_cooling(void **state)
 {
-	struct realms_config *cfg = parse(MAIN_CFG);
+	struct realms_config *cfg = cfg_sq_parse(MAIN_CFG);
 	struct verdict v;
 
 	cooling = (1ULL << 0) | (1ULL << 1);   /* ch1--k1, ch1--k2 */
@@ -853,7 +835,7 @@ static void test_decide_all_cooling(void **state)
 
 static void test_decide_allowed_fields(void **state)
 {
-	struct realms_config *cfg = parse(MAIN_CFG);
+	struct realms_config *cfg = cfg_sq_parse(MAIN_CFG);
 	struct verdict v;
 
 	decide_body(cfg, "{\"model\":\"m-b\",\"stream\":true,\"max_tokens\":5}", "default", &v);
@@ -906,7 +888,7 @@ static void session_of(const struct realms_config *cfg, const char *hdr, const c
 
 static void test_decide_session_sources(void **state)
 {
-	struct realms_config *cfg = parse(MAIN_CFG);
+	struct realms_config *cfg = cfg_sq_parse(MAIN_CFG);
 	static const char json_form[] =
 		"{\"model\":\"m-a\",\"metadata\":{\"user_id\":\"{\\\"device_id\\\":\\\"x\\\","
 		"\\\"account_uuid\\\":\\\"\\\",\\\"session_id\\\":\\\"abc-123\\\"}\"}}";
@@ -937,7 +919,7 @@ static void test_decide_session_sources(void **state)
 
 static void test_decide_fixture(void **state)
 {
-	struct realms_config *cfg = parse(REWRITE_CFG);
+	struct realms_config *cfg = cfg_sq_parse(REWRITE_CFG);
 	size_t len;
 	char *body = read_fixture("messages-1.json", &len);
 	struct verdict_in in = msg_in(body);
@@ -970,7 +952,7 @@ static void test_decide_fixture(void **state)
 
 static void test_decide_sticky(void **state)
 {
-	struct realms_config *cfg = parse(SCHED_CFG);
+	struct realms_config *cfg = cfg_sq_parse(SCHED_CFG);
 	static const char body[] = "{\"model\":\"m-s\"}";
 	struct tok_info t = tok_of("default");
 	struct verdict v;
@@ -1025,7 +1007,7 @@ static void test_decide_sticky(void **state)
 
 static void test_decide_priority_tiers(void **state)
 {
-	struct realms_config *cfg = parse(SCHED_CFG);
+	struct realms_config *cfg = cfg_sq_parse(SCHED_CFG);
 	struct tok_info t = tok_of("default");
 	struct verdict v;
 
@@ -1070,7 +1052,7 @@ static void test_decide_priority_tiers(void **state)
 
 static void test_decide_weights(void **state)
 {
-	struct realms_config *cfg = parse(SCHED_CFG);
+	struct realms_config *cfg = cfg_sq_parse(SCHED_CFG);
 	struct tok_info t = tok_of("default");
 	struct sched_env e;
 	uint64_t seed = 0x1234567;
@@ -1147,7 +1129,7 @@ static void test_decide_passthrough(void **state)
 	config_unref(cfg);
 
 	/* The switch on, but no channel binds "*". */
-	cfg = parse("{'agent': {'allow_unknown_models': true}, 'models': ['m-a'],"
+	cfg = cfg_sq_parse("{'agent': {'allow_unknown_models': true}, 'models': ['m-a'],"
 	            " 'channels': [{'name': 'c', 'base_url': 'https://c.example',"
 	            "  'credentials': [{'name': 'k', 'key': 'sk'}], 'models': ['m-a']}]}");
 	decide_body(cfg, "{\"model\":\"claude-future-9\"}", "default", &v);
@@ -1155,7 +1137,7 @@ static void test_decide_passthrough(void **state)
 	config_unref(cfg);
 
 	/* "*" channels outside the token's group. */
-	cfg = parse("{'agent': {'allow_unknown_models': true}, 'groups': ['default', 'r'],"
+	cfg = cfg_sq_parse("{'agent': {'allow_unknown_models': true}, 'groups': ['default', 'r'],"
 	            " 'channels': [{'name': 'c', 'base_url': 'https://c.example', 'groups': ['r'],"
 	            "  'credentials': [{'name': 'k', 'key': 'sk'}], 'models': ['*']}]}");
 	decide_body(cfg, "{\"model\":\"x-1\"}", "default", &v);
@@ -1270,7 +1252,7 @@ static void models_body_is(const struct realms_config *cfg, const char *group,
 
 static void test_models_body(void **state)
 {
-	struct realms_config *cfg = parse(MAIN_CFG);
+	struct realms_config *cfg = cfg_sq_parse(MAIN_CFG);
 	char a[256], b[256], r[256], want[2048];
 
 	model_entry("m-a", a, sizeof(a));
@@ -1296,7 +1278,7 @@ static void test_models_body(void **state)
 	               "{\"data\":[],\"has_more\":false,\"first_id\":null,\"last_id\":null}");
 	config_unref(cfg);
 
-	cfg = parse(SCHED_CFG);
+	cfg = cfg_sq_parse(SCHED_CFG);
 	snprintf(want, sizeof(want), "{\"data\":[%s,%s,%s],\"has_more\":false,"
 	         "\"first_id\":\"m-p\",\"last_id\":\"m-s\"}",
 	         model_entry("m-p", a, sizeof(a)), model_entry("m-w", b, sizeof(b)),
@@ -1414,7 +1396,7 @@ static int attempt_with(const struct realms_config *cfg, const char *primary, co
 
 static void test_attempt_errors(void **state)
 {
-	struct realms_config *cfg = parse(REWRITE_CFG);
+	struct realms_config *cfg = cfg_sq_parse(REWRITE_CFG);
 	struct attempt a;
 
 	/* A primary that does not serve the model is only a hint: the
@@ -1456,7 +1438,7 @@ static void test_attempt_errors(void **state)
 
 static void test_attempt_no_rewrite(void **state)
 {
-	struct realms_config *cfg = parse(REWRITE_CFG);
+	struct realms_config *cfg = cfg_sq_parse(REWRITE_CFG);
 	struct attempt a;
 
 	memset(&a, 0x5a, sizeof(a));
@@ -1496,7 +1478,7 @@ static void test_attempt_retries(void **state)
 	/* Credential ids: a--k 0 (staff, priority 10), b--k 1 (staff and
 	 * interns, priority 10), c--k 2 (interns, priority 0), d--k 3
 	 * (staff, priority 0), e--k 4 (interns, priority 10, disabled). */
-	struct realms_config *cfg = parse(
+	struct realms_config *cfg = cfg_sq_parse(
 		"{'groups': ['staff', 'interns'], 'models': ['m'],"
 		" 'channels': ["
 		"  {'name': 'a', 'base_url': 'https://a.example', 'priority': 10, 'groups': ['staff'],"
@@ -1565,7 +1547,7 @@ static void test_attempt_retries(void **state)
  * time, so its prompt cache is rebuilt once. */
 static void test_attempt_session_second_choice(void **state)
 {
-	struct realms_config *cfg = parse(SCHED_CFG);
+	struct realms_config *cfg = cfg_sq_parse(SCHED_CFG);
 	struct attempt a;
 	char first[64], second[64], sess[32];
 	int moved = 0;
@@ -1651,7 +1633,7 @@ static void check_splice(const struct realms_config *cfg, const char *body, size
 
 static void test_attempt_rewrite_fixture(void **state)
 {
-	struct realms_config *cfg = parse(REWRITE_CFG);
+	struct realms_config *cfg = cfg_sq_parse(REWRITE_CFG);
 	size_t len;
 	char *body = read_fixture("messages-1.json", &len);
 	struct attempt a;
@@ -1671,7 +1653,7 @@ static void test_attempt_rewrite_fixture(void **state)
 
 static void test_attempt_rewrite_small_bodies(void **state)
 {
-	struct realms_config *cfg = parse(REWRITE_CFG);
+	struct realms_config *cfg = cfg_sq_parse(REWRITE_CFG);
 	/* The model last, escaped in the body, with spaces around it. */
 	static const char *const bodies[] = {
 		"{\"model\":\"claude-sonnet-4-5\"}",
@@ -1694,7 +1676,7 @@ static void test_attempt_rewrite_small_bodies(void **state)
  * exist), and /v1/models lists only its own. */
 static void test_decide_token_models(void **state)
 {
-	struct realms_config *cfg = parse(MAIN_CFG);
+	struct realms_config *cfg = cfg_sq_parse(MAIN_CFG);
 	struct verdict_in in = msg_in("{\"model\":\"m-b\"}");
 	struct tok_info t = tok_of("default");
 	struct verdict v;
@@ -1727,7 +1709,7 @@ static void test_decide_token_models(void **state)
  * spelling of a key the agent reads are refused, and so are too many. */
 static void test_decide_odd_keys(void **state)
 {
-	struct realms_config *cfg = parse(MAIN_CFG);
+	struct realms_config *cfg = cfg_sq_parse(MAIN_CFG);
 	static const char *const odd[] = {
 		"{\"model\":\"m-a\",\"Model\":\"m-b\"}",
 		"{\"model\":\"m-a\",\"MODEL\":\"m-b\"}",
@@ -1801,7 +1783,7 @@ static void test_beta_filter(void **state)
 
 static void test_decide_beta_and_body_limit(void **state)
 {
-	struct realms_config *cfg = parse(MAIN_CFG);
+	struct realms_config *cfg = cfg_sq_parse(MAIN_CFG);
 	struct verdict_in in = msg_in("{\"model\":\"m-a\"}");
 	struct tok_info t = tok_of("default");
 	struct verdict v;

@@ -50,6 +50,10 @@ struct sched_env {
 	uint64_t now_ms;
 };
 
+/* Whether c may take a choice as things stand: weight, availability and
+ * preference (not avoided), as rule 1 reads them. */
+int sched_takes(const struct sched_cand *c, const struct sched_env *env);
+
 /* Returns the index in c[] of the chosen candidate, or -1 when none can take
  * the request. session may be NULL (slen 0). */
 int sched_pick(const struct sched_cand *c, size_t n, const char *session,
