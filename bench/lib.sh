@@ -211,6 +211,8 @@ start_realms() {
 		REALMS_HAPROXY_DIR="$DIR/hp" REALMS_LUA="$SRC/lua-shim/realms.lua"
 		REALMS_RELAY="$DIR/relay-$port.sock" REALMS_PASS_HEADERS="x-mock-[a-z-]+")
 	if [ -n "$mirror" ]; then env+=(REALMS_MIRROR="$mirror"); fi
+	# The allocator settings the haproxy.service drop-in gives HAProxy.
+	mapfile -t -O "${#env[@]}" env < <(env_file "$SRC/haproxy/malloc.env")
 	env -u REALMS_MIRROR "${env[@]}" haproxy -c -f "$cfg" -f "$channels" \
 		>"$DIR/haproxy-$label-check.out" 2>&1 ||
 		{ cat "$DIR/haproxy-$label-check.out" >&2; die "haproxy -c ($label)"; }

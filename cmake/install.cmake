@@ -17,7 +17,7 @@ set(REALMS_SYSTEMD_UNITDIR "" CACHE PATH "Where systemd units are installed")
 set(REALMS_TMPFILESDIR "" CACHE PATH "Where tmpfiles.d entries are installed")
 
 install(TARGETS realms-agent realmsctl RUNTIME DESTINATION sbin)
-install(FILES haproxy/realms.cfg haproxy/realms.spoe
+install(FILES haproxy/realms.cfg haproxy/realms.spoe haproxy/malloc.env
         DESTINATION share/realms/haproxy)
 install(FILES lua-shim/realms.lua DESTINATION share/realms/lua-shim)
 install(PROGRAMS scripts/realms-statusline DESTINATION share/realms)

@@ -124,7 +124,9 @@ export REALMS_LISTEN="127.0.0.1:$port" REALMS_AGENT_ADDR="unix@$run/agent.sock"
 export REALMS_HAPROXY_DIR="$run/hp" REALMS_LUA="$top/lua-shim/realms.lua"
 export REALMS_RELAY="$run/relay.sock" REALMS_MIRROR="$run/mirror.sock"
 haproxy -c -q -f "$top/haproxy/realms.cfg" -f "$run/hp/channels.cfg" || die "HAProxy refused the configuration"
-haproxy -db -f "$top/haproxy/realms.cfg" -f "$run/hp/channels.cfg" >"$run/haproxy.log" 2>&1 &
+# The allocator settings the haproxy.service drop-in gives HAProxy.
+mapfile -t menv < <(grep -E '^[A-Za-z_][A-Za-z0-9_]*=' "$top/haproxy/malloc.env")
+env "${menv[@]}" haproxy -db -f "$top/haproxy/realms.cfg" -f "$run/hp/channels.cfg" >"$run/haproxy.log" 2>&1 &
 pids+=($!)
 wait_for "! port_free $port" "HAProxy"
 

@@ -177,8 +177,11 @@ start_gateway() {
 	haproxy -c -f "$rcfg" -f "$hp/channels.cfg" \
 		-f "$hp/stats.cfg" >"$T_DIR/haproxy-check$id.log" 2>&1 || {
 		cat "$T_DIR/haproxy-check$id.log"; return 1; }
+	# HAProxy with the allocator settings the drop-in gives it.
+	local -a menv
+	mapfile -t menv < <(env_file "$REALMS_SRC/haproxy/malloc.env")
 	# shellcheck disable=SC2086 # GW_HAPROXY_ARGS: options, split on purpose
-	spawn "haproxy$id" haproxy -db ${GW_HAPROXY_ARGS:-} -f "$rcfg" \
+	spawn "haproxy$id" env "${menv[@]}" haproxy -db ${GW_HAPROXY_ARGS:-} -f "$rcfg" \
 		-f "$hp/channels.cfg" -f "$hp/stats.cfg"
 	HAPROXY_PID=$SPAWNED
 	wait_tcp "$GW_PORT" 10

@@ -107,6 +107,20 @@ JSON
 		line=${line#Environment=}; line=${line#\"}; line=${line%\"}
 		export "${line?}"
 	done < <(grep '^Environment=' "$dropin")
+	local envfile kv tunables
+	while IFS= read -r envfile; do
+		[ -r "${envfile#-}" ] || fail "the drop-in's EnvironmentFile $envfile is not installed"
+		while IFS= read -r kv; do export "${kv?}"; done < <(env_file "${envfile#-}")
+	done < <(sed -n 's/^EnvironmentFile=//p' "$dropin")
+	tunables=$(env_file /usr/share/realms/haproxy/malloc.env | sed -n 's/^GLIBC_TUNABLES=//p')
+	assert_match "$tunables" "glibc.malloc.mmap_threshold=" "the drop-in gives HAProxy malloc.env's allocator settings"
+	# glibc ignores a tunable it does not know, silently: each must be in
+	# effect with its value (ld.so prints them as the program would get them).
+	local t
+	for t in ${tunables//:/ }; do
+		assert_match "$(GLIBC_TUNABLES=$tunables ld.so --list-tunables | grep "^${t%%=*}:")" \
+			"^${t%%=*}: $(printf '0x%x' "${t#*=}") " "glibc applies ${t%%=*}"
+	done
 	gw=$(free_port)
 	export REALMS_LISTEN="127.0.0.1:$gw"   # not the drop-in's 8080: it may be in use here
 	# TLS on the client side, as docs/deploy.md says (an absolute crt path:
@@ -148,6 +162,10 @@ JSON
 	# shellcheck disable=SC2086
 	spawn haproxy $cmd
 	wait_tcp "$gw" 10 || fail "HAProxy did not listen"
+	# (glibc rewrites the variable in the process it starts: its presence
+	# is what can be seen from outside.)
+	assert_eq "$(tr '\0' '\n' <"/proc/$SPAWNED/environ" | grep -c '^GLIBC_TUNABLES=glibc.malloc')" 1 \
+		"HAProxy runs with them"
 	wait_file /run/haproxy/realms/relay.sock 5
 	assert_eq "$(mode_of /run/haproxy/realms/relay.sock)" "haproxy:haproxy 600" "relay.sock"
 
@@ -221,6 +239,7 @@ done <<EOF
 755 /opt/realms/sbin/realmsctl
 644 /opt/realms/share/realms/haproxy/realms.cfg
 644 /opt/realms/share/realms/haproxy/realms.spoe
+644 /opt/realms/share/realms/haproxy/malloc.env
 644 /opt/realms/share/realms/lua-shim/realms.lua
 644 /opt/realms/share/man/man8/realms-agent.8
 644 /opt/realms/share/man/man8/realmsctl.8
@@ -268,6 +287,7 @@ for want in \
 	"drwxr-x--- root/root ./etc/realms/" \
 	"-rw-r--r-- root/root ./usr/share/realms/haproxy/realms.cfg" \
 	"-rw-r--r-- root/root ./usr/share/realms/haproxy/realms.spoe" \
+	"-rw-r--r-- root/root ./usr/share/realms/haproxy/malloc.env" \
 	"-rw-r--r-- root/root ./usr/share/realms/lua-shim/realms.lua" \
 	"-rw-r--r-- root/root ./usr/share/realms/systemd/haproxy-realms.conf" \
 	"-rw-r--r-- root/root ./usr/lib/tmpfiles.d/realms.conf" \
