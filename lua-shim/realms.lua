@@ -294,6 +294,13 @@ local TAP_HEAD = 8 * 1024                -- event streams: first bytes sent
 local TAP_TAIL = 8 * 1024                -- and at least the last ones
 local TAP_BATCH = 256 * 1024            -- bytes per socket send
 local TAP_IDLE_MS = 20                   -- task sleep when idle
+-- After a round that sent frames, the next wait for acknowledgements is
+-- this short, doubling up to TAP_IDLE_MS while nothing new comes: under a
+-- steady flow the agent gets a request or two at a time, not everything
+-- that gathered in TAP_IDLE_MS at once (a burst of parsing and billing
+-- that kept the gateway's own processes from a core: time to first byte
+-- at p99, docs/benchmarks.md).
+local TAP_ACK_MS = 2
 local TAP_RETRY_MS = 500                 -- reconnect back-off
 -- An idle connection is closed after this long: HAProxy's soft stop waits
 -- for every stream, Lua sockets included, so a connection kept open would
@@ -507,6 +514,7 @@ local function tap_task()
     local sock
     local seq = 0
     local busy_at = now_ms()
+    local wait_ms = TAP_ACK_MS
     while true do
         if tap.nacked > 0 then tap_compact() end
         if #tap.reqs == 0 and #tap.outcomes == 0 then
@@ -561,8 +569,12 @@ local function tap_task()
                 if size >= TAP_BATCH then break end
             end
             if size == 0 then
-                -- Only acknowledgements are awaited: let them gather.
-                core.msleep(TAP_IDLE_MS)
+                -- Only acknowledgements are awaited: let them gather, a
+                -- little longer each round nothing new comes.
+                core.msleep(wait_ms)
+                wait_ms = math.min(wait_ms * 2, TAP_IDLE_MS)
+            else
+                wait_ms = TAP_ACK_MS
             end
             seq = seq + 1
             batch[#batch + 1] = "S " .. seq .. "\n"
