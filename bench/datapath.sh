@@ -5,6 +5,8 @@
 # by the same mock upstream, in one run:
 #   a. straight to the mock;
 #   b. through a plain HAProxy pass-through (bench/passthrough.cfg);
+#   m. the same, HAProxy given haproxy/malloc.env as Realms's HAProxy is
+#      (the ratios against b are the goal's; against m, like with like);
 #   c. through the whole Realms gateway: haproxy/realms.cfg with the
 #      rendered channel part, realms-agent (verdict, mirror), Redis, a real
 #      client token whose group's channel has two credentials (a pool); the
@@ -35,6 +37,7 @@ start_redis || die "redis did not start"
 start_mock
 start_agent
 start_passthrough b
+start_passthrough m "" "$SRC/haproxy/malloc.env"
 start_realms c "$SRC/haproxy/realms.cfg" "$MIRROR_ADDR"
 # The request of each case: d's carries the single-credential token.
 T_MULTI=$TOKEN
@@ -50,10 +53,11 @@ use_case() {
 	if [ "$1" = d ]; then REQ_H=("${REQ_H_D[@]}"); CURL_H=("${CURL_H_D[@]}")
 	else REQ_H=("${REQ_H_ABC[@]}"); CURL_H=("${CURL_H_ABC[@]}"); fi
 }
-CASES="a b c d"
-declare -A PORT=([a]=$MOCK_PORT [b]=${HP_PORT[b]} [c]=${HP_PORT[c]} [d]=${HP_PORT[c]})
-declare -A HPID=([b]=${HP_PID[b]} [c]=${HP_PID[c]} [d]=${HP_PID[c]})
+CASES="a b m c d"
+declare -A PORT=([a]=$MOCK_PORT [b]=${HP_PORT[b]} [m]=${HP_PORT[m]} [c]=${HP_PORT[c]} [d]=${HP_PORT[c]})
+declare -A HPID=([b]=${HP_PID[b]} [m]=${HP_PID[m]} [c]=${HP_PID[c]} [d]=${HP_PID[c]})
 declare -A LABEL=([a]="a. straight to the mock" [b]="b. HAProxy pass-through"
+	[m]="m. b with malloc.env"
 	[c]="c. Realms, 2-credential pool" [d]="d. Realms, 1 credential")
 realms() { [ "$1" = c ] || [ "$1" = d ]; }
 
@@ -163,6 +167,7 @@ echo
 for c in "$CONNS" 1; do
 	for k in c d; do
 		echo "ratios at $c connection(s), $k: req/s $k/b $(ratio "$(med R_RATE "$k$c")" "$(med R_RATE "b$c")")," \
+			"$k/m $(ratio "$(med R_RATE "$k$c")" "$(med R_RATE "m$c")")," \
 			"$k/a $(ratio "$(med R_RATE "$k$c")" "$(med R_RATE "a$c")");" \
 			"TTFB p50 $k/b $(ratio "$(med R_T50 "$k$c")" "$(med R_T50 "b$c")");" \
 			"TTFB p99 $k/b $(ratio "$(med R_T99 "$k$c")" "$(med R_T99 "b$c")"), added" \

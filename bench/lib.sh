@@ -224,16 +224,19 @@ start_realms() {
 	wait_tcp "$port" || die "haproxy ($label) did not start"
 }
 
-# start_passthrough LABEL [CFG]: bench/passthrough.cfg (or the copy CFG), a
-# plain HTTP proxy to the mock. Sets HP_PID[LABEL], HP_PORT[LABEL].
+# start_passthrough LABEL [CFG] [ENVFILE]: bench/passthrough.cfg (or the copy
+# CFG), a plain HTTP proxy to the mock; HAProxy gets ENVFILE's variables
+# (haproxy/malloc.env, to compare like with like). Sets HP_PID[LABEL],
+# HP_PORT[LABEL].
 start_passthrough() {
 	local label=$1 cfg=${2:-$SRC/bench/passthrough.cfg} port
+	local -a env
 	port=$(free_port) || die "no free port"
-	BENCH_LISTEN=127.0.0.1:$port BENCH_UPSTREAM=127.0.0.1:$MOCK_PORT \
-		haproxy -c -f "$cfg" >"$DIR/haproxy-$label-check.out" 2>&1 ||
+	env=(BENCH_LISTEN=127.0.0.1:$port BENCH_UPSTREAM=127.0.0.1:$MOCK_PORT)
+	[ -z "${3:-}" ] || mapfile -t -O "${#env[@]}" env < <(env_file "$3")
+	env "${env[@]}" haproxy -c -f "$cfg" >"$DIR/haproxy-$label-check.out" 2>&1 ||
 		{ cat "$DIR/haproxy-$label-check.out" >&2; die "haproxy -c ($label)"; }
-	BENCH_LISTEN=127.0.0.1:$port BENCH_UPSTREAM=127.0.0.1:$MOCK_PORT \
-		haproxy -db -f "$cfg" >>"$DIR/haproxy-$label.log" 2>&1 &
+	env "${env[@]}" haproxy -db -f "$cfg" >>"$DIR/haproxy-$label.log" 2>&1 &
 	HP_PID[$label]=$!
 	HP_PORT[$label]=$port
 	PIDS+=("$!")
