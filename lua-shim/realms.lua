@@ -743,8 +743,15 @@ function Outcome:http_headers(txn, msg)
         -- Watch the request's end: "no response" counts against the
         -- credential only when the whole request reached the upstream. A
         -- client that leaves mid-upload is not the credential's failure
-        -- (else any token could open every breaker, for free).
-        if TAP_HOST then filter.register_data_filter(self, msg.channel) end
+        -- (else any token could open every breaker, for free). A body
+        -- the agent read whole (SPOE wait-for-body) is all here already:
+        -- no need to watch it pass (a data filter costs a Lua call per
+        -- chunk of every request: 45 us of HAProxy's CPU per request).
+        if msg:eom() then
+            self.req_done = true
+        elseif TAP_HOST then
+            filter.register_data_filter(self, msg.channel)
+        end
         return filter.CONTINUE
     end
     if TAP_HOST and not self.sent then

@@ -215,6 +215,21 @@ sleep 1
 assert_eq "$(metric realms_attempt_outcomes_total)" "$out0" "5 uploads cut by their client: nothing counted against a credential"
 post "$INTERN" "$T_DIR/body.json"
 assert_eq "$CODE" 200 "after them, the interns are served"
+# A whole request whose upstream closes without sending a byte is the
+# credential's failure: its result (no response) reaches the breakers. The
+# agent read this body whole, so the outcome filter knows it is all sent
+# without watching it pass.
+body '{"model":"claude-sonnet-4-5","max_tokens":5,"messages":[]}'
+out0=$(metric realms_attempt_outcomes_total)
+mfail a '{"status":200,"close_after":0}'
+post "$INTERN" "$T_DIR/body.json"
+if [ -n "${GATE_DIRECT:-}" ]; then want="502 1"; else want="200 2"; fi
+for _ in $(seq 50); do
+	got="$CODE $(( $(metric realms_attempt_outcomes_total) - out0 ))"
+	[ "$got" = "$want" ] && break
+	sleep 0.1
+done
+assert_eq "$got" "$want" "an upstream closing without a response: its result counted (status, results)"
 
 # --- 3. upstream headers that name the provider account stay behind -----------
 post "$STAFF" "$T_DIR/body.json"
