@@ -744,10 +744,13 @@ function Outcome:http_headers(txn, msg)
         -- credential only when the whole request reached the upstream. A
         -- client that leaves mid-upload is not the credential's failure
         -- (else any token could open every breaker, for free). A body
-        -- the agent read whole (SPOE wait-for-body) is all here already:
-        -- no need to watch it pass (a data filter costs a Lua call per
-        -- chunk of every request: 45 us of HAProxy's CPU per request).
-        if msg:eom() then
+        -- the agent read whole (SPOE wait-for-body) is all here already
+        -- and nothing refuses it any more: no need to watch it pass (a
+        -- data filter costs a Lua call per chunk of every request: 45 us
+        -- of HAProxy's CPU per request). A body merely buffered whole is
+        -- not enough: past the agent's prefix realms-guard may still
+        -- refuse it, and that refusal is the client's doing.
+        if msg:eom() and txn:get_var("txn.realms.whole") then
             self.req_done = true
         elseif TAP_HOST then
             filter.register_data_filter(self, msg.channel)

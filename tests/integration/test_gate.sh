@@ -220,6 +220,7 @@ assert_eq "$CODE" 200 "after them, the interns are served"
 # agent read this body whole, so the outcome filter knows it is all sent
 # without watching it pass.
 body '{"model":"claude-sonnet-4-5","max_tokens":5,"messages":[]}'
+sleep 1   # the results of the requests above are in
 out0=$(metric realms_attempt_outcomes_total)
 mfail a '{"status":200,"close_after":0}'
 post "$INTERN" "$T_DIR/body.json"
@@ -230,6 +231,18 @@ for _ in $(seq 50); do
 	sleep 0.1
 done
 assert_eq "$got" "$want" "an upstream closing without a response: its result counted (status, results)"
+# A body past the agent's 120 KB prefix but within HAProxy's buffer (so
+# buffered whole before the backend sees it), refused by the body guard
+# for a second "model" in its tail: the client's doing, nothing counted
+# against the credential.
+printf '{"model":"claude-sonnet-4-5","max_tokens":5,"messages":[{"role":"user","content":"%s"}],"model":"claude-haiku-4-5"}' \
+	"$(head -c 125000 /dev/zero | tr '\0' 'z')" >"$T_DIR/gap.json"
+sleep 1
+out0=$(metric realms_attempt_outcomes_total)
+post "$INTERN" "$T_DIR/gap.json"
+sleep 1
+assert_eq "$CODE $(( $(metric realms_attempt_outcomes_total) - out0 ))" "400 0" \
+	"a body refused by the guard past the agent's prefix: 400, nothing counted against a credential"
 
 # --- 3. upstream headers that name the provider account stay behind -----------
 post "$STAFF" "$T_DIR/body.json"

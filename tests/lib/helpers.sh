@@ -54,13 +54,13 @@ wait_tcp() { wait_for "${2:-10}" "nothing listens on port $1" tcp_open "$1"; }
 # socket exists once its server has bound it.
 wait_file() { wait_for "${2:-10}" "$1 did not appear" test -e "$1"; }
 
-# spawn NAME CMD...: runs CMD in the background, output to $SCRATCH/NAME.log,
-# remembers its PID in PIDS and in SPAWNED.
 # env_file FILE: the KEY=value lines of an environment file (systemd's
 # EnvironmentFile= without quoting: comments and blank lines left out), one
 # per line, for env(1). haproxy/malloc.env is one.
 env_file() { grep -E '^[A-Za-z_][A-Za-z0-9_]*=' "$1"; }
 
+# spawn NAME CMD...: runs CMD in the background, output to $SCRATCH/NAME.log,
+# remembers its PID in PIDS and in SPAWNED.
 spawn() {
 	local name=$1; shift
 	"$@" >"$SCRATCH/$name.log" 2>&1 &
