@@ -545,14 +545,20 @@ static void test_wrong_types(void **state)
 	expect_error("channels", 6, "must be an array, not an object");
 }
 
+/* The rest of a configuration whose failover section a test varies: one
+ * model, one channel, on the last three lines (the errors a test expects
+ * are numbered by the lines before it). */
+#define ONE_CHANNEL \
+	"\"models\": [\"m\"],\n" \
+	"\"channels\": [{\"name\": \"a\", \"base_url\": \"https://a.example\",\n" \
+	" \"credentials\": [{\"name\": \"k\", \"key\": \"sk-1\"}], \"models\": [\"m\"]}]}\n"
+
 static void test_failover_section(void **state)
 {
 	struct realms_config *c = parse(
 		"{\n"
 		"\"failover\": {\"attempts\": 5, \"failures\": 4, \"cooldown\": 60, \"timeout\": 120},\n"
-		"\"models\": [\"m\"],\n"
-		"\"channels\": [{\"name\": \"a\", \"base_url\": \"https://a.example\",\n"
-		" \"credentials\": [{\"name\": \"k\", \"key\": \"sk-1\"}], \"models\": [\"m\"]}]}\n");
+		ONE_CHANNEL);
 
 	assert_non_null(c);
 	assert_int_equal(c->failover.attempts, 5);
@@ -566,9 +572,7 @@ static void test_failover_section(void **state)
 		"\"agent\": {\"check\": \"unix:/run/realms/check.sock\"},\n"
 		"\"failover\": {\"attempts\": 11, \"failures\": 0,\n"
 		"  \"cooldown\": \"30s\", \"timeout\": 1.5, \"tries\": 2},\n"
-		"\"models\": [\"m\"],\n"
-		"\"channels\": [{\"name\": \"a\", \"base_url\": \"https://a.example\",\n"
-		" \"credentials\": [{\"name\": \"k\", \"key\": \"sk-1\"}], \"models\": [\"m\"]}]}\n"));
+		ONE_CHANNEL));
 	expect_at(CFG_WARNING, "agent.check", 2, "no longer used");
 	expect_error("failover.attempts", 3, "must be an integer from 1 to 10");
 	expect_error("failover.failures", 3, "must be an integer from 1 to 1000");
@@ -579,9 +583,7 @@ static void test_failover_section(void **state)
 	c = parse(
 		"{\n"
 		"\"failover\": {\"max_body\": 131072, \"avoid\": 0},\n"
-		"\"models\": [\"m\"],\n"
-		"\"channels\": [{\"name\": \"a\", \"base_url\": \"https://a.example\",\n"
-		" \"credentials\": [{\"name\": \"k\", \"key\": \"sk-1\"}], \"models\": [\"m\"]}]}\n");
+		ONE_CHANNEL);
 	assert_non_null(c);
 	assert_int_equal(c->failover.max_body, 131072);
 	assert_int_equal(c->failover.avoid_s, 0);
@@ -590,9 +592,7 @@ static void test_failover_section(void **state)
 	assert_null(parse(
 		"{\n"
 		"\"failover\": {\"max_body\": 1048577, \"avoid\": -1},\n"
-		"\"models\": [\"m\"],\n"
-		"\"channels\": [{\"name\": \"a\", \"base_url\": \"https://a.example\",\n"
-		" \"credentials\": [{\"name\": \"k\", \"key\": \"sk-1\"}], \"models\": [\"m\"]}]}\n"));
+		ONE_CHANNEL));
 	expect_error("failover.max_body", 2, "must be an integer from 0 to 1048576");
 	expect_error("failover.avoid", 2, "must be an integer from 0 to 3600");
 }
