@@ -130,11 +130,35 @@ static int spool_append(const struct usage_record *rec)
 /* Per-worker Redis client                                                */
 /* ---------------------------------------------------------------------- */
 
+/* One record to commit. */
+struct commit {
+	struct commit *next;     /* in its worker's queue */
+	struct usage_record rec;
+	commit_done_fn done;     /* NULL for a spool replay */
+	void *arg;
+	size_t line_len;         /* replay: the spool line's length */
+};
+
 struct rec_worker {
 	struct worker *w;
 	struct rdb *rdb;
 	char sha[41];            /* "" until SCRIPT LOAD answered */
 	ev_timer replay;
+	/* Records wait here while a batch is in flight: one call at a time,
+	 * so that under load they reach Redis many per script run (and alone
+	 * when it is idle, with no wait). */
+	struct commit *head, *tail;
+	int busy;                /* a batch is in flight */
+	int closing;
+	struct record_batch *batch;
+};
+
+/* One script call in flight: its records, in order. */
+struct call {
+	struct rec_worker *rw;
+	int n;
+	int tried_eval;
+	struct commit *c[RECORD_BATCH_MAX];
 };
 
 static int rec_module = -1;
@@ -157,28 +181,16 @@ static void on_commit_connect(struct rdb *r, void *arg)
 	rdb_command(r, on_script_loaded, rw, "SCRIPT LOAD %b", script, len);
 }
 
-/* One commit in flight. */
-struct commit {
-	struct rec_worker *rw;
-	struct usage_record rec;
-	commit_done_fn done;     /* NULL for a spool replay */
-	void *arg;
-	int tried_eval;
-	size_t line_len;         /* replay: the spool line's length */
-};
-
 static void replay_next(struct rec_worker *rw);
-static int send_commit(struct commit *c);
+static int send_call(struct call *k);
+static void send_queued(struct rec_worker *rw);
 
 /* The usage metrics count a record when Redis counted it, and only then:
  * not a duplicate, not a refusal, not a spool append (its replay counts). */
-static void count_recorded(const struct commit *c, const redisReply *rep)
+static void count_recorded(const struct commit *c)
 {
-	struct realms_config *cfg;
+	struct realms_config *cfg = state_config();
 
-	if (!rep || rep->type != REDIS_REPLY_INTEGER || rep->integer != RECORD_RC_RECORDED)
-		return;
-	cfg = state_config();
 	umetrics_count(cfg, &c->rec);
 	config_unref(cfg);
 }
@@ -190,60 +202,157 @@ static void commit_end(struct commit *c, int ok)
 	free(c);
 }
 
-static void on_commit_reply(struct rdb *r, redisReply *rep, void *arg)
+/* A live record Redis did not take: the spool keeps it. */
+static void commit_spool(struct commit *c)
 {
-	struct commit *c = arg;
-	struct rec_worker *rw = c->rw;
+	commit_end(c, spool_append(&c->rec) == 0);
+}
 
-	if (rep && rep->type == REDIS_REPLY_ERROR && !c->tried_eval &&
-	    strncmp(rep->str, "NOSCRIPT", 8) == 0) {
-		/* Redis restarted or flushed its scripts: EVAL once, reload. */
-		c->tried_eval = 1;
-		rw->sha[0] = '\0';
-		on_commit_connect(r, rw);
-		if (send_commit(c) == 0)
-			return;
-		rep = NULL;
-	}
-	count_recorded(c, rep);
-	if (c->done) {
-		if (rep && rep->type == REDIS_REPLY_INTEGER) {
-			if (rep->integer == RECORD_RC_TOO_OLD)
-				rlog(LOG_LVL_WARN, "usage record %s is older than Redis keeps "
-				     "idempotency marks; not counted", c->rec.req_id);
-			commit_end(c, 1);
-		} else {
-			if (rep && rep->type == REDIS_REPLY_ERROR)
-				rlog(LOG_LVL_ERR, "usage record %s: Redis error: %s",
-				     c->rec.req_id, rep->str);
-			commit_end(c, spool_append(&c->rec) == 0);
-		}
-		return;
-	}
-	/* A spool replay. */
+/* A spool replay's answer: rc is RECORD_RC_* when Redis took the line. */
+static void replay_done(struct rec_worker *rw, struct commit *c, int took)
+{
 	pthread_mutex_lock(&spool.lock);
 	spool.replaying = 0;
-	if (rep && rep->type == REDIS_REPLY_INTEGER) {
+	if (took) {
 		spool.replayed += (off_t)c->line_len;
 		spool.replayed_n++;
 	}
 	pthread_mutex_unlock(&spool.lock);
 	free(c);
-	if (rep && rep->type == REDIS_REPLY_INTEGER)
+	if (took && !rw->closing)
 		replay_next(rw);
 }
 
-static int send_commit(struct commit *c)
+static void on_call_reply(struct rdb *r, redisReply *rep, void *arg)
 {
-	static _Thread_local struct rargv a;
-	const char *sha = c->tried_eval || !c->rw->sha[0] ? NULL : c->rw->sha;
-	struct realms_config *cfg = state_config();
-	int tz_min = cfg ? cfg->tz_min : 0;
+	struct call *k = arg;
+	struct rec_worker *rw = k->rw;
+	int live = k->n > 0 && k->c[0]->done;
+	int i;
 
+	if (rep && rep->type == REDIS_REPLY_ERROR && !k->tried_eval &&
+	    strncmp(rep->str, "NOSCRIPT", 8) == 0) {
+		/* Redis restarted or flushed its scripts: EVAL once, reload. */
+		k->tried_eval = 1;
+		rw->sha[0] = '\0';
+		on_commit_connect(r, rw);
+		if (send_call(k) == 0)
+			return;
+		rep = NULL;
+	}
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == (size_t)k->n) {
+		for (i = 0; i < k->n; i++) {
+			const redisReply *e = rep->element[i];
+			struct commit *c = k->c[i];
+
+			if (e->type != REDIS_REPLY_INTEGER) {
+				rep = NULL;     /* not the script's answer */
+				break;
+			}
+			if (e->integer == RECORD_RC_RECORDED)
+				count_recorded(c);
+			else if (e->integer == RECORD_RC_TOO_OLD)
+				rlog(LOG_LVL_WARN, "usage record %s is older than Redis keeps "
+				     "idempotency marks; not counted", c->rec.req_id);
+		}
+		if (rep) {
+			for (i = 0; i < k->n; i++) {
+				if (live)
+					commit_end(k->c[i], 1);
+				else
+					replay_done(rw, k->c[i], 1);
+			}
+			goto next;
+		}
+	}
+	/* Nothing changed in Redis for any of them. */
+	for (i = 0; i < k->n; i++) {
+		if (rep && rep->type == REDIS_REPLY_ERROR)
+			rlog(LOG_LVL_ERR, "usage record %s: Redis error: %s",
+			     k->c[i]->rec.req_id, rep->str);
+		if (live)
+			commit_spool(k->c[i]);
+		else
+			replay_done(rw, k->c[i], 0);
+	}
+next:
+	free(k);
+	if (live) {
+		rw->busy = 0;
+		send_queued(rw);
+	}
+}
+
+/* Sends k's records as one script call: a live batch is the one built in
+ * rw->batch (untouched while it is in flight), a replay is one record.
+ * Returns 0, or -1 (nothing sent). */
+static int send_call(struct call *k)
+{
+	static _Thread_local struct rargv one;
+	struct rec_worker *rw = k->rw;
+	const char *sha = k->tried_eval || !rw->sha[0] ? NULL : rw->sha;
+	struct realms_config *cfg;
+	int tz_min;
+
+	if (k->c[0]->done) {
+		if (record_batch_argv(rw->batch, sha) < 0)
+			return -1;
+		return rdb_command_argv(rw->rdb, on_call_reply, k, rw->batch->argc,
+		                        rw->batch->argv, rw->batch->argvlen);
+	}
+	cfg = state_config();
+	tz_min = cfg ? cfg->tz_min : 0;
 	config_unref(cfg);
-	if (record_redis_argv(&c->rec, sha, RECORD_MAX_AGE_MS, tz_min, &a) < 0)
+	if (record_redis_argv(&k->c[0]->rec, sha, RECORD_MAX_AGE_MS, tz_min, &one) < 0)
 		return -1;
-	return rdb_command_argv(c->rw->rdb, on_commit_reply, c, a.argc, a.argv, a.argvlen);
+	return rdb_command_argv(rw->rdb, on_call_reply, k, one.argc, one.argv, one.argvlen);
+}
+
+/* Sends the queued records, as many as one batch takes, unless a batch is
+ * in flight. With Redis gone, or older records waiting in the spool, they
+ * go to the spool instead, in order. */
+static void send_queued(struct rec_worker *rw)
+{
+	struct realms_config *cfg;
+	struct call *k;
+	struct commit *c;
+	int tz_min, r;
+
+	while (!rw->busy && !rw->closing && rw->head) {
+		if (spool_pending() || !rdb_up(rw->rdb) || !(k = calloc(1, sizeof(*k)))) {
+			while ((c = rw->head)) {
+				rw->head = c->next;
+				commit_spool(c);
+			}
+			rw->tail = NULL;
+			return;
+		}
+		k->rw = rw;
+		cfg = state_config();
+		tz_min = cfg ? cfg->tz_min : 0;
+		config_unref(cfg);
+		record_batch_init(rw->batch);
+		while ((c = rw->head) && k->n < RECORD_BATCH_MAX) {
+			r = record_batch_add(rw->batch, &c->rec, RECORD_MAX_AGE_MS, tz_min);
+			if (r > 0)
+				break;
+			rw->head = c->next;
+			c->next = NULL;
+			if (r < 0)
+				commit_spool(c);   /* validated when queued: cannot happen */
+			else
+				k->c[k->n++] = c;
+		}
+		if (!rw->head)
+			rw->tail = NULL;
+		if (k->n > 0 && send_call(k) == 0) {
+			rw->busy = 1;
+			return;
+		}
+		for (int i = 0; i < k->n; i++)
+			commit_spool(k->c[i]);
+		free(k);
+	}
 }
 
 /* ---------------------------------------------------------------------- */
@@ -256,6 +365,7 @@ static void replay_next(struct rec_worker *rw)
 {
 	char line[RECORD_SPOOL_LINE_MAX];
 	struct commit *c;
+	struct call *k;
 	ssize_t n;
 	char *nl;
 
@@ -297,15 +407,21 @@ static void replay_next(struct rec_worker *rw)
 			free(c);
 			continue;
 		}
-		c->rw = rw;
 		c->line_len = (size_t)(nl - line) + 1;
 		spool.replaying = 1;
 		pthread_mutex_unlock(&spool.lock);
-		if (send_commit(c) < 0) {
+		k = calloc(1, sizeof(*k));
+		if (k) {
+			k->rw = rw;
+			k->n = 1;
+			k->c[0] = c;
+		}
+		if (!k || send_call(k) < 0) {
 			pthread_mutex_lock(&spool.lock);
 			spool.replaying = 0;
 			pthread_mutex_unlock(&spool.lock);
 			free(c);
+			free(k);
 		}
 		return;
 	}
@@ -321,7 +437,7 @@ static void *rec_worker_init(struct worker *w, struct ev_loop *loop)
 	struct rec_worker *rw = calloc(1, sizeof(*rw));
 	struct realms_config *cfg = state_config();
 
-	if (!rw || !cfg) {
+	if (!rw || !cfg || !(rw->batch = malloc(sizeof(*rw->batch)))) {
 		free(rw);
 		config_unref(cfg);
 		return NULL;
@@ -340,13 +456,21 @@ static void *rec_worker_init(struct worker *w, struct ev_loop *loop)
 static void rec_worker_fini(struct worker *w, void *ctx)
 {
 	struct rec_worker *rw = ctx;
+	struct commit *c;
 
 	if (!rw)
 		return;
 	if (ev_is_active(&rw->replay))
 		ev_timer_stop(worker_loop(w), &rw->replay);
-	/* Commits in flight are answered NULL: they go to the spool. */
+	/* Commits in flight are answered NULL: they go to the spool, and so
+	 * do the ones queued behind them. */
+	rw->closing = 1;
 	rdb_free(rw->rdb);
+	while ((c = rw->head)) {
+		rw->head = c->next;
+		commit_spool(c);
+	}
+	free(rw->batch);
 	free(rw);
 }
 
@@ -432,7 +556,6 @@ void commit_record(struct worker *w, const struct usage_record *rec,
 		done(arg, 0);
 		return;
 	}
-	c->rw = rw;
 	c->rec = *rec;
 	c->done = done;
 	c->arg = arg;
@@ -444,11 +567,16 @@ void commit_record(struct worker *w, const struct usage_record *rec,
 		commit_end(c, 1);
 		return;
 	}
-	if (!rw || spool_pending() || send_commit(c) < 0) {
-		/* Redis down, or older records still queued in the spool. */
-		commit_end(c, spool_append(&c->rec) == 0);
+	if (!rw) {
+		commit_spool(c);
 		return;
 	}
+	if (rw->tail)
+		rw->tail->next = c;
+	else
+		rw->head = c;
+	rw->tail = c;
+	send_queued(rw);
 }
 
 void commit_stats_get(struct commit_stats *o)

@@ -20,83 +20,164 @@
 /* ---------------------------------------------------------------------- */
 
 /*
- * Runs atomically in Redis (no other command in between). Redis does not
- * roll a script back, so everything that can refuse (age, duplicate, key
- * types) is checked before the first write; after that only HINCRBY
- * overflow could fail, which RECORD_COUNT_MAX puts out of reach.
- * Field names come from ARGV, so the C side (rkeys.h) is the one place that
- * names them. Numbers stay strings: Redis parses them as int64 (Lua would
- * turn them into doubles). Needs Redis >= 5 (streams, and scripts
- * replicated by their effects, which makes TIME and XADD * safe).
+ * Runs atomically in Redis (no other command in between) over a batch of
+ * records. Redis does not roll a script back, so everything that can
+ * refuse (age, duplicate, key types) is checked for every record before
+ * the first write; after that only HINCRBY overflow could fail, which
+ * RECORD_COUNT_MAX puts out of reach. Field names come from ARGV, so the C
+ * side (rkeys.h) is the one place that names them. Numbers come as strings
+ * and are summed in Lua's doubles only while a sum stays at most 2^53 - 1,
+ * where a double is exact (every count is at most RECORD_COUNT_MAX); past
+ * that the sum so far is written and a new one starts. "%.0f" prints such
+ * a double exactly (tostring would round it to 14 digits). Needs Redis
+ * >= 5 (streams, and scripts replicated by their effects, which makes TIME
+ * and XADD * safe).
  *
- * KEYS  1 seen  2 token hash  3 model hash  4 channel hash  5 combo hash
+ * The records of a batch share keys (the token's day hash, the day's
+ * sets, the spend counters): each distinct key's type is checked once,
+ * and its increments are summed and written once, which is what makes a
+ * batch cheaper than its records one by one.
+ *
+ * KEYS  RECORD_NKEYS per record, record r's from (r - 1) * RECORD_NKEYS + 1:
+ *       1 seen  2 token hash  3 model hash  4 channel hash  5 combo hash
  *       6 days  7 tokens:<day>  8 models:<day>  9 channels:<day>
  *       10 combos:<day>  11 events
  *       12 token's 5h spend  13 its day  14 week  15 month
  *       16 group's 5h spend  17 its day  18 week  19 month
  *       20 token's reservations  21 group's reservations  22 token in flight
- * ARGV  1 ts_ms  2 max age ms (0: no check)  3 seen TTL s  4 day
+ * ARGV  1 the number of records, then each record's section, where its
+ *       j-th argument is:
+ *       1 ts_ms  2 max age ms (0: no check)  3 seen TTL s  4 day
  *       5 token seg  6 model seg  7 channel seg  8 combo member
  *       9 events maxlen  10 cost nano-USD  11 minute bucket of ts_ms
  *       12 5h lifetime ms  13 day end  14 week end  15 month end (unix ms,
  *       grace included)  16 req_id  17 nf, then nf (field, increment)
- *       pairs, then the event's (field, value) pairs up to the end.
+ *       pairs (counters at 0 are left out: an absent field reads as 0),
+ *       then ne, then the event's ne (field, value) pairs.
+ * Reply: one RECORD_RC_* per record, in order; or an error, and then
+ * nothing changed for any of them.
  * Settlement (docs/budgets.md): the cost goes to the spend counters of
  * the windows the request started in (a 5h bucket older than the window
  * is not written), and the request's reservations and in-flight slot,
  * which admission made under req_id, are dropped. A duplicate changes
- * nothing: its first copy did all of this.
+ * nothing: its first copy did all of this. A req_id twice in one batch
+ * counts once, like a duplicate.
  */
 static const char script[] =
 	"local t = redis.call('TIME')\n"
 	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-	"local age = tonumber(ARGV[2])\n"
-	"if age > 0 and tonumber(ARGV[1]) < now - age then return -1 end\n"
-	"if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+	"local NK = " LIMIT_STR(RECORD_NKEYS) "\n"
+	"local LIM = 9007199254740991\n"
 	"local want = {'hash', 'hash', 'hash', 'hash', 'zset', 'set', 'set', 'set', 'set', 'stream',\n"
 	"  'hash', 'string', 'string', 'string', 'hash', 'string', 'string', 'string',\n"
 	"  'hash', 'hash', 'hash'}\n"
-	"for i = 1, #want do\n"
-	"  local t = redis.call('TYPE', KEYS[i + 1]).ok\n"
-	"  if t ~= 'none' and t ~= want[i] then\n"
-	"    return redis.error_reply('realms usage: ' .. KEYS[i + 1] .. ' is a ' .. t .. ', not a ' .. want[i])\n"
-	"  end\n"
-	"end\n"
-	"redis.call('SET', KEYS[1], ARGV[4], 'NX', 'EX', ARGV[3])\n"
-	"local nf = tonumber(ARGV[17])\n"
-	"for k = 2, 5 do\n"
-	"  for i = 18, 17 + 2 * nf, 2 do\n"
-	"    redis.call('HINCRBY', KEYS[k], ARGV[i], ARGV[i + 1])\n"
-	"  end\n"
-	"end\n"
-	"redis.call('ZADD', KEYS[6], ARGV[4], ARGV[4])\n"
-	"redis.call('SADD', KEYS[7], ARGV[5])\n"
-	"redis.call('SADD', KEYS[8], ARGV[6])\n"
-	"redis.call('SADD', KEYS[9], ARGV[7])\n"
-	"redis.call('SADD', KEYS[10], ARGV[8])\n"
-	"if ARGV[10] ~= '0' then\n"
-	"  if tonumber(ARGV[11]) > math.floor(now / 60000) - " LIMIT_STR(BUDGET_5H_BUCKETS) " then\n"
-	"    for _, k in ipairs({KEYS[12], KEYS[16]}) do\n"
-	"      redis.call('HINCRBY', k, ARGV[11], ARGV[10])\n"
-	"      redis.call('PEXPIRE', k, ARGV[12])\n"
-	"    end\n"
-	"  end\n"
-	"  for w = 0, 2 do\n"
-	"    if tonumber(ARGV[13 + w]) > now then\n"
-	"      for _, k in ipairs({KEYS[13 + w], KEYS[17 + w]}) do\n"
-	"        redis.call('INCRBY', k, ARGV[10])\n"
-	"        redis.call('PEXPIREAT', k, ARGV[13 + w])\n"
+	"local n = tonumber(ARGV[1])\n"
+	"local rc, fresh, marked, typed = {}, {}, {}, {}\n"
+	"local a = 1\n"
+	"for r = 1, n do\n"
+	"  local k0 = (r - 1) * NK\n"
+	"  local nf = tonumber(ARGV[a + 17])\n"
+	"  local ne = tonumber(ARGV[a + 18 + 2 * nf])\n"
+	"  local age = tonumber(ARGV[a + 2])\n"
+	"  local seen = KEYS[k0 + 1]\n"
+	"  if age > 0 and tonumber(ARGV[a + 1]) < now - age then\n"
+	"    rc[r] = -1\n"
+	"  elseif marked[seen] or redis.call('EXISTS', seen) == 1 then\n"
+	"    rc[r] = 0\n"
+	"  else\n"
+	"    rc[r] = 1\n"
+	"    marked[seen] = true\n"
+	"    fresh[#fresh + 1] = {k0, a, nf, ne}\n"
+	"    for i = 1, #want do\n"
+	"      local k = KEYS[k0 + i + 1]\n"
+	"      if not typed[k] then\n"
+	"        typed[k] = true\n"
+	"        local ty = redis.call('TYPE', k).ok\n"
+	"        if ty ~= 'none' and ty ~= want[i] then\n"
+	"          return redis.error_reply('realms usage: ' .. k .. ' is a ' .. ty .. ', not a ' .. want[i])\n"
+	"        end\n"
 	"      end\n"
 	"    end\n"
 	"  end\n"
+	"  a = a + 18 + 2 * nf + 2 * ne\n"
 	"end\n"
-	"redis.call('HDEL', KEYS[20], ARGV[16])\n"
-	"redis.call('HDEL', KEYS[21], ARGV[16])\n"
-	"redis.call('HDEL', KEYS[22], ARGV[16])\n"
-	"local ev = {}\n"
-	"for i = 18 + 2 * nf, #ARGV do ev[#ev + 1] = ARGV[i] end\n"
-	"redis.call('XADD', KEYS[11], 'MAXLEN', '~', ARGV[9], '*', unpack(ev))\n"
-	"return 1\n";
+	/* sums[k][f]: HINCRBY (f a field) or INCRBY (f == ''), in first-seen order */
+	"local sums, fields, order = {}, {}, {}\n"
+	"local function write(k, f, v)\n"
+	"  if f == '' then redis.call('INCRBY', k, string.format('%.0f', v))\n"
+	"  else redis.call('HINCRBY', k, f, string.format('%.0f', v)) end\n"
+	"end\n"
+	"local function add(k, f, v)\n"
+	"  local h = sums[k]\n"
+	"  if not h then h = {}; sums[k] = h; fields[k] = {}; order[#order + 1] = k end\n"
+	"  local s = h[f]\n"
+	"  if not s then local fl = fields[k]; fl[#fl + 1] = f; s = 0 end\n"
+	"  if s + v > LIM then write(k, f, s); s = 0 end\n"
+	"  h[f] = s + v\n"
+	"end\n"
+	"local members, morder = {}, {}\n"
+	"local function member(k, m)\n"
+	"  local s = members[k]\n"
+	"  if not s then s = {}; members[k] = s; morder[#morder + 1] = k end\n"
+	"  if not s[m] then s[m] = true; s[#s + 1] = m end\n"
+	"end\n"
+	"local expire, expire_at, dels, dorder = {}, {}, {}, {}\n"
+	"local function del(k, f)\n"
+	"  if not dels[k] then dels[k] = {}; dorder[#dorder + 1] = k end\n"
+	"  local d = dels[k]\n"
+	"  d[#d + 1] = f\n"
+	"end\n"
+	"local oldest = math.floor(now / 60000) - " LIMIT_STR(BUDGET_5H_BUCKETS) "\n"
+	"for _, f in ipairs(fresh) do\n"
+	"  local k0, a, nf, ne = f[1], f[2], f[3], f[4]\n"
+	"  redis.call('SET', KEYS[k0 + 1], ARGV[a + 4], 'NX', 'EX', ARGV[a + 3])\n"
+	"  for i = a + 18, a + 17 + 2 * nf, 2 do\n"
+	"    local v = tonumber(ARGV[i + 1])\n"
+	"    for k = 2, 5 do add(KEYS[k0 + k], ARGV[i], v) end\n"
+	"  end\n"
+	"  member(KEYS[k0 + 6], ARGV[a + 4])\n"
+	"  for k = 7, 10 do member(KEYS[k0 + k], ARGV[a + k - 2]) end\n"
+	"  local cost = tonumber(ARGV[a + 10])\n"
+	"  if cost ~= 0 then\n"
+	"    if tonumber(ARGV[a + 11]) > oldest then\n"
+	"      for _, k in ipairs({KEYS[k0 + 12], KEYS[k0 + 16]}) do\n"
+	"        add(k, ARGV[a + 11], cost)\n"
+	"        expire[k] = ARGV[a + 12]\n"
+	"      end\n"
+	"    end\n"
+	"    for w = 0, 2 do\n"
+	"      if tonumber(ARGV[a + 13 + w]) > now then\n"
+	"        for _, k in ipairs({KEYS[k0 + 13 + w], KEYS[k0 + 17 + w]}) do\n"
+	"          add(k, '', cost)\n"
+	"          expire_at[k] = ARGV[a + 13 + w]\n"
+	"        end\n"
+	"      end\n"
+	"    end\n"
+	"  end\n"
+	"  for k = 20, 22 do del(KEYS[k0 + k], ARGV[a + 16]) end\n"
+	"end\n"
+	"for _, k in ipairs(order) do\n"
+	"  local h = sums[k]\n"
+	"  for _, f in ipairs(fields[k]) do write(k, f, h[f]) end\n"
+	"  if expire[k] then redis.call('PEXPIRE', k, expire[k]) end\n"
+	"  if expire_at[k] then redis.call('PEXPIREAT', k, expire_at[k]) end\n"
+	"end\n"
+	"for _, k in ipairs(morder) do\n"
+	"  local s = members[k]\n"
+	"  if k == KEYS[6] then\n"
+	"    for _, m in ipairs(s) do redis.call('ZADD', k, m, m) end\n"
+	"  else\n"
+	"    redis.call('SADD', k, unpack(s))\n"
+	"  end\n"
+	"end\n"
+	"for _, k in ipairs(dorder) do redis.call('HDEL', k, unpack(dels[k])) end\n"
+	"for _, f in ipairs(fresh) do\n"
+	"  local k0, a, nf, ne = f[1], f[2], f[3], f[4]\n"
+	"  local ev = {}\n"
+	"  for i = a + 19 + 2 * nf, a + 18 + 2 * nf + 2 * ne do ev[#ev + 1] = ARGV[i] end\n"
+	"  redis.call('XADD', KEYS[k0 + 11], 'MAXLEN', '~', ARGV[a + 9], '*', unpack(ev))\n"
+	"end\n"
+	"return rc\n";
 
 const char *record_script(size_t *len)
 {
@@ -438,9 +519,8 @@ static bool is_sha1(const char *s)
 	return s[40] == '\0';
 }
 
-/* The counters of the day hashes, in ARGV order: the field names as the
- * hashes hold them. */
-#define N_COUNTERS 11
+/* The (field, value) pairs of a realms:usage:events entry. */
+#define N_EVENT_FIELDS 23
 
 int record_redis_argv(const struct usage_record *rec, const char *sha1,
                       int64_t max_age_ms, int tz_min, struct rargv *out)
@@ -450,7 +530,7 @@ int record_redis_argv(const struct usage_record *rec, const char *sha1,
 	char day[RECORD_DAY_LEN + 1];
 	struct budget_window w[BUDGET_USD_KINDS];
 	const char *pname;
-	int errors, partial, estimated;
+	int errors, partial, estimated, ev0;
 
 	rargv_init(out);
 	if (record_validate(rec, NULL) < 0 || (sha1 && !is_sha1(sha1)) || max_age_ms < 0)
@@ -499,7 +579,8 @@ int record_redis_argv(const struct usage_record *rec, const char *sha1,
 	arg_add(out, "%sg:%s", RKEY_RESV_PREFIX, grp);
 	arg_add(out, "%s%s", RKEY_INFLIGHT_PREFIX, tok);
 
-	/* ARGV */
+	/* ARGV: a batch of one */
+	arg_add(out, "1");
 	arg_add(out, "%" PRId64, rec->ts_ms);
 	arg_add(out, "%" PRId64, max_age_ms);
 	arg_add(out, "%d", RECORD_SEEN_TTL_S);
@@ -515,20 +596,35 @@ int record_redis_argv(const struct usage_record *rec, const char *sha1,
 	for (int k = BUDGET_USD_DAY; k <= BUDGET_USD_MONTH; k++)
 		arg_add(out, "%" PRId64, (int64_t)(w[k].end_ms + RECORD_SPEND_GRACE_MS));
 	arg_add(out, "%s", rec->req_id);
-	arg_add(out, "%d", N_COUNTERS);
-	arg_ku(out, RKEY_UF_REQUESTS, 1);
-	arg_ku(out, RKEY_UF_ERRORS, (uint64_t)errors);
-	arg_ku(out, RKEY_UF_PARTIAL, (uint64_t)partial);
-	arg_ku(out, RKEY_UF_ESTIMATED, (uint64_t)estimated);
-	arg_ku(out, RKEY_UF_INPUT, rec->u.input);
-	arg_ku(out, RKEY_UF_OUTPUT, rec->u.output);
-	arg_ku(out, RKEY_UF_CACHE_WRITE_5M, rec->u.cache_write_5m);
-	arg_ku(out, RKEY_UF_CACHE_WRITE_1H, rec->u.cache_write_1h);
-	arg_ku(out, RKEY_UF_CACHE_READ, rec->u.cache_read);
-	arg_ku(out, RKEY_UF_WEB_SEARCH, rec->u.web_search);
-	arg_ku(out, RKEY_UF_COST_NUSD, rec->cost_nusd);
+	/* The counters, those at 0 left out (an absent field reads as 0):
+	 * each costs four HINCRBY. */
+	{
+		const struct { const char *f; uint64_t v; } c[] = {
+			{ RKEY_UF_REQUESTS, 1 },
+			{ RKEY_UF_ERRORS, (uint64_t)errors },
+			{ RKEY_UF_PARTIAL, (uint64_t)partial },
+			{ RKEY_UF_ESTIMATED, (uint64_t)estimated },
+			{ RKEY_UF_INPUT, rec->u.input },
+			{ RKEY_UF_OUTPUT, rec->u.output },
+			{ RKEY_UF_CACHE_WRITE_5M, rec->u.cache_write_5m },
+			{ RKEY_UF_CACHE_WRITE_1H, rec->u.cache_write_1h },
+			{ RKEY_UF_CACHE_READ, rec->u.cache_read },
+			{ RKEY_UF_WEB_SEARCH, rec->u.web_search },
+			{ RKEY_UF_COST_NUSD, rec->cost_nusd },
+		};
+		int nf = 0;
+
+		for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++)
+			nf += c[i].v != 0;
+		arg_add(out, "%d", nf);
+		for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++)
+			if (c[i].v)
+				arg_ku(out, c[i].f, c[i].v);
+	}
 
 	/* the event */
+	arg_add(out, "%d", N_EVENT_FIELDS);
+	ev0 = out->argc;
 	arg_kv(out, RKEY_UE_REQ_ID, rec->req_id);
 	arg_kv(out, RKEY_UE_TOKEN, rec->token);
 	arg_kv(out, RKEY_UE_TOKEN_ID, rec->token_id);
@@ -554,10 +650,84 @@ int record_redis_argv(const struct usage_record *rec, const char *sha1,
 	arg_add(out, "%s", RKEY_UE_TS_MS);
 	arg_add(out, "%" PRId64, rec->ts_ms);
 
+	if (out->argc >= 0 && out->argc - ev0 != 2 * N_EVENT_FIELDS)
+		out->argc = -1;     /* N_EVENT_FIELDS is wrong: caught by the tests */
 	if (out->argc < 0) {
 		rargv_init(out);
 		return -1;
 	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Batches                                                                */
+/* ---------------------------------------------------------------------- */
+
+void record_batch_init(struct record_batch *b)
+{
+	b->n = 0;
+	b->argc = 0;
+	b->nkeys = b->nargs = 0;
+	b->used = 0;
+}
+
+int record_batch_add(struct record_batch *b, const struct usage_record *rec,
+                     int64_t max_age_ms, int tz_min)
+{
+	struct rargv *one = &b->one;
+	char *base;
+
+	if (record_redis_argv(rec, NULL, max_age_ms, tz_min, one) < 0)
+		return -1;
+	if (b->n == RECORD_BATCH_MAX || one->used > sizeof(b->buf) - b->used)
+		return 1;
+	/* One record's call: EVAL script numkeys, its keys, "1", its section.
+	 * Its strings move to b->buf; the pointers follow them. */
+	base = b->buf + b->used;
+	memcpy(base, one->buf, one->used);
+	for (int i = RECORD_ARGV_KEYS; i < one->argc; i++) {
+		const char *p = base + (one->argv[i] - one->buf);
+
+		if (i < RECORD_ARGV_ARGS) {
+			b->keys[b->nkeys] = p;
+			b->keylen[b->nkeys++] = one->argvlen[i];
+		} else if (i > RECORD_ARGV_ARGS) {
+			b->args[b->nargs] = p;
+			b->arglen[b->nargs++] = one->argvlen[i];
+		}
+	}
+	b->used += one->used;
+	b->n++;
+	return 0;
+}
+
+int record_batch_argv(struct record_batch *b, const char *sha1)
+{
+	int c = 0;
+
+	b->argc = -1;
+	if (b->n == 0 || (sha1 && !is_sha1(sha1)))
+		return -1;
+	snprintf(b->head[0], sizeof(b->head[0]), "%d", b->nkeys);
+	snprintf(b->head[1], sizeof(b->head[1]), "%d", b->n);
+	b->argv[c] = sha1 ? "EVALSHA" : "EVAL";
+	b->argvlen[c] = strlen(b->argv[c]);
+	c++;
+	b->argv[c] = sha1 ? sha1 : script;
+	b->argvlen[c++] = sha1 ? 40 : sizeof(script) - 1;
+	b->argv[c] = b->head[0];
+	b->argvlen[c] = strlen(b->head[0]);
+	c++;
+	memcpy(&b->argv[c], b->keys, (size_t)b->nkeys * sizeof(b->keys[0]));
+	memcpy(&b->argvlen[c], b->keylen, (size_t)b->nkeys * sizeof(b->keylen[0]));
+	c += b->nkeys;
+	b->argv[c] = b->head[1];
+	b->argvlen[c] = strlen(b->head[1]);
+	c++;
+	memcpy(&b->argv[c], b->args, (size_t)b->nargs * sizeof(b->args[0]));
+	memcpy(&b->argvlen[c], b->arglen, (size_t)b->nargs * sizeof(b->arglen[0]));
+	c += b->nargs;
+	b->argc = c;
 	return 0;
 }
 

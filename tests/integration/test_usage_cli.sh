@@ -27,6 +27,19 @@ ctl() {
 	ERR=$(cat "$T_DIR/err")
 }
 
+# dump_usage: every usage key with its contents (a stream by its name only:
+# its entry ids are times), sorted.
+dump_usage() {
+	rcli --scan --pattern 'realms:usage:*' | sort | while read -r k; do
+		case "$(rcli TYPE "$k")" in
+			hash) echo "$k $(rcli HGETALL "$k" | paste -sd,)" ;;
+			set) echo "$k $(rcli SMEMBERS "$k" | sort | paste -sd,)" ;;
+			zset) echo "$k $(rcli ZRANGE "$k" 0 -1 WITHSCORES | paste -sd,)" ;;
+			*) echo "$k" ;;
+		esac
+	done
+}
+
 # rec FIELD...: one spool line body (v1 and the 23 fields, no CRC).
 rec() {
 	local IFS=$'\t'
@@ -77,27 +90,25 @@ XLEN1=$(rcli XLEN realms:usage:events)
 assert_eq "$XLEN1" 6 "one event per record"
 
 # ---- second push: nothing changes ---------------------------------------
-rcli --scan --pattern 'realms:usage:*' | sort | while read -r k; do
-	case "$(rcli TYPE "$k")" in
-		hash) echo "$k $(rcli HGETALL "$k" | paste -sd,)" ;;
-		set) echo "$k $(rcli SMEMBERS "$k" | sort | paste -sd,)" ;;
-		zset) echo "$k $(rcli ZRANGE "$k" 0 -1 WITHSCORES | paste -sd,)" ;;
-		*) echo "$k" ;;
-	esac
-done >"$T_DIR/dump1"
+dump_usage >"$T_DIR/dump1"
+
+# ---- the same records in batches: the same keys, fields and values --------
+# (the agent commits the records that wait together in one script call)
+rcli FLUSHALL >/dev/null
+OUT=$("$PUSH" -A -b 4 <"$T_DIR/spool" 2>"$T_DIR/err")
+assert_eq "$OUT" "$(printf 'recorded it-%s\n' 1 2 3 4 5 6)" \
+	"batches of 4 and 2: every record recorded, in order"
+dump_usage >"$T_DIR/dump-b"
+assert_eq "$(cmp -s "$T_DIR/dump1" "$T_DIR/dump-b" && echo same)" same \
+	"batched: every hash, set and zset as one by one"
+assert_eq "$(rcli XLEN realms:usage:events)" "$XLEN1" "batched: one event per record"
+assert_eq "$(rcli DBSIZE)" "$DBSIZE1" "batched: the same keys"
 OUT=$("$PUSH" -A <"$T_DIR/spool" 2>"$T_DIR/err")
 assert_eq "$?" 0 "second push exits 0"
 assert_eq "$OUT" "$(printf 'duplicate it-%s\n' 1 2 3 4 5 6)" "every record a duplicate"
 assert_eq "$(rcli DBSIZE)" "$DBSIZE1" "no new key"
 assert_eq "$(rcli XLEN realms:usage:events)" "$XLEN1" "no new event"
-rcli --scan --pattern 'realms:usage:*' | sort | while read -r k; do
-	case "$(rcli TYPE "$k")" in
-		hash) echo "$k $(rcli HGETALL "$k" | paste -sd,)" ;;
-		set) echo "$k $(rcli SMEMBERS "$k" | sort | paste -sd,)" ;;
-		zset) echo "$k $(rcli ZRANGE "$k" 0 -1 WITHSCORES | paste -sd,)" ;;
-		*) echo "$k" ;;
-	esac
-done >"$T_DIR/dump2"
+dump_usage >"$T_DIR/dump2"
 assert_eq "$(cmp -s "$T_DIR/dump1" "$T_DIR/dump2" && echo same)" same \
 	"every hash, set and zset identical after the replay"
 # a replay mixing old and new lines counts only the new one (it-7 and
@@ -134,10 +145,10 @@ assert_eq "$(rcli DBSIZE)" "$DBSIZE2" "bad lines wrote nothing"
 # ---- the layout --------------------------------------------------------
 assert_eq "$(rcli HGET realms:usage:token:alice:20240228 input)" 1000 "token hash, day of it-1"
 assert_eq "$(rcli HMGET realms:usage:token:alice:20240229 requests errors input cost_nusd | paste -sd,)" \
-	"1,0,100,1234567" "token hash after midnight: it-2 only"
+	"1,,100,1234567" "token hash after midnight: it-2 only (no error: no field)"
 assert_eq "$(rcli HGETALL 'realms:usage:model:vendor/model%5B1m%5D:20240301' | paste -sd,)" \
-	"requests,1,errors,1,partial,1,estimated,0,input,7,output,3,cache_write_5m,0,cache_write_1h,0,cache_read,2,web_search,0,cost_nusd,1500" \
-	"model hash with a percent-encoded name, every field"
+	"requests,1,errors,1,partial,1,input,7,output,3,cache_read,2,cost_nusd,1500" \
+	"model hash with a percent-encoded name, every field not at 0"
 assert_eq "$(rcli HGET 'realms:usage:token:carol%20ops%3A1:20240301' cost_nusd)" 1000000000 \
 	"token name with ':' and space encoded"
 assert_eq "$(rcli HGET 'realms:usage:channel:(none):20240229' errors)" 1 "empty channel is (none)"
@@ -414,5 +425,45 @@ assert_eq "$RC" 2 "an over-long filter: usage error"
 REALMS_REDIS="127.0.0.1:$(free_port)" ctl usage
 assert_eq "$RC" 1 "Redis down: exit 1"
 assert_match "$ERR" "cannot connect to Redis" "Redis down is explained"
+
+# ---- batches: what one script call must get right ---------------------------
+rcli FLUSHALL >/dev/null
+BIG=9007199254740991     # RECORD_COUNT_MAX, 2^53 - 1
+rec it-b1 1710028800000 dana dddddddddddd default claude-haiku-4-5 claude-haiku-4-5 \
+	anthropic anthropic--k1 200 0 '' "$BIG" 1 0 0 0 0 '' 0 5 1 1 | "$PUSH" -s >"$T_DIR/b1"
+rec it-b2 1710028800001 dana dddddddddddd default claude-haiku-4-5 claude-haiku-4-5 \
+	anthropic anthropic--k1 200 0 '' "$BIG" 2 0 0 0 0 '' 0 7 1 1 | "$PUSH" -s >"$T_DIR/b2"
+rec it-b3 1710028800002 dana dddddddddddd default claude-haiku-4-5 claude-haiku-4-5 \
+	anthropic anthropic--k1 200 0 '' 3 0 0 0 0 0 '' 0 0 1 1 | "$PUSH" -s >"$T_DIR/b3"
+# a req_id twice in one call counts once
+OUT=$(cat "$T_DIR/b1" "$T_DIR/b1" "$T_DIR/b3" | "$PUSH" -A -b 3 2>"$T_DIR/err")
+assert_eq "$OUT" "$(printf 'recorded it-b1\nduplicate it-b1\nrecorded it-b3')" \
+	"the same req_id twice in one call: recorded, then a duplicate"
+assert_eq "$(rcli HGET realms:usage:token:dana:20240310 requests)" 2 "counted once"
+assert_eq "$(rcli XLEN realms:usage:events)" 2 "one event each"
+# sums past 2^53 stay exact (a double would round them)
+OUT=$(cat "$T_DIR/b1" "$T_DIR/b2" | "$PUSH" -A -b 2 2>"$T_DIR/err")
+assert_eq "$OUT" "$(printf 'duplicate it-b1\nrecorded it-b2')" "a duplicate and a new one"
+assert_eq "$(rcli HGET realms:usage:token:dana:20240310 input)" "$((BIG * 2 + 3))" \
+	"input past 2^53, exact"
+rcli FLUSHALL >/dev/null
+OUT=$(cat "$T_DIR/b1" "$T_DIR/b2" | "$PUSH" -A -b 2 2>"$T_DIR/err")
+assert_eq "$(rcli HGET realms:usage:model:claude-haiku-4-5:20240310 input)" "$((BIG * 2))" \
+	"two counts of 2^53 - 1 in one call, exact"
+assert_eq "$(rcli HGET realms:usage:model:claude-haiku-4-5:20240310 cost_nusd)" 12 \
+	"costs summed in one call"
+assert_eq "$(rcli HGET realms:usage:model:claude-haiku-4-5:20240310 errors)" "" \
+	"a counter at 0 is not written (absent reads as 0)"
+# a key of the wrong type refuses the whole call: nothing changes
+rcli FLUSHALL >/dev/null
+rcli SET realms:usage:channel:other:20240310 x >/dev/null
+rec it-b4 1710028800003 erin eeeeeeeeeeee default claude-haiku-4-5 claude-haiku-4-5 \
+	other other--k1 200 0 '' 1 1 0 0 0 0 '' 0 1 1 1 | "$PUSH" -s >"$T_DIR/b4"
+cat "$T_DIR/b3" "$T_DIR/b4" | "$PUSH" -A -b 2 >"$T_DIR/out" 2>"$T_DIR/err"
+assert_eq "$?" 1 "a key of the wrong type: exit 1"
+assert_match "$(cat "$T_DIR/err")" "realms:usage:channel:other:20240310 is a string, not a hash" \
+	"the key is named"
+assert_eq "$(rcli DBSIZE)" 1 "nothing written for either record"
+assert_eq "$("$PUSH" -A <"$T_DIR/b3")" "recorded it-b3" "the other one alone is recorded"
 
 finish

@@ -1,17 +1,19 @@
 /*
  * record_push: commits spool lines (record_spool_encode() format) read from
- * stdin to Redis, one by one and in order, with blocking hiredis, the argv
- * of record_redis_argv() and the script of record_script(): exactly what
- * the agent's committer sends, for tests and for replaying a spool file by
+ * stdin to Redis, in order, with blocking hiredis, the argv of
+ * record_batch_argv() and the script of record_script(): exactly what the
+ * agent's committer sends, for tests and for replaying a spool file by
  * hand.
  *
- *   record_push [-r ADDR] [-A] [-n] < spool
+ *   record_push [-r ADDR] [-A] [-b N] [-n] < spool
  *   record_push -s < lines-without-crc > spool
  *
  *   -r ADDR  Redis: host:port, [v6]:port, unix:/path or /path (default:
  *            $REALMS_REDIS, else 127.0.0.1:6379).
  *   -A       no age check (max age 0): backfill old records. Without it,
  *            records older than RECORD_MAX_AGE_MS are refused by Redis.
+ *   -b N     N lines per script call (1 to RECORD_BATCH_MAX; default 1):
+ *            a Redis error then refuses the whole call.
  *   -n       connect to nothing; write each record's plain EVAL argv to
  *            stdout, every argument followed by a NUL, so that
  *            `record_push -n < one-line | xargs -0 redis-cli -p PORT` runs
@@ -119,40 +121,52 @@ static int load_script(redisContext *rc, char sha[41])
 	return ok ? 0 : -1;
 }
 
-/* Commits one record. Returns the script's RECORD_RC_*, or -2 after
- * printing the error. */
-static int commit(redisContext *rc, const char *sha, const struct usage_record *rec,
-                  int64_t max_age, unsigned long lineno)
+/* Commits recs[0..n) in one script call (record_batch_argv()). Writes each
+ * one's RECORD_RC_* into res[]. Returns 0, or -1 after printing the error
+ * (nothing was counted). */
+static int commit(redisContext *rc, const char *sha, const struct usage_record *recs, int n,
+                  int64_t max_age, unsigned long lineno, int res[])
 {
-	static struct rargv a;
+	static struct record_batch b;
 	redisReply *r;
-	int attempt, res = -2;
+	int attempt, i, ok;
 
-	for (attempt = 0; attempt < 2; attempt++) {
-		if (record_redis_argv(rec, attempt == 0 ? sha : NULL, max_age, 0, &a) < 0) {
-			fprintf(stderr, "record_push: line %lu: cannot build the call\n", lineno);
-			return -2;
+	record_batch_init(&b);
+	for (i = 0; i < n; i++)
+		if (record_batch_add(&b, &recs[i], max_age, 0) != 0) {
+			fprintf(stderr, "record_push: line %lu: cannot build the call\n",
+			        lineno - (unsigned long)(n - 1 - i));
+			return -1;
 		}
-		r = redisCommandArgv(rc, a.argc, a.argv, a.argvlen);
+	for (attempt = 0; attempt < 2; attempt++) {
+		if (record_batch_argv(&b, attempt == 0 ? sha : NULL) < 0)
+			return -1;
+		r = redisCommandArgv(rc, b.argc, b.argv, b.argvlen);
 		if (!r) {
 			fprintf(stderr, "record_push: line %lu: %s\n", lineno, rc->errstr);
-			return -2;
+			return -1;
 		}
 		if (r->type == REDIS_REPLY_ERROR && attempt == 0 &&
 		    strncmp(r->str, "NOSCRIPT", 8) == 0) {
 			freeReplyObject(r);
 			continue;       /* flushed since SCRIPT LOAD: send the text */
 		}
-		if (r->type == REDIS_REPLY_INTEGER && r->integer >= RECORD_RC_TOO_OLD &&
-		    r->integer <= RECORD_RC_RECORDED)
-			res = (int)r->integer;
-		else
+		ok = r->type == REDIS_REPLY_ARRAY && r->elements == (size_t)n;
+		for (i = 0; ok && i < n; i++) {
+			const redisReply *e = r->element[i];
+
+			ok = e->type == REDIS_REPLY_INTEGER && e->integer >= RECORD_RC_TOO_OLD &&
+			     e->integer <= RECORD_RC_RECORDED;
+			if (ok)
+				res[i] = (int)e->integer;
+		}
+		if (!ok)
 			fprintf(stderr, "record_push: line %lu: %s\n", lineno,
 			        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
 		freeReplyObject(r);
-		return res;
+		return ok ? 0 : -1;
 	}
-	return -2;
+	return -1;
 }
 
 /* -n: the EVAL argv, NUL after each argument. */
@@ -177,26 +191,34 @@ int main(int argc, char **argv)
 	bool dry = false;
 	int64_t max_age = RECORD_MAX_AGE_MS;
 	redisContext *rc = NULL;
-	struct usage_record rec;
+	static struct usage_record recs[RECORD_BATCH_MAX];
+	int res[RECORD_BATCH_MAX], nb = 0, batch = 1;
 	char sha[41], *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
 	unsigned long lineno = 0;
-	int opt, status = 0, res;
+	int opt, status = 0;
 
-	while ((opt = getopt(argc, argv, "r:Ans")) != -1) {
+	while ((opt = getopt(argc, argv, "r:Ab:ns")) != -1) {
 		switch (opt) {
 		case 'r': where = optarg; break;
+		case 'b':
+			batch = atoi(optarg);
+			if (batch < 1 || batch > RECORD_BATCH_MAX) {
+				fprintf(stderr, "record_push: -b takes 1 to %d\n", RECORD_BATCH_MAX);
+				return 2;
+			}
+			break;
 		case 'A': max_age = 0; break;
 		case 'n': dry = true; break;
 		case 's': return optind < argc ? 2 : seal();
 		default:
-			fprintf(stderr, "usage: record_push [-r ADDR] [-A] [-n] < spool\n");
+			fprintf(stderr, "usage: record_push [-r ADDR] [-A] [-b N] [-n] < spool\n");
 			return 2;
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "usage: record_push [-r ADDR] [-A] [-n] < spool\n");
+		fprintf(stderr, "usage: record_push [-r ADDR] [-A] [-b N] [-n] < spool\n");
 		return 2;
 	}
 	if (!where || !*where)
@@ -210,26 +232,35 @@ int main(int argc, char **argv)
 		}
 	}
 
-	while ((n = getline(&line, &cap, stdin)) > 0) {
-		lineno++;
-		if (record_spool_decode(line, (size_t)n, &rec) < 0) {
-			fprintf(stderr, "record_push: line %lu: not a valid spool line\n", lineno);
-			status = 1;
-			continue;
-		}
-		if (dry) {
-			if (print_argv(&rec, max_age) < 0)
+	while ((n = getline(&line, &cap, stdin)) > 0 || nb > 0) {
+		if (n > 0) {
+			lineno++;
+			if (record_spool_decode(line, (size_t)n, &recs[nb]) < 0) {
+				fprintf(stderr, "record_push: line %lu: not a valid spool line\n",
+				        lineno);
 				status = 1;
-			continue;
+				continue;
+			}
+			if (dry) {
+				if (print_argv(&recs[nb], max_age) < 0)
+					status = 1;
+				continue;
+			}
+			if (++nb < batch)
+				continue;
 		}
-		res = commit(rc, sha, &rec, max_age, lineno);
-		if (res < RECORD_RC_TOO_OLD) {
+		if (commit(rc, sha, recs, nb, max_age, lineno, res) < 0) {
 			status = 1;
+			nb = 0;
 			if (rc->err)
 				break;          /* the connection is gone: stop */
 			continue;
 		}
-		printf("%s %s\n", names[res + 1], rec.req_id);
+		for (int i = 0; i < nb; i++)
+			printf("%s %s\n", names[res[i] + 1], recs[i].req_id);
+		nb = 0;
+		if (n <= 0)
+			break;
 	}
 	free(line);
 	if (rc)

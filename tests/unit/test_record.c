@@ -415,7 +415,8 @@ static void test_argv_plain(void **state)
 		"realms:spend:g:default:5h", "realms:spend:g:default:d20240229",
 		"realms:spend:g:default:w20240226", "realms:spend:g:default:m202402",
 		"realms:resv:t:alice", "realms:resv:g:default", "realms:inflight:alice",
-		/* ARGV */
+		/* ARGV: one record, then its section */
+		"1",
 		"1709251199999", "2419200000", "2592000", "20240229",
 		"alice", "claude-sonnet-4-5", "anthropic",
 		"alice:claude-sonnet-4-5:anthropic", "1000000",
@@ -423,12 +424,15 @@ static void test_argv_plain(void **state)
 		 * ends plus an hour, the request id */
 		"8250000", "28487519", "18060000",
 		"1709254800000", "1709514000000", "1709254800000",
-		"hap-0001:abc.DEF_9", "11",
-		"requests", "1", "errors", "0", "partial", "0", "estimated", "0",
+		"hap-0001:abc.DEF_9",
+		/* the counters not at 0 */
+		"8",
+		"requests", "1",
 		"input", "1200",
 		"output", "345", "cache_write_5m", "100", "cache_write_1h", "50",
 		"cache_read", "4000", "web_search", "2", "cost_nusd", "8250000",
 		/* the event */
+		"23",
 		"req_id", "hap-0001:abc.DEF_9", "token", "alice",
 		"token_id", "0123456789ab", "group", "default",
 		"model", "claude-sonnet-4-5",
@@ -448,7 +452,7 @@ static void test_argv_plain(void **state)
 	assert_int_equal(record_redis_argv(&r, SHA, RECORD_MAX_AGE_MS, 0, &a), 0);
 	assert_argv(&a, want, n);
 	assert_string_equal(a.argv[RECORD_ARGV_KEYS], "realms:usage:seen:hap-0001:abc.DEF_9");
-	assert_string_equal(a.argv[RECORD_ARGV_ARGS], "1709251199999");
+	assert_string_equal(a.argv[RECORD_ARGV_REC], "1709251199999");
 	/* numkeys says where ARGV starts */
 	assert_int_equal(atoi(a.argv[2]), RECORD_NKEYS);
 	/* the pointers are into a.buf, not into r */
@@ -479,15 +483,14 @@ static void test_argv_weird_eval(void **state)
 		"realms:spend:g:g%09with%09tabs:w20240226", "realms:spend:g:g%09with%09tabs:m202402",
 		"realms:resv:t:bob%3Athe%20builder", "realms:resv:g:g%09with%09tabs",
 		"realms:inflight:bob%3Athe%20builder",
+		"1",
 		"1709164800000", "0", "2592000", "20240229",
 		"bob%3Athe%20builder", "vendor/model%5B1m%5D", "(none)",
 		"bob%3Athe%20builder:vendor/model%5B1m%5D:(none)", "1000000",
 		"0", "28486080", "18060000",
-		"1709254800000", "1709514000000", "1709254800000", "r.2", "11",
-		"requests", "1", "errors", "1", "partial", "1", "estimated", "0",
-		"input", "0",
-		"output", "1", "cache_write_5m", "0", "cache_write_1h", "0",
-		"cache_read", "0", "web_search", "0", "cost_nusd", "0",
+		"1709254800000", "1709514000000", "1709254800000", "r.2", "4",
+		"requests", "1", "errors", "1", "partial", "1", "output", "1",
+		"23",
 		"req_id", "r.2", "token", "bob:the builder",
 		"token_id", "", "group", "g\twith\ttabs",
 		"model", "vendor/model[1m]",
@@ -530,14 +533,14 @@ static void test_argv_settles_in_start_window(void **state)
 	assert_string_equal(a.argv[RECORD_ARGV_KEYS + 14], "realms:spend:t:alice:m202403");
 	assert_string_equal(a.argv[RECORD_ARGV_KEYS + 16], "realms:spend:g:default:d20240301");
 	/* the day ends at 2024-03-02T00:00+08:00, plus the hour of grace */
-	assert_string_equal(a.argv[RECORD_ARGV_ARGS + 12], "1709312400000");
+	assert_string_equal(a.argv[RECORD_ARGV_REC + 12], "1709312400000");
 	assert_int_equal(record_redis_argv(&r, SHA, 0, -5 * 60, &a), 0);
 	assert_string_equal(a.argv[RECORD_ARGV_KEYS + 12], "realms:spend:t:alice:d20240229");
 	assert_string_equal(a.argv[RECORD_ARGV_KEYS + 14], "realms:spend:t:alice:m202402");
 	/* 2024-03-01T00:00-05:00 + 1 h */
-	assert_string_equal(a.argv[RECORD_ARGV_ARGS + 12], "1709272800000");
+	assert_string_equal(a.argv[RECORD_ARGV_REC + 12], "1709272800000");
 	/* the 5h bucket does not depend on the offset */
-	assert_string_equal(a.argv[RECORD_ARGV_ARGS + 10], "28487519");
+	assert_string_equal(a.argv[RECORD_ARGV_REC + 10], "28487519");
 }
 
 static void test_argv_errors_and_status(void **state)
@@ -545,19 +548,25 @@ static void test_argv_errors_and_status(void **state)
 	struct usage_record r;
 	static struct rargv a;
 
-	/* errors = status >= 400 or partial; partial only for a partial */
+	/* errors = status >= 400 or partial; partial only for a partial; a
+	 * counter at 0 is left out */
 	rec_plain(&r);
 	r.status = 400;
 	assert_int_equal(record_redis_argv(&r, SHA, 0, 0, &a), 0);
+	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS - 1], "9");
 	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS + 2], "errors");
 	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS + 3], "1");
-	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS + 5], "0");
+	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS + 4], "input");
 	r.status = 399;
 	assert_int_equal(record_redis_argv(&r, SHA, 0, 0, &a), 0);
-	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS + 3], "0");
+	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS - 1], "8");
+	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS + 2], "input");
 	r.partial = USAGE_PARTIAL_CLIENT_GONE;
 	assert_int_equal(record_redis_argv(&r, SHA, 0, 0, &a), 0);
+	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS - 1], "10");
+	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS + 2], "errors");
 	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS + 3], "1");
+	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS + 4], "partial");
 	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS + 5], "1");
 }
 
@@ -600,10 +609,106 @@ static void test_argv_largest(void **state)
 	r.partial = USAGE_PARTIAL_UPSTREAM_ERROR;
 	r.ts_ms = RECORD_TS_MAX_MS;
 	assert_int_equal(record_redis_argv(&r, SHA, INT64_MAX, 0, &a), 0);
-	assert_int_equal(a.argc, 3 + RECORD_NKEYS + 17 + 22 + 46);
+	/* header, keys, the number of records, the section's 17, the 10
+	 * counters not at 0 (estimated is), the event's count and pairs */
+	assert_int_equal(a.argc, 3 + RECORD_NKEYS + 1 + 17 + 2 * 10 + 1 + 2 * 23);
 	assert_true(a.used <= sizeof(a.buf));
 	assert_int_equal(a.argvlen[RECORD_ARGV_KEYS + 4],
 	                 strlen(RKEY_USAGE_COMBO_PREFIX) + 3 * 64 + 1 + 3 * 256 + 1 + 3 * 64 + 1 + 8);
+}
+
+/* ---- Batches --------------------------------------------------------- */
+
+/* A batch is its records' single calls laid side by side: every key block,
+ * then their number, then every section, in the order added. */
+static void test_batch_layout(void **state)
+{
+	static struct record_batch b;
+	static struct rargv one[3];
+	struct usage_record r[3];
+	size_t slen;
+	const char *s = record_script(&slen);
+	int i, j, at;
+
+	rec_plain(&r[0]);
+	rec_weird(&r[1]);
+	rec_plain(&r[2]);
+	strcpy(r[2].req_id, "third");
+	r[2].u.input = 0;
+	record_batch_init(&b);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(record_redis_argv(&r[i], SHA, RECORD_MAX_AGE_MS, 60, &one[i]), 0);
+		assert_int_equal(record_batch_add(&b, &r[i], RECORD_MAX_AGE_MS, 60), 0);
+	}
+	memset(r, 0, sizeof(r));     /* copied, not referenced */
+	assert_int_equal(b.n, 3);
+	assert_int_equal(record_batch_argv(&b, SHA), 0);
+	assert_string_equal(b.argv[0], "EVALSHA");
+	assert_string_equal(b.argv[1], SHA);
+	assert_string_equal(b.argv[2], "66");
+	at = 3;
+	for (i = 0; i < 3; i++)
+		for (j = RECORD_ARGV_KEYS; j < RECORD_ARGV_ARGS; j++, at++) {
+			assert_int_equal(b.argvlen[at], one[i].argvlen[j]);
+			assert_memory_equal(b.argv[at], one[i].argv[j], one[i].argvlen[j]);
+		}
+	assert_string_equal(b.argv[at++], "3");
+	for (i = 0; i < 3; i++)
+		for (j = RECORD_ARGV_REC; j < one[i].argc; j++, at++) {
+			assert_int_equal(b.argvlen[at], one[i].argvlen[j]);
+			assert_memory_equal(b.argv[at], one[i].argv[j], one[i].argvlen[j]);
+		}
+	assert_int_equal(b.argc, at);
+	/* the same batch as a plain EVAL */
+	assert_int_equal(record_batch_argv(&b, NULL), 0);
+	assert_string_equal(b.argv[0], "EVAL");
+	assert_ptr_equal(b.argv[1], s);
+	assert_int_equal(b.argvlen[1], slen);
+	assert_int_equal(b.argc, at);
+}
+
+static void test_batch_limits(void **state)
+{
+	static struct record_batch b;
+	struct usage_record r;
+	int i;
+
+	record_batch_init(&b);
+	assert_int_equal(record_batch_argv(&b, SHA), -1);     /* empty */
+	rec_plain(&r);
+	for (i = 0; i < RECORD_BATCH_MAX; i++)
+		assert_int_equal(record_batch_add(&b, &r, 0, 0), 0);
+	assert_int_equal(record_batch_add(&b, &r, 0, 0), 1);  /* full */
+	assert_int_equal(b.n, RECORD_BATCH_MAX);
+	assert_int_equal(record_batch_argv(&b, "abc"), -1);
+	assert_int_equal(record_batch_argv(&b, SHA), 0);
+	assert_true(b.argc <= (int)(sizeof(b.argv) / sizeof(b.argv[0])));
+
+	/* an invalid record is refused and leaves the batch as it was */
+	record_batch_init(&b);
+	assert_int_equal(record_batch_add(&b, &r, 0, 0), 0);
+	strcpy(r.req_id, "bad id");
+	assert_int_equal(record_batch_add(&b, &r, 0, 0), -1);
+	assert_int_equal(b.n, 1);
+	assert_int_equal(record_batch_argv(&b, SHA), 0);
+	assert_string_equal(b.argv[2], "22");
+
+	/* the largest records: an empty batch always takes one; a full
+	 * buffer says so before RECORD_BATCH_MAX */
+	rec_plain(&r);
+	memset(r.req_id, ':', sizeof(r.req_id) - 1);
+	memset(r.token, 0xff, sizeof(r.token) - 1);
+	memset(r.group, '\t', sizeof(r.group) - 1);
+	memset(r.model, ' ', sizeof(r.model) - 1);
+	memset(r.upstream_model, 'u', sizeof(r.upstream_model) - 1);
+	memset(r.channel, '%', sizeof(r.channel) - 1);
+	memset(r.server, '\\', sizeof(r.server) - 1);
+	record_batch_init(&b);
+	for (i = 0; record_batch_add(&b, &r, 0, 0) == 0; i++)
+		assert_true(i < RECORD_BATCH_MAX);
+	assert_true(b.n >= 1);
+	assert_true(b.used <= sizeof(b.buf));
+	assert_int_equal(record_batch_argv(&b, SHA), 0);
 }
 
 /* ---- Spool lines ----------------------------------------------------- */
@@ -908,6 +1013,8 @@ int main(void)
 		cmocka_unit_test(test_argv_errors_and_status),
 		cmocka_unit_test(test_argv_rejects),
 		cmocka_unit_test(test_argv_largest),
+		cmocka_unit_test(test_batch_layout),
+		cmocka_unit_test(test_batch_limits),
 		cmocka_unit_test(test_spool_exact),
 		cmocka_unit_test(test_spool_buffer_size),
 		cmocka_unit_test(test_spool_weird_roundtrip),
