@@ -17,6 +17,9 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include <realms/json.h>
 
@@ -90,15 +93,40 @@ static inline int hexval(unsigned char c)
 
 /* The first byte at or after p, before end, that ends a run of plain string
  * bytes: '"', '\\', a byte below 0x20, or (ascii_only) one of 0x80 and up.
- * Eight bytes at a time: for each test, the expression has a high bit set
+ * Sixteen bytes at a time with SSE2 (every x86-64 has it): a byte stops the
+ * run if it equals '"' or '\\', or if, taken as signed, it is below 0x20
+ * (which takes in 0x80 and up, stopped at only with ascii_only). Elsewhere,
+ * eight bytes at a time: for each test, the expression has a high bit set
  * somewhere iff some byte passes it (borrows only spill above a byte that
  * passed), then the word is searched byte by byte. */
 static inline const char *str_run(const char *p, const char *end, int ascii_only)
 {
+	unsigned char c;
+#ifdef __SSE2__
+	const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+	const __m128i ctl = _mm_set1_epi8(0x20), neg = _mm_set1_epi8(-1);
+
+	while (end - p >= 16) {
+		__m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+		__m128i stop = _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash));
+		unsigned int m;
+
+		/* signed, below 0x20 is 0x00-0x1f and 0x80-0xff; above -1,
+		 * 0x00-0x7f */
+		__m128i low = _mm_cmplt_epi8(x, ctl);
+
+		if (!ascii_only)
+			low = _mm_and_si128(low, _mm_cmpgt_epi8(x, neg));
+		stop = _mm_or_si128(stop, low);
+		m = (unsigned int)_mm_movemask_epi8(stop);
+		if (m)
+			return p + __builtin_ctz(m);
+		p += 16;
+	}
+#else
 	const uint64_t ones = 0x0101010101010101ULL;
 	const uint64_t high = 0x8080808080808080ULL;
 	uint64_t x, q, b, t;
-	unsigned char c;
 
 	while (end - p >= 8) {
 		memcpy(&x, p, 8);
@@ -111,6 +139,7 @@ static inline const char *str_run(const char *p, const char *end, int ascii_only
 			break;
 		p += 8;
 	}
+#endif
 	for (; p < end; p++) {
 		c = (unsigned char)*p;
 		if (c == '"' || c == '\\' || c < 0x20 || (ascii_only && c >= 0x80))

@@ -624,6 +624,60 @@ static void test_unicode(void **state)
 	assert_int_equal(status_of("[\"\\ud83d\\u", 10, JSON_FL_UNICODE), JSON_TRUNCATED);
 }
 
+/* The string scanner reads runs of plain bytes many at a time: each byte
+ * that ends a run is found at every offset in a long string, in both
+ * modes, and the bytes around it are read as they are. */
+static void test_string_runs(void **state)
+{
+	static const struct {
+		const char *x;           /* put at the offset */
+		enum json_err uni, any;  /* with JSON_FL_UNICODE, without */
+	} cases[] = {
+		{ "\\n", JSON_ERR_NONE, JSON_ERR_NONE },
+		{ "\\\"", JSON_ERR_NONE, JSON_ERR_NONE },
+		{ "\"x", JSON_ERR_AFTER, JSON_ERR_AFTER },   /* ends the string */
+		{ "\x01", JSON_ERR_CTL, JSON_ERR_CTL },
+		{ "\x1f", JSON_ERR_CTL, JSON_ERR_CTL },
+		{ "\x20", JSON_ERR_NONE, JSON_ERR_NONE },
+		{ "\x7f", JSON_ERR_NONE, JSON_ERR_NONE },
+		{ "\xc3\xa9", JSON_ERR_NONE, JSON_ERR_NONE },
+		{ "\xe2\x82\xac", JSON_ERR_NONE, JSON_ERR_NONE },
+		{ "\x80", JSON_ERR_UTF8, JSON_ERR_NONE },
+		{ "\xff", JSON_ERR_UTF8, JSON_ERR_NONE },
+	};
+	char buf[128];
+	struct scan_log l;
+
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		size_t xl = strlen(cases[c].x);
+
+		for (size_t at = 0; at < 40; at++) {
+			size_t n = 0;
+
+			buf[n++] = '"';
+			memset(buf + n, 'a', at);
+			n += at;
+			memcpy(buf + n, cases[c].x, xl);
+			n += xl;
+			memset(buf + n, 'b', 37);
+			n += 37;
+			buf[n++] = '"';
+			for (int u = 0; u < 2; u++) {
+				enum json_err want = u ? cases[c].uni : cases[c].any;
+
+				scan_whole(buf, n, u ? JSON_FL_UNICODE : 0, &l);
+				if (l.err != want)
+					fail_msg("case %zu at %zu (%s): err %d, want %d", c, at,
+					         u ? "unicode" : "grammar", l.err, want);
+				if (want && l.err_off != 1 + at + (want == JSON_ERR_AFTER))
+					fail_msg("case %zu at %zu: error at %llu", c, at,
+					         (unsigned long long)l.err_off);
+				free(l.log);
+			}
+		}
+	}
+}
+
 /* ------------------------------------------------------------------------ */
 /* json_each                                                                */
 /* ------------------------------------------------------------------------ */
@@ -858,6 +912,7 @@ int main(void)
 		cmocka_unit_test(test_cut),
 		cmocka_unit_test(test_deep),
 		cmocka_unit_test(test_unicode),
+		cmocka_unit_test(test_string_runs),
 		cmocka_unit_test(test_each),
 		cmocka_unit_test(test_keys),
 		cmocka_unit_test(test_many_keys),
