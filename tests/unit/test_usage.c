@@ -22,6 +22,7 @@
 
 #include <realms/limits.h>
 #include <realms/meter.h>
+#include <realms/json.h>
 #include <realms/usage.h>
 
 /* ------------------------------------------------------------------------ */
@@ -901,6 +902,111 @@ static void test_content_events(void **state)
 	assert_int_equal(c.text_bytes, 27);
 }
 
+/* The general reading of a content event, written again here as the
+ * oracle: the root's "type" and "delta", then the delta's text members. */
+struct oracle_walk {
+	int is_delta;
+	const char *delta;
+	size_t delta_len;
+	uint64_t text;
+};
+
+static void oracle_root(void *arg, const struct json_member *m)
+{
+	struct oracle_walk *w = arg;
+
+	if (!m->key)
+		return;
+	if (json_str_is(m->key, m->key_len, "type") && m->type == JSON_T_STRING)
+		w->is_delta = json_str_is(m->val, m->val_len, "content_block_delta");
+	else if (json_str_is(m->key, m->key_len, "delta") && m->type == JSON_T_OBJECT) {
+		w->delta = m->val;
+		w->delta_len = m->val_len;
+	}
+}
+
+static void oracle_delta(void *arg, const struct json_member *m)
+{
+	struct oracle_walk *w = arg;
+	unsigned int fl;
+
+	if (m->key && m->type == JSON_T_STRING && m->val_len >= 2 &&
+	    (json_str_is(m->key, m->key_len, "text") ||
+	     json_str_is(m->key, m->key_len, "thinking") ||
+	     json_str_is(m->key, m->key_len, "partial_json")))
+		w->text += json_unescape(m->val + 1, m->val_len - 2, NULL, 0, &fl);
+}
+
+static int oracle(const char *d, size_t n, uint64_t *text)
+{
+	struct oracle_walk w = { 0 };
+
+	if (json_each(d, n, oracle_root, &w) != JSON_T_OBJECT || !w.is_delta)
+		return 0;
+	if (w.delta && json_each(w.delta, w.delta_len, oracle_delta, &w) != JSON_T_OBJECT)
+		w.text = 0;
+	*text = w.text;
+	return 1;
+}
+
+/* Content deltas of the usual shape take a shorter path: on the shape,
+ * every byte changed, cut or added, it counts what the general reading
+ * counts. */
+static void test_content_same_as_general(void **state)
+{
+	static const char *const base[] = {
+		"{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello\"}}",
+		"{\"type\":\"content_block_delta\",\"index\":12,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"a\\nb \\\"q\\\" \\u00e9\\ud83d\\ude00\"}}",
+		"{\"type\":\"content_block_delta\",\"index\":3,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"path\\\": \\\"/x\\\"\"}}",
+		"{\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"signature_delta\",\"signature\":\"EqQBCkYIBxgCKkB\"}}",
+		"{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"\"}}",
+		"{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"caf\xc3\xa9 \\\\ \\/ \\b\\f\\r\\t\"}}",
+	};
+	static const char subst[] = { '"', '\\', '{', '}', ':', ',', ' ', '0', '1', 'u',
+	                              'x', 'T', '\x01', '\x1f', '\x7f', '\xc3', '\0' };
+	char buf[256];
+	long checked = 0;
+
+	for (size_t b = 0; b < sizeof(base) / sizeof(base[0]); b++) {
+		size_t n = strlen(base[b]);
+
+		assert_true(n + 1 < sizeof(buf));
+		for (size_t i = 0; i <= n; i++) {
+			/* cut at i; each byte at i replaced; a byte added at i */
+			for (size_t k = 0; k <= sizeof(subst) + 1; k++) {
+				struct usage_content c = { 0 };
+				uint64_t want = 0;
+				size_t len;
+				int r, wr;
+
+				memcpy(buf, base[b], n);
+				if (k == 0) {
+					len = i;
+				} else if (k == 1) {
+					len = n;       /* unchanged */
+				} else if (i < n && k < sizeof(subst) + 2) {
+					buf[i] = subst[k - 2];
+					len = n;
+				} else {
+					memmove(buf + i + 1, base[b] + i, n - i);
+					buf[i] = ' ';
+					len = n + 1;
+				}
+				r = usage_content_event(&c, buf, len);
+				wr = oracle(buf, len, &want);
+				if (r != wr || (r && c.text_bytes != want))
+					fail_msg("base %zu, byte %zu, change %zu: %d/%llu, general %d/%llu",
+					         b, i, k, r, (unsigned long long)c.text_bytes, wr,
+					         (unsigned long long)want);
+				if (r)
+					assert_int_equal(c.event_bytes, len + 35);
+				checked++;
+			}
+		}
+	}
+	assert_true(checked > 10000);
+}
+
 static void test_content_tokens(void **state)
 {
 	struct usage_content c = { .event_bytes = 1000, .text_bytes = 100 };
@@ -1157,6 +1263,7 @@ int main(void)
 		cmocka_unit_test(test_meter_json),
 		cmocka_unit_test(test_model_matches),
 		cmocka_unit_test(test_content_events),
+		cmocka_unit_test(test_content_same_as_general),
 		cmocka_unit_test(test_content_tokens),
 		cmocka_unit_test(test_meter_cut_stream),
 		cmocka_unit_test(test_meter_unparsed_request_size),
