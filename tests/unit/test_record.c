@@ -6,6 +6,7 @@
  * Expected timestamps and CRCs were computed independently (Python:
  * calendar.timegm, zlib.crc32).
  */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -617,6 +618,62 @@ static void test_argv_largest(void **state)
 	                 strlen(RKEY_USAGE_COMBO_PREFIX) + 3 * 64 + 1 + 3 * 256 + 1 + 3 * 64 + 1 + 8);
 }
 
+/* ---- Argument vectors ------------------------------------------------ */
+
+/* rargv_add() writes the builders' formats itself: the same bytes as
+ * snprintf, for every conversion it knows and the ones it hands over. */
+static void test_rargv_formats(void **state)
+{
+	static struct rargv a;
+	static const int64_t s64[] = { 0, 1, -1, 9, 10, -10, 1709251199999, INT64_MAX, INT64_MIN };
+	static const uint64_t u64[] = { 0, 1, 10, 99, 100, UINT64_MAX, RECORD_COUNT_MAX };
+	char want[128];
+	size_t i;
+
+#define SAME(...) do { \
+		rargv_init(&a); \
+		rargv_add(&a, __VA_ARGS__); \
+		snprintf(want, sizeof(want), __VA_ARGS__); \
+		assert_int_equal(a.argc, 1); \
+		assert_string_equal(a.argv[0], want); \
+		assert_int_equal(a.argvlen[0], strlen(want)); \
+	} while (0)
+	for (i = 0; i < sizeof(s64) / sizeof(s64[0]); i++) {
+		SAME("%" PRId64, s64[i]);
+		SAME("x%" PRId64 "y", s64[i]);
+		SAME("%d", (int)s64[i]);
+		SAME("%lld", (long long)s64[i]);
+	}
+	for (i = 0; i < sizeof(u64) / sizeof(u64[0]); i++) {
+		SAME("%" PRIu64, u64[i]);
+		SAME("%u", (unsigned)u64[i]);
+		SAME("%llu", (unsigned long long)u64[i]);
+	}
+	SAME("%d", INT32_MIN);
+	SAME("%s", "");
+	SAME("%s%s:%s:%s", "realms:spend:", "t", "alice", "d20240229");
+	SAME("EVALSHA");
+	SAME("100%%");                  /* handed over */
+	SAME("%05d", 42);
+	SAME("%.3s", "abcdef");
+	SAME("%x", 255);
+#undef SAME
+	/* no room: the vector fails, whichever writes */
+	rargv_init(&a);
+	a.used = sizeof(a.buf) - 3;
+	rargv_add(&a, "%s", "abc");
+	assert_int_equal(a.argc, -1);
+	rargv_init(&a);
+	a.used = sizeof(a.buf) - 3;
+	rargv_add(&a, "%" PRIu64, (uint64_t)123);
+	assert_int_equal(a.argc, -1);
+	rargv_init(&a);
+	a.used = sizeof(a.buf) - 3;
+	rargv_add(&a, "%" PRIu64, (uint64_t)12);
+	assert_int_equal(a.argc, 1);
+	assert_string_equal(a.argv[0], "12");
+}
+
 /* ---- Batches --------------------------------------------------------- */
 
 /* A batch is its records' single calls laid side by side: every key block,
@@ -1013,6 +1070,7 @@ int main(void)
 		cmocka_unit_test(test_argv_errors_and_status),
 		cmocka_unit_test(test_argv_rejects),
 		cmocka_unit_test(test_argv_largest),
+		cmocka_unit_test(test_rargv_formats),
 		cmocka_unit_test(test_batch_layout),
 		cmocka_unit_test(test_batch_limits),
 		cmocka_unit_test(test_spool_exact),
