@@ -51,9 +51,13 @@
  *       5 token seg  6 model seg  7 channel seg  8 combo member
  *       9 events maxlen  10 cost nano-USD  11 minute bucket of ts_ms
  *       12 5h lifetime ms  13 day end  14 week end  15 month end (unix ms,
- *       grace included)  16 req_id  17 nf, then nf (field, increment)
- *       pairs (counters at 0 are left out: an absent field reads as 0),
- *       then ne, then the event's ne (field, value) pairs.
+ *       grace included)  16 req_id  17-27 the counters of the day hashes,
+ *       in CF's order (those at 0 are not written: an absent field reads as
+ *       0)  28 token  29 token_id  30 group  31 model  32 upstream model
+ *       33 channel  34 server  35 status  36 stream  37 partial  38 service
+ *       tier  39 ttfb_ms  40 duration_ms (the names, as they are). The
+ *       event's fields are EV's: names from rkeys.h, values from the
+ *       section.
  * Reply: one RECORD_RC_* per record, in order; or an error, and then
  * nothing changed for any of them.
  * Settlement (docs/budgets.md): the cost goes to the spend counters of
@@ -71,13 +75,23 @@ static const char script[] =
 	"local want = {'hash', 'hash', 'hash', 'hash', 'zset', 'set', 'set', 'set', 'set', 'stream',\n"
 	"  'hash', 'string', 'string', 'string', 'hash', 'string', 'string', 'string',\n"
 	"  'hash', 'hash', 'hash'}\n"
+	"local CF = {'" RKEY_UF_REQUESTS "', '" RKEY_UF_ERRORS "', '" RKEY_UF_PARTIAL "',\n"
+	"  '" RKEY_UF_ESTIMATED "', '" RKEY_UF_INPUT "', '" RKEY_UF_OUTPUT "', '" RKEY_UF_CACHE_WRITE_5M "',\n"
+	"  '" RKEY_UF_CACHE_WRITE_1H "', '" RKEY_UF_CACHE_READ "', '" RKEY_UF_WEB_SEARCH "',\n"
+	"  '" RKEY_UF_COST_NUSD "'}\n"
+	"local EV = {{'" RKEY_UE_REQ_ID "', 16}, {'" RKEY_UE_TOKEN "', 28}, {'" RKEY_UE_TOKEN_ID "', 29},\n"
+	"  {'" RKEY_UE_GROUP "', 30}, {'" RKEY_UE_MODEL "', 31}, {'" RKEY_UE_UPSTREAM_MODEL "', 32},\n"
+	"  {'" RKEY_UE_CHANNEL "', 33}, {'" RKEY_UE_SERVER "', 34}, {'" RKEY_UE_STATUS "', 35},\n"
+	"  {'" RKEY_UE_STREAM "', 36}, {'" RKEY_UE_PARTIAL "', 37}, {'" RKEY_UF_ESTIMATED "', 20},\n"
+	"  {'" RKEY_UF_INPUT "', 21}, {'" RKEY_UF_OUTPUT "', 22}, {'" RKEY_UF_CACHE_WRITE_5M "', 23},\n"
+	"  {'" RKEY_UF_CACHE_WRITE_1H "', 24}, {'" RKEY_UF_CACHE_READ "', 25}, {'" RKEY_UF_WEB_SEARCH "', 26},\n"
+	"  {'" RKEY_UE_SERVICE_TIER "', 38}, {'" RKEY_UF_COST_NUSD "', 27}, {'" RKEY_UE_TTFB_MS "', 39},\n"
+	"  {'" RKEY_UE_DURATION_MS "', 40}, {'" RKEY_UE_TS_MS "', 1}}\n"
 	"local n = tonumber(ARGV[1])\n"
 	"local rc, fresh, marked, typed = {}, {}, {}, {}\n"
 	"local a = 1\n"
 	"for r = 1, n do\n"
 	"  local k0 = (r - 1) * NK\n"
-	"  local nf = tonumber(ARGV[a + 17])\n"
-	"  local ne = tonumber(ARGV[a + 18 + 2 * nf])\n"
 	"  local age = tonumber(ARGV[a + 2])\n"
 	"  local seen = KEYS[k0 + 1]\n"
 	"  if age > 0 and tonumber(ARGV[a + 1]) < now - age then\n"
@@ -87,7 +101,7 @@ static const char script[] =
 	"  else\n"
 	"    rc[r] = 1\n"
 	"    marked[seen] = true\n"
-	"    fresh[#fresh + 1] = {k0, a, nf, ne}\n"
+	"    fresh[#fresh + 1] = {k0, a}\n"
 	"    for i = 1, #want do\n"
 	"      local k = KEYS[k0 + i + 1]\n"
 	"      if not typed[k] then\n"
@@ -99,7 +113,7 @@ static const char script[] =
 	"      end\n"
 	"    end\n"
 	"  end\n"
-	"  a = a + 18 + 2 * nf + 2 * ne\n"
+	"  a = a + " LIMIT_STR(RECORD_SECTION_ARGS) "\n"
 	"end\n"
 	/* sums[k][f]: HINCRBY (f a field) or INCRBY (f == ''), in first-seen order */
 	"local sums, fields, order = {}, {}, {}\n"
@@ -129,11 +143,11 @@ static const char script[] =
 	"end\n"
 	"local oldest = math.floor(now / 60000) - " LIMIT_STR(BUDGET_5H_BUCKETS) "\n"
 	"for _, f in ipairs(fresh) do\n"
-	"  local k0, a, nf, ne = f[1], f[2], f[3], f[4]\n"
+	"  local k0, a = f[1], f[2]\n"
 	"  redis.call('SET', KEYS[k0 + 1], ARGV[a + 4], 'NX', 'EX', ARGV[a + 3])\n"
-	"  for i = a + 18, a + 17 + 2 * nf, 2 do\n"
-	"    local v = tonumber(ARGV[i + 1])\n"
-	"    for k = 2, 5 do add(KEYS[k0 + k], ARGV[i], v) end\n"
+	"  for c = 1, #CF do\n"
+	"    local v = tonumber(ARGV[a + 16 + c])\n"
+	"    if v ~= 0 then for k = 2, 5 do add(KEYS[k0 + k], CF[c], v) end end\n"
 	"  end\n"
 	"  member(KEYS[k0 + 6], ARGV[a + 4])\n"
 	"  for k = 7, 10 do member(KEYS[k0 + k], ARGV[a + k - 2]) end\n"
@@ -172,9 +186,9 @@ static const char script[] =
 	"end\n"
 	"for _, k in ipairs(dorder) do redis.call('HDEL', k, unpack(dels[k])) end\n"
 	"for _, f in ipairs(fresh) do\n"
-	"  local k0, a, nf, ne = f[1], f[2], f[3], f[4]\n"
+	"  local k0, a = f[1], f[2]\n"
 	"  local ev = {}\n"
-	"  for i = a + 19 + 2 * nf, a + 18 + 2 * nf + 2 * ne do ev[#ev + 1] = ARGV[i] end\n"
+	"  for i, e in ipairs(EV) do ev[2 * i - 1] = e[1]; ev[2 * i] = ARGV[a + e[2]] end\n"
 	"  redis.call('XADD', KEYS[k0 + 11], 'MAXLEN', '~', ARGV[a + 9], '*', unpack(ev))\n"
 	"end\n"
 	"return rc\n";
@@ -495,19 +509,6 @@ static void arg_u64(struct rargv *a, uint64_t v)
 	arg_add(a, "%" PRIu64, v);
 }
 
-/* A field name and its string value, as two arguments. */
-static void arg_kv(struct rargv *a, const char *k, const char *v)
-{
-	arg_add(a, "%s", k);
-	arg_add(a, "%s", v);
-}
-
-static void arg_ku(struct rargv *a, const char *k, uint64_t v)
-{
-	arg_add(a, "%s", k);
-	arg_u64(a, v);
-}
-
 static bool is_sha1(const char *s)
 {
 	int i;
@@ -519,8 +520,6 @@ static bool is_sha1(const char *s)
 	return s[40] == '\0';
 }
 
-/* The (field, value) pairs of a realms:usage:events entry. */
-#define N_EVENT_FIELDS 23
 
 int record_redis_argv(const struct usage_record *rec, const char *sha1,
                       int64_t max_age_ms, int tz_min, struct rargv *out)
@@ -530,7 +529,7 @@ int record_redis_argv(const struct usage_record *rec, const char *sha1,
 	char day[RECORD_DAY_LEN + 1];
 	struct budget_window w[BUDGET_USD_KINDS];
 	const char *pname;
-	int errors, partial, estimated, ev0;
+	int errors, partial, estimated;
 
 	rargv_init(out);
 	if (record_validate(rec, NULL) < 0 || (sha1 && !is_sha1(sha1)) || max_age_ms < 0)
@@ -596,62 +595,35 @@ int record_redis_argv(const struct usage_record *rec, const char *sha1,
 	for (int k = BUDGET_USD_DAY; k <= BUDGET_USD_MONTH; k++)
 		arg_add(out, "%" PRId64, (int64_t)(w[k].end_ms + RECORD_SPEND_GRACE_MS));
 	arg_add(out, "%s", rec->req_id);
-	/* The counters, those at 0 left out (an absent field reads as 0):
-	 * each costs four HINCRBY. */
-	{
-		const struct { const char *f; uint64_t v; } c[] = {
-			{ RKEY_UF_REQUESTS, 1 },
-			{ RKEY_UF_ERRORS, (uint64_t)errors },
-			{ RKEY_UF_PARTIAL, (uint64_t)partial },
-			{ RKEY_UF_ESTIMATED, (uint64_t)estimated },
-			{ RKEY_UF_INPUT, rec->u.input },
-			{ RKEY_UF_OUTPUT, rec->u.output },
-			{ RKEY_UF_CACHE_WRITE_5M, rec->u.cache_write_5m },
-			{ RKEY_UF_CACHE_WRITE_1H, rec->u.cache_write_1h },
-			{ RKEY_UF_CACHE_READ, rec->u.cache_read },
-			{ RKEY_UF_WEB_SEARCH, rec->u.web_search },
-			{ RKEY_UF_COST_NUSD, rec->cost_nusd },
-		};
-		int nf = 0;
+	/* the counters, in the script's CF order */
+	arg_u64(out, 1);
+	arg_u64(out, (uint64_t)errors);
+	arg_u64(out, (uint64_t)partial);
+	arg_u64(out, (uint64_t)estimated);
+	arg_u64(out, rec->u.input);
+	arg_u64(out, rec->u.output);
+	arg_u64(out, rec->u.cache_write_5m);
+	arg_u64(out, rec->u.cache_write_1h);
+	arg_u64(out, rec->u.cache_read);
+	arg_u64(out, rec->u.web_search);
+	arg_u64(out, rec->cost_nusd);
+	/* the rest of the event */
+	arg_add(out, "%s", rec->token);
+	arg_add(out, "%s", rec->token_id);
+	arg_add(out, "%s", rec->group);
+	arg_add(out, "%s", rec->model);
+	arg_add(out, "%s", rec->upstream_model);
+	arg_add(out, "%s", rec->channel);
+	arg_add(out, "%s", rec->server);
+	arg_u64(out, (uint64_t)rec->status);
+	arg_u64(out, (uint64_t)rec->stream);
+	arg_add(out, "%s", pname);
+	arg_add(out, "%s", rec->u.service_tier);
+	arg_u64(out, rec->ttfb_ms);
+	arg_u64(out, rec->duration_ms);
 
-		for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++)
-			nf += c[i].v != 0;
-		arg_add(out, "%d", nf);
-		for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++)
-			if (c[i].v)
-				arg_ku(out, c[i].f, c[i].v);
-	}
-
-	/* the event */
-	arg_add(out, "%d", N_EVENT_FIELDS);
-	ev0 = out->argc;
-	arg_kv(out, RKEY_UE_REQ_ID, rec->req_id);
-	arg_kv(out, RKEY_UE_TOKEN, rec->token);
-	arg_kv(out, RKEY_UE_TOKEN_ID, rec->token_id);
-	arg_kv(out, RKEY_UE_GROUP, rec->group);
-	arg_kv(out, RKEY_UE_MODEL, rec->model);
-	arg_kv(out, RKEY_UE_UPSTREAM_MODEL, rec->upstream_model);
-	arg_kv(out, RKEY_UE_CHANNEL, rec->channel);
-	arg_kv(out, RKEY_UE_SERVER, rec->server);
-	arg_ku(out, RKEY_UE_STATUS, (uint64_t)rec->status);
-	arg_ku(out, RKEY_UE_STREAM, (uint64_t)rec->stream);
-	arg_kv(out, RKEY_UE_PARTIAL, pname);
-	arg_ku(out, RKEY_UF_ESTIMATED, (uint64_t)estimated);
-	arg_ku(out, RKEY_UF_INPUT, rec->u.input);
-	arg_ku(out, RKEY_UF_OUTPUT, rec->u.output);
-	arg_ku(out, RKEY_UF_CACHE_WRITE_5M, rec->u.cache_write_5m);
-	arg_ku(out, RKEY_UF_CACHE_WRITE_1H, rec->u.cache_write_1h);
-	arg_ku(out, RKEY_UF_CACHE_READ, rec->u.cache_read);
-	arg_ku(out, RKEY_UF_WEB_SEARCH, rec->u.web_search);
-	arg_kv(out, RKEY_UE_SERVICE_TIER, rec->u.service_tier);
-	arg_ku(out, RKEY_UF_COST_NUSD, rec->cost_nusd);
-	arg_ku(out, RKEY_UE_TTFB_MS, rec->ttfb_ms);
-	arg_ku(out, RKEY_UE_DURATION_MS, rec->duration_ms);
-	arg_add(out, "%s", RKEY_UE_TS_MS);
-	arg_add(out, "%" PRId64, rec->ts_ms);
-
-	if (out->argc >= 0 && out->argc - ev0 != 2 * N_EVENT_FIELDS)
-		out->argc = -1;     /* N_EVENT_FIELDS is wrong: caught by the tests */
+	if (out->argc >= 0 && out->argc != RECORD_ARGV_REC + RECORD_SECTION_ARGS)
+		out->argc = -1;     /* the section's layout is wrong: caught by the tests */
 	if (out->argc < 0) {
 		rargv_init(out);
 		return -1;

@@ -426,24 +426,13 @@ static void test_argv_plain(void **state)
 		"8250000", "28487519", "18060000",
 		"1709254800000", "1709514000000", "1709254800000",
 		"hap-0001:abc.DEF_9",
-		/* the counters not at 0 */
-		"8",
-		"requests", "1",
-		"input", "1200",
-		"output", "345", "cache_write_5m", "100", "cache_write_1h", "50",
-		"cache_read", "4000", "web_search", "2", "cost_nusd", "8250000",
-		/* the event */
-		"23",
-		"req_id", "hap-0001:abc.DEF_9", "token", "alice",
-		"token_id", "0123456789ab", "group", "default",
-		"model", "claude-sonnet-4-5",
-		"upstream_model", "claude-sonnet-4-5-20250929",
-		"channel", "anthropic", "server", "anthropic--k1",
-		"status", "200", "stream", "1", "partial", "", "estimated", "0",
-		"input", "1200", "output", "345", "cache_write_5m", "100",
-		"cache_write_1h", "50", "cache_read", "4000", "web_search", "2",
-		"service_tier", "standard", "cost_nusd", "8250000",
-		"ttfb_ms", "812", "duration_ms", "4521", "ts_ms", "1709251199999",
+		/* the counters: requests errors partial estimated input output
+		 * cache_write_5m cache_write_1h cache_read web_search cost_nusd */
+		"1", "0", "0", "0", "1200", "345", "100", "50", "4000", "2", "8250000",
+		/* the rest of the event */
+		"alice", "0123456789ab", "default", "claude-sonnet-4-5",
+		"claude-sonnet-4-5-20250929", "anthropic", "anthropic--k1",
+		"200", "1", "", "standard", "812", "4521",
 	};
 	struct usage_record r;
 	static struct rargv a;
@@ -489,19 +478,11 @@ static void test_argv_weird_eval(void **state)
 		"bob%3Athe%20builder", "vendor/model%5B1m%5D", "(none)",
 		"bob%3Athe%20builder:vendor/model%5B1m%5D:(none)", "1000000",
 		"0", "28486080", "18060000",
-		"1709254800000", "1709514000000", "1709254800000", "r.2", "4",
-		"requests", "1", "errors", "1", "partial", "1", "output", "1",
-		"23",
-		"req_id", "r.2", "token", "bob:the builder",
-		"token_id", "", "group", "g\twith\ttabs",
-		"model", "vendor/model[1m]",
-		"upstream_model", "up\\stream\nmodel\r",
-		"channel", "", "server", "srv \xc3\xa9",
-		"status", "529", "stream", "0", "partial", "upstream_error", "estimated", "0",
-		"input", "0", "output", "1", "cache_write_5m", "0",
-		"cache_write_1h", "0", "cache_read", "0", "web_search", "0",
-		"service_tier", "", "cost_nusd", "0",
-		"ttfb_ms", "0", "duration_ms", "0", "ts_ms", "1709164800000",
+		"1709254800000", "1709514000000", "1709254800000", "r.2",
+		"1", "1", "1", "0", "0", "1", "0", "0", "0", "0", "0",
+		"bob:the builder", "", "g\twith\ttabs", "vendor/model[1m]",
+		"up\\stream\nmodel\r", "", "srv \xc3\xa9",
+		"529", "0", "upstream_error", "", "0", "0",
 	};
 	struct usage_record r;
 	static struct rargv a;
@@ -549,26 +530,20 @@ static void test_argv_errors_and_status(void **state)
 	struct usage_record r;
 	static struct rargv a;
 
-	/* errors = status >= 400 or partial; partial only for a partial; a
-	 * counter at 0 is left out */
+	/* errors = status >= 400 or partial; partial only for a partial */
 	rec_plain(&r);
 	r.status = 400;
 	assert_int_equal(record_redis_argv(&r, SHA, 0, 0, &a), 0);
-	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS - 1], "9");
-	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS + 2], "errors");
-	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS + 3], "1");
-	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS + 4], "input");
+	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS], "1");
+	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS + 1], "1");
+	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS + 2], "0");
 	r.status = 399;
 	assert_int_equal(record_redis_argv(&r, SHA, 0, 0, &a), 0);
-	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS - 1], "8");
-	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS + 2], "input");
+	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS + 1], "0");
 	r.partial = USAGE_PARTIAL_CLIENT_GONE;
 	assert_int_equal(record_redis_argv(&r, SHA, 0, 0, &a), 0);
-	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS - 1], "10");
-	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS + 2], "errors");
-	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS + 3], "1");
-	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS + 4], "partial");
-	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS + 5], "1");
+	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS + 1], "1");
+	assert_string_equal(a.argv[RECORD_ARGV_COUNTERS + 2], "1");
 }
 
 static void test_argv_rejects(void **state)
@@ -610,9 +585,8 @@ static void test_argv_largest(void **state)
 	r.partial = USAGE_PARTIAL_UPSTREAM_ERROR;
 	r.ts_ms = RECORD_TS_MAX_MS;
 	assert_int_equal(record_redis_argv(&r, SHA, INT64_MAX, 0, &a), 0);
-	/* header, keys, the number of records, the section's 17, the 10
-	 * counters not at 0 (estimated is), the event's count and pairs */
-	assert_int_equal(a.argc, 3 + RECORD_NKEYS + 1 + 17 + 2 * 10 + 1 + 2 * 23);
+	/* header, keys, the number of records, the section */
+	assert_int_equal(a.argc, 3 + RECORD_NKEYS + 1 + RECORD_SECTION_ARGS);
 	assert_true(a.used <= sizeof(a.buf));
 	assert_int_equal(a.argvlen[RECORD_ARGV_KEYS + 4],
 	                 strlen(RKEY_USAGE_COMBO_PREFIX) + 3 * 64 + 1 + 3 * 256 + 1 + 3 * 64 + 1 + 8);

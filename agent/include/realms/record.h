@@ -71,8 +71,10 @@
 #define RECORD_ARGV_ARGS        (RECORD_ARGV_KEYS + RECORD_NKEYS)  /* ARGV[1] */
 /* argv index of the record's first section argument (its ts_ms) */
 #define RECORD_ARGV_REC         (RECORD_ARGV_ARGS + 1)
-/* argv index of the first usage counter's name (after nf). */
-#define RECORD_ARGV_COUNTERS    (RECORD_ARGV_REC + 17)
+/* argv index of the first usage counter's value (requests) */
+#define RECORD_ARGV_COUNTERS    (RECORD_ARGV_REC + 16)
+/* arguments in a record's section (record.c, above the script) */
+#define RECORD_SECTION_ARGS     40
 
 /* Calendar spend counters live this long past their window's end (clock
  * skew between gateways and Redis; a record settling just after a turn). */
