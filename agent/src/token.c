@@ -3,6 +3,7 @@
  * Pure but the OS CSPRNG in token_generate() (contract in realms/token.h).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/random.h>
@@ -122,12 +123,47 @@ bool token_looks_valid(const char *tok, size_t len)
 /* Hashing                                                                */
 /* ---------------------------------------------------------------------- */
 
+/* Every request hashes its token. EVP_Digest() with EVP_sha256() looks the
+ * algorithm up in OpenSSL 3's shared store and allocates a context each
+ * time, a lock two workers contend for: the algorithm is fetched once, and
+ * each thread keeps its context (freed when the thread ends). */
+static EVP_MD *sha256_md;
+static pthread_key_t ctx_key;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void ctx_free(void *ctx)
+{
+	EVP_MD_CTX_free(ctx);
+}
+
+static void sha256_init(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	if (pthread_key_create(&ctx_key, ctx_free) != 0) {
+		EVP_MD_free(sha256_md);
+		sha256_md = NULL;
+	}
+}
+
 int token_hash(const char *tok, size_t len, uint8_t out[TOKEN_HASH_LEN])
 {
 	unsigned int outlen = 0;
+	EVP_MD_CTX *ctx;
 
-	if (EVP_Digest(tok, len, out, &outlen, EVP_sha256(), NULL) != 1 ||
-	    outlen != TOKEN_HASH_LEN)
+	pthread_once(&sha256_once, sha256_init);
+	if (!sha256_md)
+		return -1;
+	ctx = pthread_getspecific(ctx_key);
+	if (!ctx) {
+		ctx = EVP_MD_CTX_new();
+		if (!ctx || pthread_setspecific(ctx_key, ctx) != 0) {
+			EVP_MD_CTX_free(ctx);
+			return -1;
+		}
+	}
+	if (EVP_DigestInit_ex2(ctx, sha256_md, NULL) != 1 ||
+	    EVP_DigestUpdate(ctx, tok, len) != 1 ||
+	    EVP_DigestFinal_ex(ctx, out, &outlen) != 1 || outlen != TOKEN_HASH_LEN)
 		return -1;
 	return 0;
 }
