@@ -365,6 +365,11 @@ local function tail_add(r, data)
 end
 
 local function tap_data(r, data)
+    -- Given up (tap_task) while its answer still streams: nothing is held
+    -- for it any more.
+    if r.acked then
+        return
+    end
     if tap.bytes + #data > TAP_MAX_BYTES then
         r.lost = true
         tap.dropped = tap.dropped + #data
