@@ -13,8 +13,8 @@
 -- "Lua filters"). Each part alone still loads under its former name
 -- (realms-guard, realms-tap, realms-rewrite, realms-outcome), for
 -- configurations written before.
--- I/O inside HAProxy (filters, core.tcp); the guard's scanner is pure and
--- tested outside HAProxy (tests/lua).
+-- I/O inside HAProxy (filters, core.tcp); the guard's scanner and the
+-- tap's framing are pure and tested outside HAProxy (tests/lua).
 --
 -- rewrite: on every up_<channel> backend (rendered by realmsctl), replaces
 -- the body's "model" JSON string token with the one the agent chose for
@@ -215,7 +215,7 @@ local function guard_payload(f, txn, msg)
     return n
 end
 
--- For tests outside HAProxy (tests/integration/test_guard_scan.sh): the
+-- For tests outside HAProxy (tests/lua/test_guard.lua): the
 -- scanner alone, when the loader asks for it.
 if core.realms_export then
     core.realms_export.guard_new = guard_new
@@ -324,9 +324,49 @@ local function meta(t)
     return table.concat(out)
 end
 
+-- What is held for a request, in order (r.frames): whole frames (B, G and
+-- E strings) and runs of body bytes. A run is a table { header, chunk,
+-- chunk, ..., n = the chunks' bytes }: the chunks as HAProxy gave them,
+-- never copied here; its "D <rid> <n>\n" header is written when it
+-- closes: when the task is about to send it, when another frame follows,
+-- or at TAP_RUN_MAX bytes. So an answer costs one D frame per send round
+-- rather than a string built for every chunk (the agent reads
+-- consecutive D frames as one body); the task's send buffer is the only
+-- copy.
+local TAP_RUN_MAX = TAP_BATCH
+
+local function run_close(r)
+    local d = r.run
+    if d then
+        d[1] = "D " .. r.rid .. " " .. d.n .. "\n"
+        tap.bytes = tap.bytes + #d[1]
+        r.run = nil
+    end
+end
+
+-- The bytes held for an entry of r.frames.
+local function held(f)
+    if type(f) == "string" then return #f end
+    return f.n + (f[1] and #f[1] or 0)
+end
+
 local function hold(r, f)
+    run_close(r)
     r.frames[#r.frames + 1] = f
     tap.bytes = tap.bytes + #f
+end
+
+local function hold_data(r, data)
+    local d = r.run
+    if not d then
+        d = { false, n = 0 }
+        r.frames[#r.frames + 1] = d
+        r.run = d
+    end
+    d[#d + 1] = data
+    d.n = d.n + #data
+    tap.bytes = tap.bytes + #data
+    if d.n >= TAP_RUN_MAX then run_close(r) end
 end
 
 -- sse: whether the answer is an event stream (its middle may be left out).
@@ -387,12 +427,12 @@ local function tap_data(r, data)
             return tail_add(r, data)
         elseif #data > room then
             r.head = TAP_HEAD
-            hold(r, frame("D", r.rid, data:sub(1, room)))
+            hold_data(r, data:sub(1, room))
             return tail_add(r, data:sub(room + 1))
         end
         r.head = r.head + #data
     end
-    hold(r, frame("D", r.rid, data))
+    hold_data(r, data)
 end
 
 local function tap_end(r, reason, m)
@@ -412,7 +452,7 @@ local function tap_end(r, reason, m)
         end
         for i = t.first, t.last do
             tap.bytes = tap.bytes - #t[i]
-            hold(r, frame("D", r.rid, t[i]))
+            hold_data(r, t[i])
         end
         r.tail = nil
     end
@@ -447,8 +487,9 @@ local function tap_ack(rid)
     local r = tap.by_rid[rid]
     if not r or not r.ended then return end
     tap.by_rid[rid] = nil
-    for _, f in ipairs(r.frames) do tap.bytes = tap.bytes - #f end
+    for _, f in ipairs(r.frames) do tap.bytes = tap.bytes - held(f) end
     r.frames = nil
+    r.run = nil
     r.acked = true
     tap.nacked = tap.nacked + 1
     if tap.bytes < TAP_MAX_BYTES / 2 then tap.warned = false end
@@ -490,6 +531,55 @@ elseif not TAP_HOST then
         TAP_ADDR .. "'; usage is not recorded")
 end
 
+-- A new connection starts every request over. A request that was already
+-- sent whole TAP_RESENDS_MAX times without an acknowledgement is one the
+-- agent cannot take: it is given up, loudly, rather than cut every
+-- connection.
+local function tap_restart()
+    for _, r in ipairs(tap.reqs) do
+        if r.sent > 0 then r.resends = (r.resends or 0) + 1 end
+        r.sent = 0
+        if r.resends and r.resends > TAP_RESENDS_MAX and not r.acked then
+            core.Alert("realms-tap: request " .. r.rid .. " refused by the agent " ..
+                TAP_RESENDS_MAX .. " times; its usage is not recorded")
+            r.ended = true
+            tap_ack(r.rid)
+        end
+    end
+end
+
+-- One send round: the attempt results, then what each request has not
+-- sent yet, in arrival order, until TAP_BATCH bytes (a run or a frame may
+-- go past it; a run is never split, so no other frame lands inside its
+-- payload). Returns the pieces (a list of strings) and their size.
+local function tap_batch()
+    local batch, size = {}, 0
+    -- Attempt results first: breakers want them early.
+    local outcomes = tap.outcomes
+    if #outcomes > 0 then
+        tap.outcomes = {}
+        batch[1] = table.concat(outcomes)
+        size = #batch[1]
+    end
+    for _, r in ipairs(tap.reqs) do
+        while r.sent < #r.frames and size < TAP_BATCH do
+            r.sent = r.sent + 1
+            local f = r.frames[r.sent]
+            if type(f) == "string" then
+                batch[#batch + 1] = f
+                size = size + #f
+            else
+                -- A run: its header, then its chunks.
+                if f == r.run then run_close(r) end
+                table.move(f, 1, #f, #batch + 1, batch)
+                size = size + #f[1] + f.n
+            end
+        end
+        if size >= TAP_BATCH then break end
+    end
+    return batch, size
+end
+
 local function tap_task()
     local host, port = TAP_HOST, TAP_PORT
     local sock
@@ -511,20 +601,7 @@ local function tap_task()
             if port then ok = sock:connect(host, tonumber(port)) else ok = sock:connect(host) end
             if ok then
                 sock:settimeout(TAP_READ_TIMEOUT_S)
-                -- A new connection starts every request over.
-                -- A request that was already sent whole this many times
-                -- without an acknowledgement is one the agent cannot take:
-                -- give it up, loudly, rather than cut every connection.
-                for _, r in ipairs(tap.reqs) do
-                    if r.sent > 0 then r.resends = (r.resends or 0) + 1 end
-                    r.sent = 0
-                    if r.resends and r.resends > TAP_RESENDS_MAX and not r.acked then
-                        core.Alert("realms-tap: request " .. r.rid .. " refused by the agent " ..
-                            TAP_RESENDS_MAX .. " times; its usage is not recorded")
-                        r.ended = true
-                        tap_ack(r.rid)
-                    end
-                end
+                tap_restart()
             else
                 sock:close()
                 sock = nil
@@ -532,23 +609,7 @@ local function tap_task()
             end
         else
             busy_at = now_ms()
-            local batch, size = {}, 0
-            -- Attempt results first: breakers want them early.
-            local outcomes = tap.outcomes
-            if #outcomes > 0 then
-                tap.outcomes = {}
-                batch[1] = table.concat(outcomes)
-                size = #batch[1]
-            end
-            for _, r in ipairs(tap.reqs) do
-                while r.sent < #r.frames and size < TAP_BATCH do
-                    r.sent = r.sent + 1
-                    local f = r.frames[r.sent]
-                    batch[#batch + 1] = f
-                    size = size + #f
-                end
-                if size >= TAP_BATCH then break end
-            end
+            local batch, size = tap_batch()
             if size == 0 then
                 -- Only acknowledgements are awaited: let them gather, a
                 -- little longer each round nothing new comes.
@@ -578,6 +639,17 @@ local function tap_task()
             end
         end
     end
+end
+
+-- For tests outside HAProxy (tests/lua/test_tap.lua): the tap's state and
+-- the steps that make its frames, when the loader asks for them.
+if core.realms_export then
+    local e = core.realms_export
+    e.tap, e.tap_begin, e.tap_data, e.tap_end = tap, tap_begin, tap_data, tap_end
+    e.tap_ack, e.tap_compact, e.tap_restart, e.tap_batch = tap_ack, tap_compact, tap_restart,
+        tap_batch
+    e.TAP_HEAD, e.TAP_TAIL, e.TAP_RUN_MAX, e.TAP_RESENDS_MAX = TAP_HEAD, TAP_TAIL, TAP_RUN_MAX,
+        TAP_RESENDS_MAX
 end
 
 -- A runtime error must not end the task (billing would silently stop):

@@ -14,8 +14,9 @@
  *   "B <rid> <n>\n"    meta: status ctype token         response headers seen
  *                      token_id group model server
  *                      ts_ms ttfb_ms req_bytes
- *   "D <rid> <n>\n"    body bytes, as forwarded to the  each chunk
- *                      client
+ *   "D <rid> <n>\n"    body bytes, as forwarded to the  as they come: one
+ *                      client; a request's D payloads   or more per send
+ *                      are its body, in order           round
  *   "G <rid> <n>\n"    meta: skipped                    where the middle of a
  *                                                       stream was left out
  *   "E <rid> <n>\n"    meta: reason duration_ms lost    response ended
