@@ -2,8 +2,8 @@
  * The response mirror's wire format, and its decoder: pure functions over
  * the caller's bytes, no I/O, no allocation. mirror.c is the socket side.
  *
- * This comment is the normative definition of the wire format: the tap
- * (lua-shim/realms.lua, realms-tap and realms-outcome) writes it, and
+ * This comment is the normative definition of the wire format: the Lua
+ * shim (lua-shim/realms.lua, its tap and outcome parts) writes it, and
  * docs/architecture.md ("Wire format") repeats it word for word. A change
  * to the wire starts here.
  *
