@@ -9,7 +9,8 @@
 # and, with STREAMS_VARIANTS, the same gateway with one thing removed (a
 # copy in the scratch directory, never the repository's files):
 #   c-noretry  the rendered channels without the pools' `retry-on` line;
-#   c-notap    realms.cfg without `filter lua.realms-tap` (nothing billed);
+#   c-notap    realms.cfg with `filter lua.realms-guard` (the guard alone)
+#              for `filter lua.realms-guard-tap` (nothing billed);
 #   c-neither  both removed.
 # A variant whose line is not there is skipped, and says so.
 #
@@ -142,8 +143,13 @@ drop_line() {
 	[ "$n" -eq 1 ] || return 1
 	grep -vE "$2" "$1" >"$3"
 }
+# drop_tap FILE OUT: FILE with its filter running the guard alone, without
+# the tap; fails (without writing OUT) unless exactly one line changed.
+drop_tap() {
+	[ "$(grep -cxF '    filter lua.realms-guard-tap' "$1")" -eq 1 ] || return 1
+	sed 's/^\(    filter lua\.realms-guard\)-tap$/\1/' "$1" >"$2"
+}
 RETRY_RE='^[[:space:]]*retry-on[[:space:]]'
-TAP_RE='^[[:space:]]*filter[[:space:]]+lua\.realms-tap[[:space:]]*$'
 declare -A CFG CHAN LABEL TAP
 CASES="b c"
 LABEL=([b]="b. HAProxy pass-through" [c]="c. Realms (agent, mirror)"
@@ -167,8 +173,8 @@ for v in $VARIANTS; do
 	if [ "$v" = c-noretry ]; then
 		cp "$SRC/haproxy/realms.cfg" "$cfg.tmp"
 	else
-		drop_line "$SRC/haproxy/realms.cfg" "$TAP_RE" "$cfg.tmp" ||
-			{ echo "== $v skipped: haproxy/realms.cfg has no single 'filter lua.realms-tap' line"; continue; }
+		drop_tap "$SRC/haproxy/realms.cfg" "$cfg.tmp" ||
+			{ echo "== $v skipped: haproxy/realms.cfg has no single 'filter lua.realms-guard-tap' line"; continue; }
 		TAP[$v]=0
 	fi
 	{ cat "$cfg.tmp"; global_extra "$v"; } >"$cfg"

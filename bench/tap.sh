@@ -2,14 +2,14 @@
 # What the response mirror costs, the numbers of docs/benchmarks.md ("Response
 # mirror"): requests/s and CPU per request of the whole Realms gateway with
 # and without the tap, on event streams of about 5 KB and about 200 KB.
-#   on:  haproxy/realms.cfg as shipped (the `filter lua.realms-tap` line in
+#   on:  haproxy/realms.cfg as shipped (`filter lua.realms-guard-tap` in
 #        fe_realms), REALMS_MIRROR set to the agent's mirror listener
 #        (agent.mirror): every answer is copied to the agent, metered and
 #        committed to Redis;
-#   off: a copy of haproxy/realms.cfg in the scratch directory without that
-#        filter line, REALMS_MIRROR still set (the relay's attempt reports
-#        for the agent's breakers keep using the mirror connection): no
-#        answer is copied, nothing is billed.
+#   off: a copy of haproxy/realms.cfg in the scratch directory whose filter
+#        runs the guard only (`filter lua.realms-guard`), REALMS_MIRROR
+#        still set (the attempt reports for the agent's breakers keep using
+#        the mirror connection): no answer is copied, nothing is billed.
 # Both use the same agent, Redis and mock upstream. Each run starts its own
 # HAProxy (long-lived ones drift apart: their SPOE connections and their
 # CPU per request differ by more than the mirror costs on small answers),
@@ -47,11 +47,13 @@ machine_line
 start_redis || die "redis did not start"
 start_mock
 start_agent
-# The same file without the tap filter line (exactly one line must go).
-sed '/^[[:space:]]*filter[[:space:]]\+lua\.realms-tap[[:space:]]*$/d' "$SRC/haproxy/realms.cfg" \
+# The same file with fe_realms' filter running the guard alone, without the
+# tap (exactly one line must change).
+TAP_LINE='    filter lua.realms-guard-tap'
+[ "$(grep -cxF "$TAP_LINE" "$SRC/haproxy/realms.cfg")" -eq 1 ] ||
+	die "haproxy/realms.cfg has no single '$TAP_LINE' line"
+sed 's/^\(    filter lua\.realms-guard\)-tap$/\1/' "$SRC/haproxy/realms.cfg" \
 	>"$DIR/realms-nomirror.cfg"
-[ $(($(wc -l <"$SRC/haproxy/realms.cfg") - $(wc -l <"$DIR/realms-nomirror.cfg"))) -eq 1 ] ||
-	die "haproxy/realms.cfg has no single 'filter lua.realms-tap' line to remove"
 declare -A LABEL=([off]="without the mirror" [on]="with the mirror")
 declare -A CFG=([off]="$DIR/realms-nomirror.cfg" [on]="$SRC/haproxy/realms.cfg")
 declare -A MIRROR=([off]="$MIRROR_ADDR" [on]="$MIRROR_ADDR")

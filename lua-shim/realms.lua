@@ -1,15 +1,24 @@
 -- Realms Lua shim for HAProxy 2.6 (load with lua-load-per-thread): four
--- parts, each described where it begins.
---   realms-rewrite  the relay's request filter that splices the model name
---   realms-guard    the body guard: a second top-level key, the size limit
---   realms-tap      the response mirror's frames to the agent (billing)
---   realms-outcome  each upstream attempt's result to the agent (breakers)
--- I/O inside HAProxy (filters, core.tcp); the guard's scanner is pure and
--- tested outside HAProxy (tests/lua).
+-- parts, each described where it begins, run by one filter per proxy:
+--   realms-guard-tap        on fe_realms (haproxy/realms.cfg)
+--     guard    the body guard: a second top-level key, the size limit
+--     tap      the response mirror's frames to the agent, for billing
+--   realms-rewrite-outcome  on every up_<channel> (realmsctl renders it)
+--     rewrite  splices the model name the agent chose into the request
+--     outcome  each upstream attempt's result to the agent's breakers
+-- One filter per proxy rather than one per part: HAProxy 2.6 gives every
+-- Lua filter of a stream two coroutines of its own, and every callback a
+-- new txn object (a dozen tables), so a part that shares a filter costs a
+-- branch where a filter of its own cost callbacks (docs/benchmarks.md,
+-- "Lua filters"). Each part alone still loads under its former name
+-- (realms-guard, realms-tap, realms-rewrite, realms-outcome), for
+-- configurations written before.
+-- I/O inside HAProxy (filters, core.tcp); the guard's scanner and the
+-- tap's framing are pure and tested outside HAProxy (tests/lua).
 --
--- realms-rewrite: a request filter of every up_<channel> backend (rendered
--- by realmsctl) that replaces the body's
--- "model" JSON string token with the one the agent chose for this attempt.
+-- rewrite: on every up_<channel> backend (rendered by realmsctl), replaces
+-- the body's "model" JSON string token with the one the agent chose for
+-- this attempt.
 -- The agent gives the token's offset and length in the body and the new
 -- token (already JSON-escaped); nothing else in the body changes. The new
 -- Content-Length was set by an http-request rule before the headers left,
@@ -20,61 +29,41 @@
 -- is already in the buffer, and holds back at most the bytes up to the end
 -- of the model token (it sits at the start of real bodies).
 
-local Rewrite = {
-    id = "realms-rewrite",
-    flags = filter.FLT_CFG_FL_HTX,
-}
-Rewrite.__index = Rewrite
-
-function Rewrite:new()
-    return setmetatable({ pos = 0, done = false }, Rewrite)
-end
-
--- Called once the request's headers went through the http-request rules
--- (start_analyze runs before them, when the agent has not answered yet).
-function Rewrite:http_headers(txn, msg)
-    if msg.channel:is_resp() then
-        return filter.CONTINUE
-    end
+-- The request's headers, once they went through the http-request rules
+-- (start_analyze runs before them, when the agent has not answered yet):
+-- whether the body is to be rewritten (f is the filter instance).
+local function rewrite_headers(f, txn)
     local new = txn:get_var("txn.realms.model_new")
     local off = tonumber(txn:get_var("txn.realms.model_off"))
     local len = tonumber(txn:get_var("txn.realms.model_len"))
     if new and off and len then
-        self.new, self.off, self.len = new, off, len
-        filter.register_data_filter(self, msg.channel)
+        f.rw_new, f.rw_off, f.rw_len, f.rw_pos = new, off, len, 0
+        return true
     end
-    return filter.CONTINUE
+    return false
 end
 
--- Forwards bytes up to the token, splices it once it is whole, then
--- forwards everything. Returns how many bytes may leave now.
-function Rewrite:http_payload(txn, msg)
+-- Forwards bytes up to the token, splices it once it is whole (and then
+-- clears f.rw_new). Returns how many bytes may leave now.
+local function rewrite_payload(f, msg)
     local avail = msg:input()
-    if self.done then
-        return avail
-    end
-    local rel = self.off - self.pos          -- token start in this input
-    if rel + self.len > avail then
+    local rel = f.rw_off - f.rw_pos          -- token start in this input
+    if rel + f.rw_len > avail then
         -- Not all of the token is here yet: release what precedes it.
         if rel > 0 then
-            self.pos = self.pos + rel
+            f.rw_pos = f.rw_pos + rel
             return rel
         end
         return 0
     end
-    if msg:set(self.new, rel, self.len) < 0 then
+    if msg:set(f.rw_new, rel, f.rw_len) < 0 then
         return -1
     end
-    self.done = true
-    filter.unregister_data_filter(self, msg.channel)
+    f.rw_new = nil
     return msg:input()
 end
 
-core.register_filter("realms-rewrite", Rewrite, function(rw, args)
-    return rw
-end)
-
--- realms-guard: on fe_realms, the body guard. The agent reads the model
+-- guard: on fe_realms, the body guard. The agent reads the model
 -- (and refuses duplicate top-level keys) in the first agent.body_prefix
 -- bytes of a body; the upstream acts on all of it, and keeps the LAST of
 -- duplicated keys. A second top-level "model" past the prefix, or behind
@@ -192,31 +181,22 @@ local function guard_new(max)
              seen = 0, max = max }
 end
 
-local Guard = {
-    id = "realms-guard",
-    flags = filter.FLT_CFG_FL_HTX,
-}
-Guard.__index = Guard
-
-function Guard:new()
-    return setmetatable({}, Guard)
-end
-
--- After the http-request rules: the agent's verdict is known.
-function Guard:http_headers(txn, msg)
-    if msg.channel:is_resp() or txn:get_var("txn.realms.verdict") ~= "allow" or
-       txn:get_var("txn.realms.whole") then
-        return filter.CONTINUE
+-- The request's headers, after the http-request rules (the agent's
+-- verdict is known): whether the body is to be scanned.
+local function guard_headers(f, txn)
+    if txn:get_var("txn.realms.verdict") ~= "allow" or txn:get_var("txn.realms.whole") then
+        return false
     end
-    self.g = guard_new(tonumber(txn:get_var("txn.realms.body_max")) or 0)
-    filter.register_data_filter(self, msg.channel)
-    return filter.CONTINUE
+    f.g = guard_new(tonumber(txn:get_var("txn.realms.body_max")) or 0)
+    return true
 end
 
-function Guard:http_payload(txn, msg)
+-- Scans this call's input: returns how many bytes may leave (all of
+-- them), or stops the request (a Lua error, above).
+local function guard_payload(f, txn, msg)
     local n = msg:input()
-    local g = self.g
-    if n == 0 or not g then return n end
+    local g = f.g
+    if n == 0 then return n end
     local data = msg:body(0, n)
     if not data then return n end
     g.seen = g.seen + #data
@@ -227,7 +207,7 @@ function Guard:http_payload(txn, msg)
         why = guard_scan(g, data)
     end
     if why then
-        self.g = nil
+        f.g = nil
         txn:set_var("txn.realms_body_err", why)
         error("realms-guard: request " .. tostring(txn:get_var("txn.realms_rid")) ..
             " refused: " .. why, 0)
@@ -235,18 +215,14 @@ function Guard:http_payload(txn, msg)
     return n
 end
 
-core.register_filter("realms-guard", Guard, function(gd, args)
-    return gd
-end)
-
--- For tests outside HAProxy (tests/integration/test_guard_scan.sh): the
+-- For tests outside HAProxy (tests/lua/test_guard.lua): the
 -- scanner alone, when the loader asks for it.
 if core.realms_export then
     core.realms_export.guard_new = guard_new
     core.realms_export.guard_scan = guard_scan
 end
 
--- realms-tap: copies every billable response to the agent's mirror
+-- tap: on fe_realms, copies every billable response to the agent's mirror
 -- listener, without ever delaying or altering what the client receives.
 --
 -- Filter callbacks cannot yield, so they only append to a per-thread table;
@@ -260,7 +236,7 @@ end
 --     "D <rid> <n>\n"     body bytes, as forwarded to the client
 --     "G <rid> <n>\n"     meta: skipped
 --     "E <rid> <n>\n"     meta: reason duration_ms lost
---     "O <server> <n>\n"  meta: status retry_after rid   (realms-outcome)
+--     "O <server> <n>\n"  meta: status retry_after rid   (the outcome part)
 --     "X <rid> <n>\n"     meta: token group           (admitted, no answer)
 --     "S <seq>\n"         sync, no payload
 -- From the agent: "A <rid>\n" once the record is durable, "S <seq>\n" echoing
@@ -348,9 +324,49 @@ local function meta(t)
     return table.concat(out)
 end
 
+-- What is held for a request, in order (r.frames): whole frames (B, G and
+-- E strings) and runs of body bytes. A run is a table { header, chunk,
+-- chunk, ..., n = the chunks' bytes }: the chunks as HAProxy gave them,
+-- never copied here; its "D <rid> <n>\n" header is written when it
+-- closes: when the task is about to send it, when another frame follows,
+-- or at TAP_RUN_MAX bytes. So an answer costs one D frame per send round
+-- rather than a string built for every chunk (the agent reads
+-- consecutive D frames as one body); the task's send buffer is the only
+-- copy.
+local TAP_RUN_MAX = TAP_BATCH
+
+local function run_close(r)
+    local d = r.run
+    if d then
+        d[1] = "D " .. r.rid .. " " .. d.n .. "\n"
+        tap.bytes = tap.bytes + #d[1]
+        r.run = nil
+    end
+end
+
+-- The bytes held for an entry of r.frames.
+local function held(f)
+    if type(f) == "string" then return #f end
+    return f.n + (f[1] and #f[1] or 0)
+end
+
 local function hold(r, f)
+    run_close(r)
     r.frames[#r.frames + 1] = f
     tap.bytes = tap.bytes + #f
+end
+
+local function hold_data(r, data)
+    local d = r.run
+    if not d then
+        d = { false, n = 0 }
+        r.frames[#r.frames + 1] = d
+        r.run = d
+    end
+    d[#d + 1] = data
+    d.n = d.n + #data
+    tap.bytes = tap.bytes + #data
+    if d.n >= TAP_RUN_MAX then run_close(r) end
 end
 
 -- sse: whether the answer is an event stream (its middle may be left out).
@@ -389,6 +405,11 @@ local function tail_add(r, data)
 end
 
 local function tap_data(r, data)
+    -- Given up (tap_task) while its answer still streams: nothing is held
+    -- for it any more.
+    if r.acked then
+        return
+    end
     if tap.bytes + #data > TAP_MAX_BYTES then
         r.lost = true
         tap.dropped = tap.dropped + #data
@@ -406,12 +427,12 @@ local function tap_data(r, data)
             return tail_add(r, data)
         elseif #data > room then
             r.head = TAP_HEAD
-            hold(r, frame("D", r.rid, data:sub(1, room)))
+            hold_data(r, data:sub(1, room))
             return tail_add(r, data:sub(room + 1))
         end
         r.head = r.head + #data
     end
-    hold(r, frame("D", r.rid, data))
+    hold_data(r, data)
 end
 
 local function tap_end(r, reason, m)
@@ -431,7 +452,7 @@ local function tap_end(r, reason, m)
         end
         for i = t.first, t.last do
             tap.bytes = tap.bytes - #t[i]
-            hold(r, frame("D", r.rid, t[i]))
+            hold_data(r, t[i])
         end
         r.tail = nil
     end
@@ -466,8 +487,9 @@ local function tap_ack(rid)
     local r = tap.by_rid[rid]
     if not r or not r.ended then return end
     tap.by_rid[rid] = nil
-    for _, f in ipairs(r.frames) do tap.bytes = tap.bytes - #f end
+    for _, f in ipairs(r.frames) do tap.bytes = tap.bytes - held(f) end
     r.frames = nil
+    r.run = nil
     r.acked = true
     tap.nacked = tap.nacked + 1
     if tap.bytes < TAP_MAX_BYTES / 2 then tap.warned = false end
@@ -509,6 +531,55 @@ elseif not TAP_HOST then
         TAP_ADDR .. "'; usage is not recorded")
 end
 
+-- A new connection starts every request over. A request that was already
+-- sent whole TAP_RESENDS_MAX times without an acknowledgement is one the
+-- agent cannot take: it is given up, loudly, rather than cut every
+-- connection.
+local function tap_restart()
+    for _, r in ipairs(tap.reqs) do
+        if r.sent > 0 then r.resends = (r.resends or 0) + 1 end
+        r.sent = 0
+        if r.resends and r.resends > TAP_RESENDS_MAX and not r.acked then
+            core.Alert("realms-tap: request " .. r.rid .. " refused by the agent " ..
+                TAP_RESENDS_MAX .. " times; its usage is not recorded")
+            r.ended = true
+            tap_ack(r.rid)
+        end
+    end
+end
+
+-- One send round: the attempt results, then what each request has not
+-- sent yet, in arrival order, until TAP_BATCH bytes (a run or a frame may
+-- go past it; a run is never split, so no other frame lands inside its
+-- payload). Returns the pieces (a list of strings) and their size.
+local function tap_batch()
+    local batch, size = {}, 0
+    -- Attempt results first: breakers want them early.
+    local outcomes = tap.outcomes
+    if #outcomes > 0 then
+        tap.outcomes = {}
+        batch[1] = table.concat(outcomes)
+        size = #batch[1]
+    end
+    for _, r in ipairs(tap.reqs) do
+        while r.sent < #r.frames and size < TAP_BATCH do
+            r.sent = r.sent + 1
+            local f = r.frames[r.sent]
+            if type(f) == "string" then
+                batch[#batch + 1] = f
+                size = size + #f
+            else
+                -- A run: its header, then its chunks.
+                if f == r.run then run_close(r) end
+                table.move(f, 1, #f, #batch + 1, batch)
+                size = size + #f[1] + f.n
+            end
+        end
+        if size >= TAP_BATCH then break end
+    end
+    return batch, size
+end
+
 local function tap_task()
     local host, port = TAP_HOST, TAP_PORT
     local sock
@@ -530,20 +601,7 @@ local function tap_task()
             if port then ok = sock:connect(host, tonumber(port)) else ok = sock:connect(host) end
             if ok then
                 sock:settimeout(TAP_READ_TIMEOUT_S)
-                -- A new connection starts every request over.
-                -- A request that was already sent whole this many times
-                -- without an acknowledgement is one the agent cannot take:
-                -- give it up, loudly, rather than cut every connection.
-                for _, r in ipairs(tap.reqs) do
-                    if r.sent > 0 then r.resends = (r.resends or 0) + 1 end
-                    r.sent = 0
-                    if r.resends and r.resends > TAP_RESENDS_MAX and not r.acked then
-                        core.Alert("realms-tap: request " .. r.rid .. " refused by the agent " ..
-                            TAP_RESENDS_MAX .. " times; its usage is not recorded")
-                        r.ended = true
-                        tap_ack(r.rid)
-                    end
-                end
+                tap_restart()
             else
                 sock:close()
                 sock = nil
@@ -551,23 +609,7 @@ local function tap_task()
             end
         else
             busy_at = now_ms()
-            local batch, size = {}, 0
-            -- Attempt results first: breakers want them early.
-            local outcomes = tap.outcomes
-            if #outcomes > 0 then
-                tap.outcomes = {}
-                batch[1] = table.concat(outcomes)
-                size = #batch[1]
-            end
-            for _, r in ipairs(tap.reqs) do
-                while r.sent < #r.frames and size < TAP_BATCH do
-                    r.sent = r.sent + 1
-                    local f = r.frames[r.sent]
-                    batch[#batch + 1] = f
-                    size = size + #f
-                end
-                if size >= TAP_BATCH then break end
-            end
+            local batch, size = tap_batch()
             if size == 0 then
                 -- Only acknowledgements are awaited: let them gather, a
                 -- little longer each round nothing new comes.
@@ -599,6 +641,17 @@ local function tap_task()
     end
 end
 
+-- For tests outside HAProxy (tests/lua/test_tap.lua): the tap's state and
+-- the steps that make its frames, when the loader asks for them.
+if core.realms_export then
+    local e = core.realms_export
+    e.tap, e.tap_begin, e.tap_data, e.tap_end = tap, tap_begin, tap_data, tap_end
+    e.tap_ack, e.tap_compact, e.tap_restart, e.tap_batch = tap_ack, tap_compact, tap_restart,
+        tap_batch
+    e.TAP_HEAD, e.TAP_TAIL, e.TAP_RUN_MAX, e.TAP_RESENDS_MAX = TAP_HEAD, TAP_TAIL, TAP_RUN_MAX,
+        TAP_RESENDS_MAX
+end
+
 -- A runtime error must not end the task (billing would silently stop):
 -- log it and start over.
 if TAP_HOST then core.register_task(function()
@@ -611,29 +664,16 @@ if TAP_HOST then core.register_task(function()
     end
 end) end
 
-local Tap = {
-    id = "realms-tap",
-    flags = filter.FLT_CFG_FL_HTX,
-}
-Tap.__index = Tap
-
-function Tap:new()
-    return setmetatable({}, Tap)
-end
-
--- Response headers: only billable requests (txn.realms_bill, set by
--- fe_realms for allowed /v1/messages) are mirrored.
-function Tap:http_headers(txn, msg)
-    if not TAP_HOST or self.r then
-        return filter.CONTINUE
-    end
-    if not msg.channel:is_resp() then
-        self.t0 = now_ms()
-        return filter.CONTINUE
+-- The response's headers: only billable requests (txn.realms_bill, set by
+-- fe_realms for allowed /v1/messages) are mirrored. Returns whether the
+-- body is to be copied (f.r then holds the request's copy).
+local function tap_headers(f, txn, msg)
+    if f.r then
+        return false
     end
     local rid = txn:get_var("txn.realms_rid")
     if not txn:get_var("txn.realms_bill") or not rid then
-        return filter.CONTINUE
+        return false
     end
     local hdrs = msg:get_headers()
     local ct = hdrs["content-type"] and hdrs["content-type"][0] or ""
@@ -643,8 +683,8 @@ function Tap:http_headers(txn, msg)
     local orig = hdrs["x-realms-orig-status"] and tonumber(hdrs["x-realms-orig-status"][0])
     if status == 425 and orig then status = orig end
     local now = now_ms()
-    self.t0 = self.t0 or now
-    self.r = tap_begin(rid, {
+    f.t0 = f.t0 or now
+    f.r = tap_begin(rid, {
         status = status,
         ctype = ct,
         token = txn:get_var("txn.realms.token") or "",
@@ -653,76 +693,54 @@ function Tap:http_headers(txn, msg)
         model = txn:get_var("txn.realms.model") or "",
         server = txn:get_var("txn.realms_srv") or "",
         ts_ms = tonumber(txn:get_var("txn.realms_t0")) or now,
-        ttfb_ms = math.max(0, now - self.t0),
+        ttfb_ms = math.max(0, now - f.t0),
         req_bytes = tonumber(txn:get_var("txn.realms_req_bytes")) or 0,
     }, ct:lower():find("^%s*text/event%-stream") ~= nil)
-    if self.r then
-        filter.register_data_filter(self, msg.channel)
-    end
-    return filter.CONTINUE
+    return f.r ~= nil
 end
 
-function Tap:http_payload(txn, msg)
+-- A call's response bytes: all of them leave.
+local function tap_payload(r, msg)
     local n = msg:input()
-    if n > 0 and self.r then
+    if n > 0 then
         -- body() with no argument: every incoming byte of this call. It can
         -- be nil when the input holds no data block (only the end of the
         -- message), which is nothing to mirror.
         local data = msg:body()
         if data and #data > 0 then
-            tap_data(self.r, data)
+            tap_data(r, data)
         end
     end
     return n
 end
 
-function Tap:http_end(txn, msg)
-    if msg.channel:is_resp() then
-        self.complete = true
-    end
-    return filter.CONTINUE
-end
-
-function Tap:end_analyze(txn, chn)
-    if chn:is_resp() and self.r and not self.r.ended then
-        tap_end(self.r, self.complete and "complete" or "aborted",
-                { duration_ms = math.max(0, now_ms() - self.t0) })
+-- The end of a channel's analysis (resp: which one).
+local function tap_end_analyze(f, txn, resp)
+    if resp and f.r and not f.r.ended then
+        tap_end(f.r, f.complete and "complete" or "aborted",
+                { duration_ms = math.max(0, now_ms() - f.t0) })
     end
     -- HTTP keeps both channels' analysis open until the transaction ends,
     -- so no answer has reached the tap here only when none ever will
     -- (an error HAProxy answered itself, a client gone before the headers).
-    if not self.r and not self.released and TAP_HOST and txn:get_var("txn.realms.held") then
-        self.released = true
+    if not f.r and not f.released and txn:get_var("txn.realms.held") then
+        f.released = true
         local rid = txn:get_var("txn.realms_rid")
         local token = txn:get_var("txn.realms.token")
         if rid and token and #rid <= 63 and rid:find("^[%w._:-]+$") then
             tap_release(rid, token, txn:get_var("txn.realms.group") or "")
         end
     end
-    return filter.CONTINUE
 end
 
-core.register_filter("realms-tap", Tap, function(tp, args)
-    return tp
-end)
-
--- realms-outcome: on every up_<channel> backend, reports the result of each
--- attempt (the
--- upstream's status and retry-after, or no response at all) to the agent,
--- which feeds the credential's breaker. Sent over the tap's connection as
+-- outcome: on every up_<channel> backend, reports the result of each
+-- attempt (the upstream's status and retry-after, or no response at all)
+-- to the agent, which feeds the credential's breaker. Sent over the tap's
+-- connection as
 --     "O <server> <n>\n" + n bytes of
 --     "status=<code>\n[rid=<request id>\n][retry_after=<s>\n]"
 -- (status 0: no response: connection failure, timeout, reset). Nothing is
 -- delayed or changed.
-local Outcome = {
-    id = "realms-outcome",
-    flags = filter.FLT_CFG_FL_HTX,
-}
-Outcome.__index = Outcome
-
-function Outcome:new()
-    return setmetatable({}, Outcome)
-end
 
 -- The credential the agent chose for this attempt, and the request id.
 local function outcome_server(txn)
@@ -738,68 +756,159 @@ local function outcome_server(txn)
     return nil
 end
 
-function Outcome:http_headers(txn, msg)
-    if not msg.channel:is_resp() then
-        -- Watch the request's end: "no response" counts against the
-        -- credential only when the whole request reached the upstream. A
-        -- client that leaves mid-upload is not the credential's failure
-        -- (else any token could open every breaker, for free). A body
-        -- the agent read whole (SPOE wait-for-body) is all here already
-        -- and nothing refuses it any more: no need to watch it pass (a
-        -- data filter costs a Lua call per chunk of every request: 45 us
-        -- of HAProxy's CPU per request). A body merely buffered whole is
-        -- not enough: past the agent's prefix realms-guard may still
-        -- refuse it, and that refusal is the client's doing.
-        if msg:eom() and txn:get_var("txn.realms.whole") then
-            self.req_done = true
-        elseif TAP_HOST then
-            filter.register_data_filter(self, msg.channel)
+-- The request's headers: whether its end is to be watched (the filter's
+-- http_end then sets f.req_done). "No response" counts against the
+-- credential only when the whole request reached the upstream. A client
+-- that leaves mid-upload is not the credential's failure (else any token
+-- could open every breaker, for free). A body the agent read whole (SPOE
+-- wait-for-body) is all here already and nothing refuses it any more: no
+-- need to watch it pass (a data filter costs a Lua call per chunk of
+-- every request: 45 us of HAProxy's CPU per request). A body merely
+-- buffered whole is not enough: past the agent's prefix the guard may
+-- still refuse it, and that refusal is the client's doing.
+local function outcome_watch(f, txn, msg)
+    if msg:eom() and txn:get_var("txn.realms.whole") then
+        f.req_done = true
+        return false
+    end
+    return true
+end
+
+-- The response's headers: the attempt's result.
+local function outcome_headers(f, txn, msg)
+    if f.sent then return end
+    f.sent = true
+    local srv, rid = outcome_server(txn)
+    if srv then
+        local hdrs = msg:get_headers()
+        local ra = hdrs["retry-after"] and hdrs["retry-after"][0]
+        -- delta-seconds only; an HTTP-date falls back to the cooldown
+        ra = ra and ra:match("^%s*(%d+)%s*$")
+        -- This runs after the http-response rules: a 429/529 already
+        -- travels as 425, with the real status alongside.
+        local code = tonumber(msg:get_stline().code) or 0
+        local orig = hdrs["x-realms-orig-status"] and tonumber(hdrs["x-realms-orig-status"][0])
+        if code == 425 and orig then code = orig end
+        tap_outcome(srv, rid, code, ra and tonumber(ra))
+    end
+end
+
+local function outcome_end_analyze(f, txn, resp)
+    if resp and not f.sent then
+        -- The response channel ends without headers: no response. Only
+        -- the upstream's failure if it had the whole request.
+        f.sent = true
+        local srv, rid = outcome_server(txn)
+        if srv and f.req_done then tap_outcome(srv, rid, 0) end
+    end
+end
+
+-- The filter: each callback runs the parts its filter's name stands for,
+-- fields of self's metatable (FILTERS below): with_guard, with_tap,
+-- with_rewrite, with_outcome. The parts' state shares the instance: the
+-- guard's g, the tap's r t0 complete released, the rewrite's rw_*, the
+-- outcome's sent req_done watch_end.
+local Realms = {
+    id = "realms",
+    flags = filter.FLT_CFG_FL_HTX,
+}
+
+-- self: HAProxy's copy of the class for this filter line.
+function Realms:new()
+    return setmetatable({}, self)
+end
+
+function Realms:http_headers(txn, msg)
+    local chn = msg.channel
+    if chn:is_resp() then
+        if self.with_tap and tap_headers(self, txn, msg) then
+            filter.register_data_filter(self, chn)
         end
+        if self.with_outcome then outcome_headers(self, txn, msg) end
         return filter.CONTINUE
     end
-    if TAP_HOST and not self.sent then
-        self.sent = true
-        local srv, rid = outcome_server(txn)
-        if srv then
-            local hdrs = msg:get_headers()
-            local ra = hdrs["retry-after"] and hdrs["retry-after"][0]
-            -- delta-seconds only; an HTTP-date falls back to the cooldown
-            ra = ra and ra:match("^%s*(%d+)%s*$")
-            -- This runs after the http-response rules: a 429/529 already
-            -- travels as 425, with the real status alongside.
-            local code = tonumber(msg:get_stline().code) or 0
-            local orig = hdrs["x-realms-orig-status"] and tonumber(hdrs["x-realms-orig-status"][0])
-            if code == 425 and orig then code = orig end
-            tap_outcome(srv, rid, code, ra and tonumber(ra))
-        end
+    -- The request: one data filter for every part that reads its body.
+    local data = false
+    if self.with_guard and guard_headers(self, txn) then data = true end
+    if self.with_rewrite and rewrite_headers(self, txn) then data = true end
+    if self.with_outcome and outcome_watch(self, txn, msg) then
+        self.watch_end = true
+        data = true
     end
+    if self.with_tap and not self.r then self.t0 = now_ms() end
+    if data then filter.register_data_filter(self, chn) end
     return filter.CONTINUE
 end
 
 -- A data filter must say how much to forward (HAProxy 2.6 reads a missing
--- callback's leftovers as "nothing").
-function Outcome:http_payload(txn, msg)
+-- callback's leftovers as "nothing"). Only the tap reads the response;
+-- the guard and the rewrite, which read the request, never share a filter
+-- (FILTERS), so one of them at most decides here.
+function Realms:http_payload(txn, msg)
+    local r = self.r
+    if r and msg.channel:is_resp() then
+        return tap_payload(r, msg)
+    end
+    if self.g then
+        return guard_payload(self, txn, msg)
+    end
+    if self.rw_new then
+        local n = rewrite_payload(self, msg)
+        -- Spliced: nothing more to do on this body, unless its end is
+        -- watched.
+        if not self.rw_new and not self.watch_end then
+            filter.unregister_data_filter(self, msg.channel)
+        end
+        return n
+    end
     return msg:input()
 end
 
-function Outcome:http_end(txn, msg)
-    if not msg.channel:is_resp() then
+-- Called for data filters only: the tap's response, or a watched request.
+function Realms:http_end(txn, msg)
+    if msg.channel:is_resp() then
+        self.complete = true
+    else
         self.req_done = true
     end
     return filter.CONTINUE
 end
 
-function Outcome:end_analyze(txn, chn)
-    if TAP_HOST and chn:is_resp() and not self.sent then
-        -- The response channel ends without headers: no response. Only
-        -- the upstream's failure if it had the whole request.
-        self.sent = true
-        local srv, rid = outcome_server(txn)
-        if srv and self.req_done then tap_outcome(srv, rid, 0) end
-    end
+function Realms:end_analyze(txn, chn)
+    local resp = chn:is_resp()
+    if self.with_tap then tap_end_analyze(self, txn, resp) end
+    if self.with_outcome then outcome_end_analyze(self, txn, resp) end
     return filter.CONTINUE
 end
 
-core.register_filter("realms-outcome", Outcome, function(o, args)
-    return o
-end)
+-- The filters HAProxy knows, and the parts each runs: one per proxy as
+-- shipped, then each part alone under the name it had when every part was
+-- a filter of its own. A name, not arguments of the filter line: a
+-- misspelled name fails "haproxy -c" (realmsctl apply runs it before a
+-- reload), while arguments reach Lua only once the threads start. The
+-- guard and the rewrite never share a filter: both choose how many
+-- request bytes leave (the rewrite holds some back, the guard reads each
+-- byte once), and each would see what the other did not release.
+local FILTERS = {
+    ["realms-guard-tap"] = { "guard", "tap" },              -- fe_realms
+    ["realms-rewrite-outcome"] = { "rewrite", "outcome" },  -- up_<channel>
+    ["realms-guard"] = { "guard" },
+    ["realms-tap"] = { "tap" },
+    ["realms-rewrite"] = { "rewrite" },
+    ["realms-outcome"] = { "outcome" },
+}
+
+for name, parts in pairs(FILTERS) do
+    -- c: HAProxy's copy of the class for one filter line, what
+    -- Realms:new() gets as self. Without the mirror the tap and the
+    -- outcome have nothing to do.
+    core.register_filter(name, Realms, function(c, args)
+        for _, part in ipairs(parts) do
+            if TAP_HOST or (part ~= "tap" and part ~= "outcome") then
+                c["with_" .. part] = true
+            end
+        end
+        c.__index = c
+        return c
+    end)
+end

@@ -1,5 +1,5 @@
 /*
- * The response mirror listener: frames from lua-shim's realms-tap in,
+ * The response mirror listener: frames from lua-shim's tap in,
  * acknowledgements out. I/O: sockets and libev watchers on the worker
  * thread that adopted the connection. The wire format and its decoder are
  * mframe.h / mframe.c (pure); this file is the shell around them: the

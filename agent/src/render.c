@@ -59,11 +59,11 @@ static void render_upstream(FILE *f, const struct realms_config *c, const struct
 {
 	fprintf(f, "backend up_%s\n", ch->name);
 	fprintf(f, "    # channel %s: %s\n", ch->name, ch->base_url);
-	fprintf(f, "    # The body's model name, spliced as it streams through; its new\n"
-	           "    # length is announced below. Each attempt's result goes to the\n"
-	           "    # agent's breakers (lua-shim/realms.lua).\n"
-	           "    filter lua.realms-rewrite\n"
-	           "    filter lua.realms-outcome\n");
+	fprintf(f, "    # lua-shim/realms.lua, one filter for two parts: the rewrite\n"
+	           "    # splices the body's model name as it streams through (its new\n"
+	           "    # length is announced below); the outcome sends each attempt's\n"
+	           "    # result to the agent's breakers.\n"
+	           "    filter lua.realms-rewrite-outcome\n");
 	fprintf(f, "    http-request set-header host %s\n", ch->authority);
 	if (ch->path_prefix[0]) {
 		/* The provider lives under a path: /v1/messages becomes

@@ -217,8 +217,8 @@ post "$INTERN" "$T_DIR/body.json"
 assert_eq "$CODE" 200 "after them, the interns are served"
 # A whole request whose upstream closes without sending a byte is the
 # credential's failure: its result (no response) reaches the breakers. The
-# agent read this body whole, so the outcome filter knows it is all sent
-# without watching it pass.
+# agent read this body whole, so the shim's outcome part knows it is all
+# sent without watching it pass.
 body '{"model":"claude-sonnet-4-5","max_tokens":5,"messages":[]}'
 sleep 1   # the results of the requests above are in
 out0=$(metric realms_attempt_outcomes_total)

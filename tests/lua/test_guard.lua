@@ -1,4 +1,4 @@
--- The body guard's scanner (lua-shim/realms.lua, realms-guard) against an
+-- The body guard's scanner (lua-shim/realms.lua, the guard part) against an
 -- oracle: documents are generated from a list of top-level (raw key,
 -- value) pairs, so the expected verdict is known without parsing, then
 -- fed to the scanner in random splits, one byte at a time included.

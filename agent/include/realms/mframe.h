@@ -2,8 +2,8 @@
  * The response mirror's wire format, and its decoder: pure functions over
  * the caller's bytes, no I/O, no allocation. mirror.c is the socket side.
  *
- * This comment is the normative definition of the wire format: the tap
- * (lua-shim/realms.lua, realms-tap and realms-outcome) writes it, and
+ * This comment is the normative definition of the wire format: the Lua
+ * shim (lua-shim/realms.lua, its tap and outcome parts) writes it, and
  * docs/architecture.md ("Wire format") repeats it word for word. A change
  * to the wire starts here.
  *
@@ -14,8 +14,9 @@
  *   "B <rid> <n>\n"    meta: status ctype token         response headers seen
  *                      token_id group model server
  *                      ts_ms ttfb_ms req_bytes
- *   "D <rid> <n>\n"    body bytes, as forwarded to the  each chunk
- *                      client
+ *   "D <rid> <n>\n"    body bytes, as forwarded to the  as they come: one
+ *                      client; a request's D payloads   or more per send
+ *                      are its body, in order           round
  *   "G <rid> <n>\n"    meta: skipped                    where the middle of a
  *                                                       stream was left out
  *   "E <rid> <n>\n"    meta: reason duration_ms lost    response ended

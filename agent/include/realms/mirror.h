@@ -1,6 +1,6 @@
 /*
- * The response mirror: the agent's end of lua-shim's realms-tap (B, D, G,
- * E frames for billing) and realms-outcome (O frames for the credential
+ * The response mirror: the agent's end of lua-shim's tap (B, D, G, E
+ * frames for billing, X releases) and outcome (O frames for the credential
  * breakers). The wire format, normative, is in realms/mframe.h; mirror.c
  * serves it on the worker threads.
  */
