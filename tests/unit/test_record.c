@@ -563,21 +563,27 @@ static void test_argv_rejects(void **state)
 	assert_int_equal(a.argc, 0);
 }
 
+/* Every string of r at its longest, every name byte needing %XX. */
+static void rec_largest(struct usage_record *r)
+{
+	rec_plain(r);
+	memset(r->req_id, ':', sizeof(r->req_id) - 1);
+	memset(r->token, 0xff, sizeof(r->token) - 1);
+	memset(r->group, '\t', sizeof(r->group) - 1);
+	memset(r->model, ' ', sizeof(r->model) - 1);
+	memset(r->upstream_model, 'u', sizeof(r->upstream_model) - 1);
+	memset(r->channel, '%', sizeof(r->channel) - 1);
+	memset(r->server, '\\', sizeof(r->server) - 1);
+	memset(r->u.service_tier, 'x', sizeof(r->u.service_tier) - 1);
+}
+
 static void test_argv_largest(void **state)
 {
 	/* every string at its longest, every name byte needing %XX: fits */
 	struct usage_record r;
 	static struct rargv a;
 
-	rec_plain(&r);
-	memset(r.req_id, ':', sizeof(r.req_id) - 1);
-	memset(r.token, 0xff, sizeof(r.token) - 1);
-	memset(r.group, '\t', sizeof(r.group) - 1);
-	memset(r.model, ' ', sizeof(r.model) - 1);
-	memset(r.upstream_model, 'u', sizeof(r.upstream_model) - 1);
-	memset(r.channel, '%', sizeof(r.channel) - 1);
-	memset(r.server, '\\', sizeof(r.server) - 1);
-	memset(r.u.service_tier, 'x', sizeof(r.u.service_tier) - 1);
+	rec_largest(&r);
 	r.u.input = r.u.output = r.u.cache_write_5m = r.u.cache_write_1h =
 		r.u.cache_read = r.u.web_search = r.cost_nusd = r.ttfb_ms =
 		r.duration_ms = RECORD_COUNT_MAX;
@@ -726,14 +732,7 @@ static void test_batch_limits(void **state)
 
 	/* the largest records: an empty batch always takes one; a full
 	 * buffer says so before RECORD_BATCH_MAX */
-	rec_plain(&r);
-	memset(r.req_id, ':', sizeof(r.req_id) - 1);
-	memset(r.token, 0xff, sizeof(r.token) - 1);
-	memset(r.group, '\t', sizeof(r.group) - 1);
-	memset(r.model, ' ', sizeof(r.model) - 1);
-	memset(r.upstream_model, 'u', sizeof(r.upstream_model) - 1);
-	memset(r.channel, '%', sizeof(r.channel) - 1);
-	memset(r.server, '\\', sizeof(r.server) - 1);
+	rec_largest(&r);
 	record_batch_init(&b);
 	for (i = 0; record_batch_add(&b, &r, 0, 0) == 0; i++)
 		assert_true(i < RECORD_BATCH_MAX);
