@@ -241,29 +241,28 @@ static void on_call_reply(struct rdb *r, redisReply *rep, void *arg)
 		rep = NULL;
 	}
 	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == (size_t)k->n) {
+		for (i = 0; i < k->n; i++)
+			if (rep->element[i]->type != REDIS_REPLY_INTEGER)
+				rep = NULL;     /* not the script's answer */
+	}
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == (size_t)k->n) {
 		for (i = 0; i < k->n; i++) {
 			const redisReply *e = rep->element[i];
 			struct commit *c = k->c[i];
 
-			if (e->type != REDIS_REPLY_INTEGER) {
-				rep = NULL;     /* not the script's answer */
-				break;
-			}
 			if (e->integer == RECORD_RC_RECORDED)
 				count_recorded(c);
 			else if (e->integer == RECORD_RC_TOO_OLD)
 				rlog(LOG_LVL_WARN, "usage record %s is older than Redis keeps "
 				     "idempotency marks; not counted", c->rec.req_id);
 		}
-		if (rep) {
-			for (i = 0; i < k->n; i++) {
-				if (live)
-					commit_end(k->c[i], 1);
-				else
-					replay_done(rw, k->c[i], 1);
-			}
-			goto next;
+		for (i = 0; i < k->n; i++) {
+			if (live)
+				commit_end(k->c[i], 1);
+			else
+				replay_done(rw, k->c[i], 1);
 		}
+		goto next;
 	}
 	/* Nothing changed in Redis for any of them. */
 	for (i = 0; i < k->n; i++) {

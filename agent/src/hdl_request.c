@@ -778,7 +778,12 @@ static enum spoa_hdl_ret hdl_request(struct spoa_req *req, const struct spop_msg
 		pending = decide_and_answer(req, cfg, &in, &v, &info, "");
 		goto done;
 	}
-	token_hash(tok.p, tok.len, hash);
+	if (token_hash(tok.p, tok.len, hash) < 0) {
+		/* No hash, no lookup: never one made of what the stack held. */
+		verdict_store_down(&v);
+		answer_refusal(req, &v);
+		goto done;
+	}
 	token_hex_encode(hash, hex);
 	snprintf(token_id, sizeof(token_id), "%.*s", TOKEN_ID_LEN, hex);
 

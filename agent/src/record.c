@@ -22,9 +22,9 @@
 /*
  * Runs atomically in Redis (no other command in between) over a batch of
  * records. Redis does not roll a script back, so everything that can
- * refuse (age, duplicate, key types) is checked for every record before
- * the first write; after that only HINCRBY overflow could fail, which
- * RECORD_COUNT_MAX puts out of reach. Field names come from ARGV, so the C
+ * refuse is checked for every record before the first write: age,
+ * duplicate, key types, and that every counter to be incremented holds an
+ * integer the sums cannot overflow. After that no write can fail. Field names come from ARGV, so the C
  * side (rkeys.h) is the one place that names them. Numbers come as strings
  * and are summed in Lua's doubles only while a sum stays at most 2^53 - 1,
  * where a double is exact (every count is at most RECORD_COUNT_MAX); past
@@ -115,8 +115,9 @@ static const char script[] =
 	"  end\n"
 	"  a = a + " LIMIT_STR(RECORD_SECTION_ARGS) "\n"
 	"end\n"
-	/* sums[k][f]: HINCRBY (f a field) or INCRBY (f == ''), in first-seen order */
-	"local sums, fields, order = {}, {}, {}\n"
+	/* sums[k][f]: HINCRBY (f a field) or INCRBY (f == ''), in first-seen
+	 * order; a sum that would pass LIM leaves its part in spill */
+	"local sums, fields, order, spill = {}, {}, {}, {}\n"
 	"local function write(k, f, v)\n"
 	"  if f == '' then redis.call('INCRBY', k, string.format('%.0f', v))\n"
 	"  else redis.call('HINCRBY', k, f, string.format('%.0f', v)) end\n"
@@ -126,7 +127,7 @@ static const char script[] =
 	"  if not h then h = {}; sums[k] = h; fields[k] = {}; order[#order + 1] = k end\n"
 	"  local s = h[f]\n"
 	"  if not s then local fl = fields[k]; fl[#fl + 1] = f; s = 0 end\n"
-	"  if s + v > LIM then write(k, f, s); s = 0 end\n"
+	"  if s + v > LIM then spill[#spill + 1] = {k, f, s}; s = 0 end\n"
 	"  h[f] = s + v\n"
 	"end\n"
 	"local members, morder = {}, {}\n"
@@ -144,7 +145,6 @@ static const char script[] =
 	"local oldest = math.floor(now / 60000) - " LIMIT_STR(BUDGET_5H_BUCKETS) "\n"
 	"for _, f in ipairs(fresh) do\n"
 	"  local k0, a = f[1], f[2]\n"
-	"  redis.call('SET', KEYS[k0 + 1], ARGV[a + 4], 'NX', 'EX', ARGV[a + 3])\n"
 	"  for c = 1, #CF do\n"
 	"    local v = tonumber(ARGV[a + 16 + c])\n"
 	"    if v ~= 0 then for k = 2, 5 do add(KEYS[k0 + k], CF[c], v) end end\n"
@@ -170,6 +170,25 @@ static const char script[] =
 	"  end\n"
 	"  for k = 20, 22 do del(KEYS[k0 + k], ARGV[a + 16]) end\n"
 	"end\n"
+	/* Every counter written must hold an integer that the sums cannot
+	 * push past int64 (at most 18 digits: RECORD_BATCH_MAX records of at
+	 * most RECORD_COUNT_MAX stay far below): checked before the first
+	 * write, so that a refused batch changes nothing. */
+	"for _, k in ipairs(order) do\n"
+	"  local fl = fields[k]\n"
+	"  local vals = fl[1] == '' and {redis.call('GET', k)} or redis.call('HMGET', k, unpack(fl))\n"
+	"  for i = 1, #fl do\n"
+	"    local v = vals[i]\n"
+	"    if v and not (#v <= 18 and string.match(v, '^%-?%d+$')) then\n"
+	"      return redis.error_reply('realms usage: ' .. k .. (fl[i] == '' and '' or ' ' .. fl[i]) ..\n"
+	"        ' does not hold an integer the gateway can add to')\n"
+	"    end\n"
+	"  end\n"
+	"end\n"
+	"for _, f in ipairs(fresh) do\n"
+	"  redis.call('SET', KEYS[f[1] + 1], ARGV[f[2] + 4], 'NX', 'EX', ARGV[f[2] + 3])\n"
+	"end\n"
+	"for _, p in ipairs(spill) do write(p[1], p[2], p[3]) end\n"
 	"for _, k in ipairs(order) do\n"
 	"  local h = sums[k]\n"
 	"  for _, f in ipairs(fields[k]) do write(k, f, h[f]) end\n"

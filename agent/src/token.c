@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/random.h>
@@ -125,33 +126,44 @@ bool token_looks_valid(const char *tok, size_t len)
 
 /* Every request hashes its token. EVP_Digest() with EVP_sha256() looks the
  * algorithm up in OpenSSL 3's shared store and allocates a context each
- * time, a lock two workers contend for: the algorithm is fetched once, and
- * each thread keeps its context (freed when the thread ends). */
-static EVP_MD *sha256_md;
+ * time, a lock two workers contend for: the algorithm is fetched once (a
+ * failed fetch is tried again on the next call), and each thread keeps its
+ * context (freed when the thread ends). */
+static EVP_MD *_Atomic sha256_md;
 static pthread_key_t ctx_key;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static int ctx_key_ok;
+static pthread_mutex_t sha256_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void ctx_free(void *ctx)
 {
 	EVP_MD_CTX_free(ctx);
 }
 
-static void sha256_init(void)
+static EVP_MD *sha256_get(void)
 {
-	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-	if (pthread_key_create(&ctx_key, ctx_free) != 0) {
-		EVP_MD_free(sha256_md);
-		sha256_md = NULL;
+	EVP_MD *md = atomic_load(&sha256_md);
+
+	if (md)
+		return md;
+	pthread_mutex_lock(&sha256_lock);
+	if (!ctx_key_ok)
+		ctx_key_ok = pthread_key_create(&ctx_key, ctx_free) == 0;
+	md = atomic_load(&sha256_md);
+	if (!md && ctx_key_ok) {
+		md = EVP_MD_fetch(NULL, "SHA256", NULL);
+		atomic_store(&sha256_md, md);
 	}
+	pthread_mutex_unlock(&sha256_lock);
+	return md;
 }
 
 int token_hash(const char *tok, size_t len, uint8_t out[TOKEN_HASH_LEN])
 {
+	EVP_MD *md = sha256_get();
 	unsigned int outlen = 0;
 	EVP_MD_CTX *ctx;
 
-	pthread_once(&sha256_once, sha256_init);
-	if (!sha256_md)
+	if (!md)
 		return -1;
 	ctx = pthread_getspecific(ctx_key);
 	if (!ctx) {
@@ -161,7 +173,7 @@ int token_hash(const char *tok, size_t len, uint8_t out[TOKEN_HASH_LEN])
 			return -1;
 		}
 	}
-	if (EVP_DigestInit_ex2(ctx, sha256_md, NULL) != 1 ||
+	if (EVP_DigestInit_ex2(ctx, md, NULL) != 1 ||
 	    EVP_DigestUpdate(ctx, tok, len) != 1 ||
 	    EVP_DigestFinal_ex(ctx, out, &outlen) != 1 || outlen != TOKEN_HASH_LEN)
 		return -1;

@@ -465,5 +465,27 @@ assert_match "$(cat "$T_DIR/err")" "realms:usage:channel:other:20240310 is a str
 	"the key is named"
 assert_eq "$(rcli DBSIZE)" 1 "nothing written for either record"
 assert_eq "$("$PUSH" -A <"$T_DIR/b3")" "recorded it-b3" "the other one alone is recorded"
+# a counter that is not an integer refuses the whole call before any write
+rcli FLUSHALL >/dev/null
+rcli HSET realms:usage:model:claude-haiku-4-5:20240310 output 12x >/dev/null
+cat "$T_DIR/b4" "$T_DIR/b3" | "$PUSH" -A -b 2 >"$T_DIR/out" 2>"$T_DIR/err"
+assert_eq "$?" 1 "a counter that is not an integer: exit 1"
+assert_match "$(cat "$T_DIR/err")" "model:claude-haiku-4-5:20240310 output does not hold an integer" \
+	"the key and field are named"
+assert_eq "$(rcli DBSIZE)" 1 "nothing written for either record, not even their seen marks"
+# sixteen of the longest records do not fit one call: record_push splits them
+rcli FLUSHALL >/dev/null
+# (names at their longest, every byte percent-encoded in the keys)
+pct() { printf '%%%.0s' $(seq "$1"); }
+for i in $(seq 10 25); do
+	rec "$(printf ':%.0s' $(seq 57))it-l$i" 1710028800000 "$(pct 64)" '' "$(pct 64)" \
+		"$(pct 256)" "$(pct 256)" "$(pct 64)" "$(pct 139)" 200 0 '' 1 1 0 0 0 0 '' 0 1 1 1
+done | "$PUSH" -s >"$T_DIR/long"
+rcli CONFIG RESETSTAT >/dev/null
+OUT=$("$PUSH" -A -b 16 <"$T_DIR/long" 2>"$T_DIR/err")
+assert_eq "$(grep -c '^recorded :*it-l' <<<"$OUT")" 16 "16 of the longest records in calls that fit: all recorded"
+assert_eq "$(rcli XLEN realms:usage:events)" 16 "one event each"
+assert_eq "$(rcli INFO commandstats | tr -d '\r' | sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\),.*/\1/p')" 2 \
+	"in two calls"
 
 finish

@@ -129,15 +129,20 @@ static int commit(redisContext *rc, const char *sha, const struct usage_record *
 {
 	static struct record_batch b;
 	redisReply *r;
-	int attempt, i, ok;
+	int attempt, i, ok, add;
 
 	record_batch_init(&b);
-	for (i = 0; i < n; i++)
-		if (record_batch_add(&b, &recs[i], max_age, 0) != 0) {
+	for (i = 0; i < n; i++) {
+		add = record_batch_add(&b, &recs[i], max_age, 0);
+		if (add > 0 && i > 0)   /* full: these first, the rest in the next call */
+			return commit(rc, sha, recs, i, max_age, lineno - (unsigned long)(n - i), res) < 0 ?
+			       -1 : commit(rc, sha, recs + i, n - i, max_age, lineno, res + i);
+		if (add != 0) {
 			fprintf(stderr, "record_push: line %lu: cannot build the call\n",
 			        lineno - (unsigned long)(n - 1 - i));
 			return -1;
 		}
+	}
 	for (attempt = 0; attempt < 2; attempt++) {
 		if (record_batch_argv(&b, attempt == 0 ? sha : NULL) < 0)
 			return -1;
