@@ -9,25 +9,11 @@
 --     lua5.3 tests/lua/test_guard.lua lua-shim/realms.lua
 local shim = assert(arg[1], "usage: test_guard.lua path/to/realms.lua")
 
--- The shim needs HAProxy's core and filter; these stand-ins only record.
-core = { realms_export = {} }
-function core.register_filter() end
-function core.register_task() end
-function core.Warning() end
-function core.Alert() end
-filter = { FLT_CFG_FL_HTX = 1, CONTINUE = 1 }
-dofile(shim)
-local G = core.realms_export
+local H = dofile((arg[0]:match("^(.*/)") or "./") .. "shim.lua")
+local G = H.load(shim)
 assert(G.guard_new and G.guard_scan, "the shim does not export its scanner")
 
-local failures, checks = 0, 0
-local function check(ok, what)
-    checks = checks + 1
-    if not ok then
-        failures = failures + 1
-        io.stderr:write("FAIL - " .. what .. "\n")
-    end
-end
+local check = H.check
 
 -- Feeds doc in pieces whose sizes come from sizes() and returns the
 -- scanner's verdict: nil (passes) or its reason.
@@ -201,5 +187,4 @@ check(run('{"k":"' .. ('v'):rep(300000) .. '"}', big_sizes) == nil, 'a 300 KB va
 check(run('{"k":"' .. ('v'):rep(5000) .. '"}', big_sizes, 1000) == nil,
     'the limit is the filter\'s job, not the scanner\'s')
 
-print(('test_guard: %d checks, %d failed'):format(checks, failures))
-os.exit(failures == 0 and 0 or 1)
+H.finish("test_guard")

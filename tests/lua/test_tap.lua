@@ -12,26 +12,12 @@
 --     lua5.3 tests/lua/test_tap.lua lua-shim/realms.lua
 local shim = assert(arg[1], "usage: test_tap.lua path/to/realms.lua")
 
--- The shim needs HAProxy's core and filter; these stand-ins only record.
-core = { realms_export = {} }
-function core.register_filter() end
-function core.register_task() end
-function core.Warning() end
-function core.Alert() end
-filter = { FLT_CFG_FL_HTX = 1, CONTINUE = 1 }
-dofile(shim)
-local T = core.realms_export
+local H = dofile((arg[0]:match("^(.*/)") or "./") .. "shim.lua")
+local T = H.load(shim)
 assert(T.tap_batch and T.tap_data, "the shim does not export its tap")
 local tap = T.tap
 
-local failures, checks = 0, 0
-local function check(ok, what)
-    checks = checks + 1
-    if not ok then
-        failures = failures + 1
-        io.stderr:write("FAIL - " .. what .. "\n")
-    end
-end
+local check = H.check
 
 -- ---- the agent's side: mframe.h's decoder, one connection at a time ----
 
@@ -248,5 +234,4 @@ do
     check(#tap.reqs == 0 and tap.bytes == 0, "given up: nothing held (" .. tap.bytes .. " bytes)")
 end
 
-print(string.format("test_tap: %d checks, %d failed", checks, failures))
-os.exit(failures == 0 and 0 or 1)
+H.finish("test_tap")
