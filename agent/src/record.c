@@ -174,9 +174,16 @@ static const char script[] =
 	 * push past int64 (at most 18 digits: RECORD_BATCH_MAX records of at
 	 * most RECORD_COUNT_MAX stay far below): checked before the first
 	 * write, so that a refused batch changes nothing. */
+	/* (GET and HGETALL: the commands docs/redis.md's ACL rule grants) */
 	"for _, k in ipairs(order) do\n"
-	"  local fl = fields[k]\n"
-	"  local vals = fl[1] == '' and {redis.call('GET', k)} or redis.call('HMGET', k, unpack(fl))\n"
+	"  local fl, vals = fields[k], {}\n"
+	"  if fl[1] == '' then\n"
+	"    vals[1] = redis.call('GET', k)\n"
+	"  else\n"
+	"    local all, h = redis.call('HGETALL', k), {}\n"
+	"    for i = 1, #all, 2 do h[all[i]] = all[i + 1] end\n"
+	"    for i = 1, #fl do vals[i] = h[fl[i]] end\n"
+	"  end\n"
 	"  for i = 1, #fl do\n"
 	"    local v = vals[i]\n"
 	"    if v and not (#v <= 18 and string.match(v, '^%-?%d+$')) then\n"
