@@ -223,6 +223,27 @@ static void replay_done(struct rec_worker *rw, struct commit *c, int took)
 		replay_next(rw);
 }
 
+/* Whether rep is the script's answer for n records: n integers. */
+static int script_answer(const redisReply *rep, int n)
+{
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != (size_t)n)
+		return 0;
+	for (int i = 0; i < n; i++)
+		if (rep->element[i]->type != REDIS_REPLY_INTEGER)
+			return 0;
+	return 1;
+}
+
+/* The configuration's UTC offset, which windows a record settles in. */
+static int config_tz_min(void)
+{
+	struct realms_config *cfg = state_config();
+	int tz_min = cfg ? cfg->tz_min : 0;
+
+	config_unref(cfg);
+	return tz_min;
+}
+
 static void on_call_reply(struct rdb *r, redisReply *rep, void *arg)
 {
 	struct call *k = arg;
@@ -240,12 +261,7 @@ static void on_call_reply(struct rdb *r, redisReply *rep, void *arg)
 			return;
 		rep = NULL;
 	}
-	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == (size_t)k->n) {
-		for (i = 0; i < k->n; i++)
-			if (rep->element[i]->type != REDIS_REPLY_INTEGER)
-				rep = NULL;     /* not the script's answer */
-	}
-	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == (size_t)k->n) {
+	if (script_answer(rep, k->n)) {
 		for (i = 0; i < k->n; i++) {
 			const redisReply *e = rep->element[i];
 			struct commit *c = k->c[i];
@@ -290,8 +306,6 @@ static int send_call(struct call *k)
 	static _Thread_local struct rargv one;
 	struct rec_worker *rw = k->rw;
 	const char *sha = k->tried_eval || !rw->sha[0] ? NULL : rw->sha;
-	struct realms_config *cfg;
-	int tz_min;
 
 	if (k->c[0]->done) {
 		if (record_batch_argv(rw->batch, sha) < 0)
@@ -299,10 +313,7 @@ static int send_call(struct call *k)
 		return rdb_command_argv(rw->rdb, on_call_reply, k, rw->batch->argc,
 		                        rw->batch->argv, rw->batch->argvlen);
 	}
-	cfg = state_config();
-	tz_min = cfg ? cfg->tz_min : 0;
-	config_unref(cfg);
-	if (record_redis_argv(&k->c[0]->rec, sha, RECORD_MAX_AGE_MS, tz_min, &one) < 0)
+	if (record_redis_argv(&k->c[0]->rec, sha, RECORD_MAX_AGE_MS, config_tz_min(), &one) < 0)
 		return -1;
 	return rdb_command_argv(rw->rdb, on_call_reply, k, one.argc, one.argv, one.argvlen);
 }
@@ -312,7 +323,6 @@ static int send_call(struct call *k)
  * go to the spool instead, in order. */
 static void send_queued(struct rec_worker *rw)
 {
-	struct realms_config *cfg;
 	struct call *k;
 	struct commit *c;
 	int tz_min, r;
@@ -327,9 +337,7 @@ static void send_queued(struct rec_worker *rw)
 			return;
 		}
 		k->rw = rw;
-		cfg = state_config();
-		tz_min = cfg ? cfg->tz_min : 0;
-		config_unref(cfg);
+		tz_min = config_tz_min();
 		record_batch_init(rw->batch);
 		while ((c = rw->head) && k->n < RECORD_BATCH_MAX) {
 			r = record_batch_add(rw->batch, &c->rec, RECORD_MAX_AGE_MS, tz_min);

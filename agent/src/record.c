@@ -24,11 +24,12 @@
  * records. Redis does not roll a script back, so everything that can
  * refuse is checked for every record before the first write: age,
  * duplicate, key types, and that every counter to be incremented holds an
- * integer the sums cannot overflow. After that no write can fail. Field names come from ARGV, so the C
- * side (rkeys.h) is the one place that names them. Numbers come as strings
- * and are summed in Lua's doubles only while a sum stays at most 2^53 - 1,
- * where a double is exact (every count is at most RECORD_COUNT_MAX); past
- * that the sum so far is written and a new one starts. "%.0f" prints such
+ * integer the sums cannot overflow. After that no write can fail. Field
+ * names are spelled into the script's text from rkeys.h, the one place
+ * that names them. Numbers come as strings and are summed in Lua's doubles
+ * only while a sum stays at most RECORD_COUNT_MAX (2^53 - 1), where a
+ * double is exact; past that the sum so far is written and a new one
+ * starts. "%.0f" prints such
  * a double exactly (tostring would round it to 14 digits). Needs Redis
  * >= 5 (streams, and scripts replicated by their effects, which makes TIME
  * and XADD * safe).
@@ -67,11 +68,21 @@
  * nothing: its first copy did all of this. A req_id twice in one batch
  * counts once, like a duplicate.
  */
+/* RECORD_COUNT_MAX as the script spells it. */
+#define SCRIPT_COUNT_MAX 9007199254740991
+_Static_assert(SCRIPT_COUNT_MAX == RECORD_COUNT_MAX, "the script's count limit");
+
+/* Digits at most of a counter the script adds to: with what one batch can
+ * add, it stays below int64's limit, so no HINCRBY or INCRBY fails. */
+#define SCRIPT_COUNTER_DIGITS 18
+_Static_assert(UINT64_C(999999999999999999) + RECORD_BATCH_MAX * RECORD_COUNT_MAX <= INT64_MAX,
+               "a counter of SCRIPT_COUNTER_DIGITS digits takes a batch's sums");
+
 static const char script[] =
 	"local t = redis.call('TIME')\n"
 	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 	"local NK = " LIMIT_STR(RECORD_NKEYS) "\n"
-	"local LIM = 9007199254740991\n"
+	"local LIM = " LIMIT_STR(SCRIPT_COUNT_MAX) "\n"
 	"local want = {'hash', 'hash', 'hash', 'hash', 'zset', 'set', 'set', 'set', 'set', 'stream',\n"
 	"  'hash', 'string', 'string', 'string', 'hash', 'string', 'string', 'string',\n"
 	"  'hash', 'hash', 'hash'}\n"
@@ -171,8 +182,7 @@ static const char script[] =
 	"  for k = 20, 22 do del(KEYS[k0 + k], ARGV[a + 16]) end\n"
 	"end\n"
 	/* Every counter written must hold an integer that the sums cannot
-	 * push past int64 (at most 18 digits: RECORD_BATCH_MAX records of at
-	 * most RECORD_COUNT_MAX stay far below): checked before the first
+	 * push past int64 (SCRIPT_COUNTER_DIGITS): checked before the first
 	 * write, so that a refused batch changes nothing. */
 	/* (GET and HGETALL: the commands docs/redis.md's ACL rule grants) */
 	"for _, k in ipairs(order) do\n"
@@ -186,7 +196,7 @@ static const char script[] =
 	"  end\n"
 	"  for i = 1, #fl do\n"
 	"    local v = vals[i]\n"
-	"    if v and not (#v <= 18 and string.match(v, '^%-?%d+$')) then\n"
+	"    if v and not (#v <= " LIMIT_STR(SCRIPT_COUNTER_DIGITS) " and string.match(v, '^%-?%d+$')) then\n"
 	"      return redis.error_reply('realms usage: ' .. k .. (fl[i] == '' and '' or ' ' .. fl[i]) ..\n"
 	"        ' does not hold an integer the gateway can add to')\n"
 	"    end\n"
@@ -665,7 +675,6 @@ void record_batch_init(struct record_batch *b)
 {
 	b->n = 0;
 	b->argc = 0;
-	b->nkeys = b->nargs = 0;
 	b->used = 0;
 }
 
@@ -673,59 +682,65 @@ int record_batch_add(struct record_batch *b, const struct usage_record *rec,
                      int64_t max_age_ms, int tz_min)
 {
 	struct rargv *one = &b->one;
+	const char **keys = b->keys + b->n * RECORD_NKEYS;
+	const char **args = b->args + b->n * RECORD_SECTION_ARGS;
+	size_t *keylen = b->keylen + b->n * RECORD_NKEYS;
+	size_t *arglen = b->arglen + b->n * RECORD_SECTION_ARGS;
 	char *base;
 
 	if (record_redis_argv(rec, NULL, max_age_ms, tz_min, one) < 0)
 		return -1;
 	if (b->n == RECORD_BATCH_MAX || one->used > sizeof(b->buf) - b->used)
 		return 1;
-	/* One record's call: EVAL script numkeys, its keys, "1", its section.
-	 * Its strings move to b->buf; the pointers follow them. */
+	/* One record's call: EVAL script numkeys, its keys, "1", its section
+	 * (record_redis_argv() checked its size). Its strings move to b->buf;
+	 * the pointers follow them. */
 	base = b->buf + b->used;
 	memcpy(base, one->buf, one->used);
-	for (int i = RECORD_ARGV_KEYS; i < one->argc; i++) {
-		const char *p = base + (one->argv[i] - one->buf);
-
-		if (i < RECORD_ARGV_ARGS) {
-			b->keys[b->nkeys] = p;
-			b->keylen[b->nkeys++] = one->argvlen[i];
-		} else if (i > RECORD_ARGV_ARGS) {
-			b->args[b->nargs] = p;
-			b->arglen[b->nargs++] = one->argvlen[i];
-		}
+	for (int i = 0; i < RECORD_NKEYS; i++) {
+		keys[i] = base + (one->argv[RECORD_ARGV_KEYS + i] - one->buf);
+		keylen[i] = one->argvlen[RECORD_ARGV_KEYS + i];
+	}
+	for (int i = 0; i < RECORD_SECTION_ARGS; i++) {
+		args[i] = base + (one->argv[RECORD_ARGV_REC + i] - one->buf);
+		arglen[i] = one->argvlen[RECORD_ARGV_REC + i];
 	}
 	b->used += one->used;
 	b->n++;
 	return 0;
 }
 
+/* Appends n arguments to b's call. */
+static void batch_put(struct record_batch *b, const char *const *v, const size_t *len, int n)
+{
+	memcpy(&b->argv[b->argc], v, (size_t)n * sizeof(*v));
+	memcpy(&b->argvlen[b->argc], len, (size_t)n * sizeof(*len));
+	b->argc += n;
+}
+
 int record_batch_argv(struct record_batch *b, const char *sha1)
 {
-	int c = 0;
+	const char *head[3];
+	size_t len[3];
 
 	b->argc = -1;
 	if (b->n == 0 || (sha1 && !is_sha1(sha1)))
 		return -1;
-	snprintf(b->head[0], sizeof(b->head[0]), "%d", b->nkeys);
+	snprintf(b->head[0], sizeof(b->head[0]), "%d", b->n * RECORD_NKEYS);
 	snprintf(b->head[1], sizeof(b->head[1]), "%d", b->n);
-	b->argv[c] = sha1 ? "EVALSHA" : "EVAL";
-	b->argvlen[c] = strlen(b->argv[c]);
-	c++;
-	b->argv[c] = sha1 ? sha1 : script;
-	b->argvlen[c++] = sha1 ? 40 : sizeof(script) - 1;
-	b->argv[c] = b->head[0];
-	b->argvlen[c] = strlen(b->head[0]);
-	c++;
-	memcpy(&b->argv[c], b->keys, (size_t)b->nkeys * sizeof(b->keys[0]));
-	memcpy(&b->argvlen[c], b->keylen, (size_t)b->nkeys * sizeof(b->keylen[0]));
-	c += b->nkeys;
-	b->argv[c] = b->head[1];
-	b->argvlen[c] = strlen(b->head[1]);
-	c++;
-	memcpy(&b->argv[c], b->args, (size_t)b->nargs * sizeof(b->args[0]));
-	memcpy(&b->argvlen[c], b->arglen, (size_t)b->nargs * sizeof(b->arglen[0]));
-	c += b->nargs;
-	b->argc = c;
+	head[0] = sha1 ? "EVALSHA" : "EVAL";
+	head[1] = sha1 ? sha1 : script;
+	head[2] = b->head[0];
+	len[0] = strlen(head[0]);
+	len[1] = sha1 ? 40 : sizeof(script) - 1;
+	len[2] = strlen(head[2]);
+	b->argc = 0;
+	batch_put(b, head, len, 3);
+	batch_put(b, b->keys, b->keylen, b->n * RECORD_NKEYS);
+	head[0] = b->head[1];
+	len[0] = strlen(head[0]);
+	batch_put(b, head, len, 1);
+	batch_put(b, b->args, b->arglen, b->n * RECORD_SECTION_ARGS);
 	return 0;
 }
 

@@ -115,18 +115,17 @@ int record_redis_argv(const struct usage_record *rec, const char *sha1,
 
 /* A batch of records being built, then its script call: the records'
  * KEYS one after another, ARGV[1] = their number, then their sections (the
- * layout above record_script() in record.c). Large (about 200 KB): one per
- * committer, not on a stack. */
+ * layout above record_script() in record.c). Large (more than 160 KB): one
+ * per committer, not on a stack. */
 struct record_batch {
 	int n;                          /* records added */
 	int argc;                       /* of argv, after record_batch_argv() */
-	const char *argv[4 + RECORD_BATCH_MAX * RARGV_MAX];
-	size_t argvlen[4 + RECORD_BATCH_MAX * RARGV_MAX];
-	int nkeys, nargs;
+	const char *argv[4 + RECORD_BATCH_MAX * (RECORD_NKEYS + RECORD_SECTION_ARGS)];
+	size_t argvlen[4 + RECORD_BATCH_MAX * (RECORD_NKEYS + RECORD_SECTION_ARGS)];
 	const char *keys[RECORD_BATCH_MAX * RECORD_NKEYS];
 	size_t keylen[RECORD_BATCH_MAX * RECORD_NKEYS];
-	const char *args[RECORD_BATCH_MAX * RARGV_MAX];
-	size_t arglen[RECORD_BATCH_MAX * RARGV_MAX];
+	const char *args[RECORD_BATCH_MAX * RECORD_SECTION_ARGS];
+	size_t arglen[RECORD_BATCH_MAX * RECORD_SECTION_ARGS];
 	char head[2][16];               /* numkeys, number of records */
 	size_t used;
 	char buf[4 * RARGV_BUF];
