@@ -9,8 +9,8 @@
 # and, with STREAMS_VARIANTS, the same gateway with one thing removed (a
 # copy in the scratch directory, never the repository's files):
 #   c-noretry  the rendered channels without the pools' `retry-on` line;
-#   c-notap    realms.cfg with `filter lua.realms-guard` (the guard alone)
-#              for `filter lua.realms-guard-tap` (nothing billed);
+#   c-notap    realms.cfg with `filter lua.realms-guard-rewrite-outcome` (all but the tap)
+#              for `filter lua.realms-guard-tap-rewrite-outcome` (nothing billed);
 #   c-neither  both removed.
 # A variant whose line is not there is skipped, and says so.
 #
@@ -143,11 +143,11 @@ drop_line() {
 	[ "$n" -eq 1 ] || return 1
 	grep -vE "$2" "$1" >"$3"
 }
-# drop_tap FILE OUT: FILE with its filter running the guard alone, without
+# drop_tap FILE OUT: FILE with its filter running every part but
 # the tap; fails (without writing OUT) unless exactly one line changed.
 drop_tap() {
-	[ "$(grep -cxF '    filter lua.realms-guard-tap' "$1")" -eq 1 ] || return 1
-	sed 's/^\(    filter lua\.realms-guard\)-tap$/\1/' "$1" >"$2"
+	[ "$(grep -cxF '    filter lua.realms-guard-tap-rewrite-outcome' "$1")" -eq 1 ] || return 1
+	sed 's/^\(    filter lua\.realms-guard\)-tap\(-rewrite-outcome\)$/\1\2/' "$1" >"$2"
 }
 RETRY_RE='^[[:space:]]*retry-on[[:space:]]'
 declare -A CFG CHAN LABEL TAP
@@ -174,7 +174,7 @@ for v in $VARIANTS; do
 		cp "$SRC/haproxy/realms.cfg" "$cfg.tmp"
 	else
 		drop_tap "$SRC/haproxy/realms.cfg" "$cfg.tmp" ||
-			{ echo "== $v skipped: haproxy/realms.cfg has no single 'filter lua.realms-guard-tap' line"; continue; }
+			{ echo "== $v skipped: haproxy/realms.cfg has no single 'filter lua.realms-guard-tap-rewrite-outcome' line"; continue; }
 		TAP[$v]=0
 	fi
 	{ cat "$cfg.tmp"; global_extra "$v"; } >"$cfg"

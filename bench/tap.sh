@@ -2,12 +2,12 @@
 # What the response mirror costs, the numbers of docs/benchmarks.md ("Response
 # mirror"): requests/s and CPU per request of the whole Realms gateway with
 # and without the tap, on event streams of about 5 KB and about 200 KB.
-#   on:  haproxy/realms.cfg as shipped (`filter lua.realms-guard-tap` in
+#   on:  haproxy/realms.cfg as shipped (`filter lua.realms-guard-tap-rewrite-outcome` in
 #        fe_realms), REALMS_MIRROR set to the agent's mirror listener
 #        (agent.mirror): every answer is copied to the agent, metered and
 #        committed to Redis;
 #   off: a copy of haproxy/realms.cfg in the scratch directory whose filter
-#        runs the guard only (`filter lua.realms-guard`), REALMS_MIRROR
+#        runs the other parts only (`filter lua.realms-guard-rewrite-outcome`), REALMS_MIRROR
 #        still set (the attempt reports for the agent's breakers keep using
 #        the mirror connection): no answer is copied, nothing is billed.
 # Both use the same agent, Redis and mock upstream. Each run starts its own
@@ -47,12 +47,12 @@ machine_line
 start_redis || die "redis did not start"
 start_mock
 start_agent
-# The same file with fe_realms' filter running the guard alone, without the
+# The same file with fe_realms' filter running every part but the
 # tap (exactly one line must change).
-TAP_LINE='    filter lua.realms-guard-tap'
+TAP_LINE='    filter lua.realms-guard-tap-rewrite-outcome'
 [ "$(grep -cxF "$TAP_LINE" "$SRC/haproxy/realms.cfg")" -eq 1 ] ||
 	die "haproxy/realms.cfg has no single '$TAP_LINE' line"
-sed 's/^\(    filter lua\.realms-guard\)-tap$/\1/' "$SRC/haproxy/realms.cfg" \
+sed 's/^\(    filter lua\.realms-guard\)-tap\(-rewrite-outcome\)$/\1\2/' "$SRC/haproxy/realms.cfg" \
 	>"$DIR/realms-nomirror.cfg"
 declare -A LABEL=([off]="without the mirror" [on]="with the mirror")
 declare -A CFG=([off]="$DIR/realms-nomirror.cfg" [on]="$SRC/haproxy/realms.cfg")

@@ -1,24 +1,31 @@
 -- Realms Lua shim for HAProxy 2.6 (load with lua-load-per-thread): four
--- parts, each described where it begins, run by one filter per proxy:
---   realms-guard-tap        on fe_realms (haproxy/realms.cfg)
+-- parts, each described where it begins, run by one filter per stream:
+--   realms-guard-tap-rewrite-outcome  on fe_realms (haproxy/realms.cfg)
 --     guard    the body guard: a second top-level key, the size limit
 --     tap      the response mirror's frames to the agent, for billing
---   realms-rewrite-outcome  on every up_<channel> (realmsctl renders it)
 --     rewrite  splices the model name the agent chose into the request
 --     outcome  each upstream attempt's result to the agent's breakers
--- One filter per proxy rather than one per part: HAProxy 2.6 gives every
--- Lua filter of a stream two coroutines of its own, and every callback a
--- new txn object (a dozen tables), so a part that shares a filter costs a
--- branch where a filter of its own cost callbacks (docs/benchmarks.md,
--- "Lua filters"). Each part alone still loads under its former name
--- (realms-guard, realms-tap, realms-rewrite, realms-outcome), for
--- configurations written before.
+--   realms-rewrite-outcome            on fe_relay, for the relay's attempts
+-- One filter per stream rather than one per part or per proxy: HAProxy 2.6
+-- gives every Lua filter of a stream two coroutines of its own, and every
+-- callback a new txn object (a dozen tables), so a part that shares a
+-- filter costs a branch where a filter of its own cost callbacks
+-- (docs/benchmarks.md, "Lua filters"). On the pool's path the rewrite and
+-- the outcome of fe_realms find nothing to do (the agent gave them no
+-- attempt); the relay's filter does them for each attempt.
+-- Any set of parts loads under "realms-" and their names joined by "-", in
+-- the order above (realms-guard-tap, realms-rewrite, ...: the names of
+-- configurations written before). The rewrite and the outcome act once per
+-- stream whichever filter comes first: each takes its instructions out of
+-- the transaction's variables, so that a channel part rendered before,
+-- with a filter of its own in up_<channel>, adds no second splice and no
+-- second report.
 -- I/O inside HAProxy (filters, core.tcp); the guard's scanner and the
 -- tap's framing are pure and tested outside HAProxy (tests/lua).
 --
--- rewrite: on every up_<channel> backend (rendered by realmsctl), replaces
--- the body's "model" JSON string token with the one the agent chose for
--- this attempt.
+-- rewrite: on fe_realms for the requests sent straight to their channel,
+-- on fe_relay for the relay's attempts, replaces the body's "model" JSON
+-- string token with the one the agent chose for this attempt.
 -- The agent gives the token's offset and length in the body and the new
 -- token (already JSON-escaped); nothing else in the body changes. The new
 -- Content-Length was set by an http-request rule before the headers left,
@@ -31,12 +38,14 @@
 
 -- The request's headers, once they went through the http-request rules
 -- (start_analyze runs before them, when the agent has not answered yet):
--- whether the body is to be rewritten (f is the filter instance).
+-- whether the body is to be rewritten (f is the filter instance). The
+-- instruction is taken: no later filter of the stream splices it again.
 local function rewrite_headers(f, txn)
     local new = txn:get_var("txn.realms.model_new")
     local off = tonumber(txn:get_var("txn.realms.model_off"))
     local len = tonumber(txn:get_var("txn.realms.model_len"))
     if new and off and len then
+        txn:unset_var("txn.realms.model_new")
         f.rw_new, f.rw_off, f.rw_len, f.rw_pos = new, off, len, 0
         return true
     end
@@ -44,20 +53,25 @@ local function rewrite_headers(f, txn)
 end
 
 -- Forwards bytes up to the token, splices it once it is whole (and then
--- clears f.rw_new). Returns how many bytes may leave now.
-local function rewrite_payload(f, msg)
+-- clears f.rw_new). Returns how many bytes may leave now. A splice that
+-- does not fit stops the request (a Lua error, as the guard's below): a -1
+-- would forward the body unchanged under the new Content-Length.
+local function rewrite_payload(f, txn, msg)
     local avail = msg:input()
     local rel = f.rw_off - f.rw_pos          -- token start in this input
     if rel + f.rw_len > avail then
-        -- Not all of the token is here yet: release what precedes it.
-        if rel > 0 then
-            f.rw_pos = f.rw_pos + rel
-            return rel
-        end
-        return 0
+        -- Not all of the token is here yet: release what precedes it (as
+        -- much of it as is here: HAProxy reads a larger count as all).
+        local k = math.min(rel, avail)
+        f.rw_pos = f.rw_pos + k
+        return k
     end
     if msg:set(f.rw_new, rel, f.rw_len) < 0 then
-        return -1
+        f.rw_new = nil
+        local why = "the gateway could not rewrite the request's model name"
+        txn:set_var("txn.realms_body_err", why)
+        error("realms-rewrite: request " .. tostring(txn:get_var("txn.realms_rid")) ..
+            ": " .. why, 0)
     end
     f.rw_new = nil
     return msg:input()
@@ -191,15 +205,15 @@ local function guard_headers(f, txn)
     return true
 end
 
--- Scans this call's input: returns how many bytes may leave (all of
--- them), or stops the request (a Lua error, above).
-local function guard_payload(f, txn, msg)
-    local n = msg:input()
+-- Scans the first n bytes of this call's input, the ones that leave now,
+-- or stops the request (a Lua error, above). shrunk: how many bytes
+-- shorter than the client's they are (a model name spliced in them).
+local function guard_payload(f, txn, msg, n, shrunk)
     local g = f.g
-    if n == 0 then return n end
+    if n == 0 then return end
     local data = msg:body(0, n)
-    if not data then return n end
-    g.seen = g.seen + #data
+    if not data then return end
+    g.seen = g.seen + #data + shrunk
     local why
     if g.max > 0 and g.seen > g.max then
         why = "request body is larger than the " .. g.max .. " bytes this gateway accepts"
@@ -212,7 +226,6 @@ local function guard_payload(f, txn, msg)
         error("realms-guard: request " .. tostring(txn:get_var("txn.realms_rid")) ..
             " refused: " .. why, 0)
     end
-    return n
 end
 
 -- For tests outside HAProxy (tests/lua/test_guard.lua): the
@@ -664,6 +677,21 @@ if TAP_HOST then core.register_task(function()
     end
 end) end
 
+-- The response's headers and status, read once per callback for the tap
+-- and the outcome (f.hd and f.st until the callback ends). An upstream
+-- 429/529 travels as 425 between the relay and fe_realms (so that HAProxy
+-- retries it), the real status alongside: the real one is kept.
+local function resp_head(f, msg)
+    if not f.hd then
+        local hdrs = msg:get_headers()
+        local code = tonumber(msg:get_stline().code) or 0
+        local orig = hdrs["x-realms-orig-status"] and tonumber(hdrs["x-realms-orig-status"][0])
+        if code == 425 and orig then code = orig end
+        f.hd, f.st = hdrs, code
+    end
+    return f.hd, f.st
+end
+
 -- The response's headers: only billable requests (txn.realms_bill, set by
 -- fe_realms for allowed /v1/messages) are mirrored. Returns whether the
 -- body is to be copied (f.r then holds the request's copy).
@@ -675,13 +703,8 @@ local function tap_headers(f, txn, msg)
     if not txn:get_var("txn.realms_bill") or not rid then
         return false
     end
-    local hdrs = msg:get_headers()
+    local hdrs, status = resp_head(f, msg)
     local ct = hdrs["content-type"] and hdrs["content-type"][0] or ""
-    -- An upstream 429/529 travels as 425 between the relay and fe_realms
-    -- (so that HAProxy retries it); the record keeps the real status.
-    local status = tonumber(msg:get_stline().code) or 0
-    local orig = hdrs["x-realms-orig-status"] and tonumber(hdrs["x-realms-orig-status"][0])
-    if status == 425 and orig then status = orig end
     local now = now_ms()
     f.t0 = f.t0 or now
     f.r = tap_begin(rid, {
@@ -756,8 +779,10 @@ local function outcome_server(txn)
     return nil
 end
 
--- The request's headers: whether its end is to be watched (the filter's
--- http_end then sets f.req_done). "No response" counts against the
+-- The request's headers: the attempt to report, if the agent prepared one
+-- (taken: no later filter of the stream reports it again), and whether the
+-- request's end is to be watched (the filter's http_end then sets
+-- f.req_done). "No response" counts against the
 -- credential only when the whole request reached the upstream. A client
 -- that leaves mid-upload is not the credential's failure (else any token
 -- could open every breaker, for free). A body the agent read whole (SPOE
@@ -766,7 +791,11 @@ end
 -- every request: 45 us of HAProxy's CPU per request). A body merely
 -- buffered whole is not enough: past the agent's prefix the guard may
 -- still refuse it, and that refusal is the client's doing.
-local function outcome_watch(f, txn, msg)
+local function outcome_request(f, txn, msg)
+    local srv, rid = outcome_server(txn)
+    if not srv then return false end
+    txn:unset_var("txn.realms.backend")
+    f.oc_srv, f.oc_rid = srv, rid
     if msg:eom() and txn:get_var("txn.realms.whole") then
         f.req_done = true
         return false
@@ -775,39 +804,33 @@ local function outcome_watch(f, txn, msg)
 end
 
 -- The response's headers: the attempt's result.
-local function outcome_headers(f, txn, msg)
-    if f.sent then return end
+local function outcome_headers(f, msg)
+    local srv = f.oc_srv
+    if f.sent or not srv then return end
     f.sent = true
-    local srv, rid = outcome_server(txn)
-    if srv then
-        local hdrs = msg:get_headers()
-        local ra = hdrs["retry-after"] and hdrs["retry-after"][0]
-        -- delta-seconds only; an HTTP-date falls back to the cooldown
-        ra = ra and ra:match("^%s*(%d+)%s*$")
-        -- This runs after the http-response rules: a 429/529 already
-        -- travels as 425, with the real status alongside.
-        local code = tonumber(msg:get_stline().code) or 0
-        local orig = hdrs["x-realms-orig-status"] and tonumber(hdrs["x-realms-orig-status"][0])
-        if code == 425 and orig then code = orig end
-        tap_outcome(srv, rid, code, ra and tonumber(ra))
-    end
+    -- After the http-response rules: a 429/529 may travel as 425 already.
+    local hdrs, code = resp_head(f, msg)
+    local ra = hdrs["retry-after"] and hdrs["retry-after"][0]
+    -- delta-seconds only; an HTTP-date falls back to the cooldown
+    ra = ra and ra:match("^%s*(%d+)%s*$")
+    tap_outcome(srv, f.oc_rid, code, ra and tonumber(ra))
 end
 
-local function outcome_end_analyze(f, txn, resp)
-    if resp and not f.sent then
+local function outcome_end_analyze(f, resp)
+    if resp and not f.sent and f.oc_srv then
         -- The response channel ends without headers: no response. Only
         -- the upstream's failure if it had the whole request.
         f.sent = true
-        local srv, rid = outcome_server(txn)
-        if srv and f.req_done then tap_outcome(srv, rid, 0) end
+        if f.req_done then tap_outcome(f.oc_srv, f.oc_rid, 0) end
     end
 end
 
 -- The filter: each callback runs the parts its filter's name stands for,
--- fields of self's metatable (FILTERS below): with_guard, with_tap,
--- with_rewrite, with_outcome. The parts' state shares the instance: the
--- guard's g, the tap's r t0 complete released, the rewrite's rw_*, the
--- outcome's sent req_done watch_end.
+-- fields of self's metatable (the registration below): with_guard,
+-- with_tap, with_rewrite, with_outcome. The parts' state shares the
+-- instance: the guard's g, the tap's r t0 complete released, the rewrite's
+-- rw_*, the outcome's oc_srv oc_rid sent req_done watch_end, and the
+-- response head both read (hd st).
 local Realms = {
     id = "realms",
     flags = filter.FLT_CFG_FL_HTX,
@@ -824,14 +847,15 @@ function Realms:http_headers(txn, msg)
         if self.with_tap and tap_headers(self, txn, msg) then
             filter.register_data_filter(self, chn)
         end
-        if self.with_outcome then outcome_headers(self, txn, msg) end
+        if self.with_outcome then outcome_headers(self, msg) end
+        self.hd = nil
         return filter.CONTINUE
     end
     -- The request: one data filter for every part that reads its body.
     local data = false
     if self.with_guard and guard_headers(self, txn) then data = true end
     if self.with_rewrite and rewrite_headers(self, txn) then data = true end
-    if self.with_outcome and outcome_watch(self, txn, msg) then
+    if self.with_outcome and outcome_request(self, txn, msg) then
         self.watch_end = true
         data = true
     end
@@ -841,27 +865,30 @@ function Realms:http_headers(txn, msg)
 end
 
 -- A data filter must say how much to forward (HAProxy 2.6 reads a missing
--- callback's leftovers as "nothing"). Only the tap reads the response;
--- the guard and the rewrite, which read the request, never share a filter
--- (FILTERS), so one of them at most decides here.
+-- callback's leftovers as "nothing"). Only the tap reads the response.
+-- Of the request, the rewrite says how much leaves (it holds back a model
+-- token not yet whole), and the guard scans exactly those bytes, as they
+-- leave: each byte once, the model name as the upstream gets it.
 function Realms:http_payload(txn, msg)
     local r = self.r
     if r and msg.channel:is_resp() then
         return tap_payload(r, msg)
     end
-    if self.g then
-        return guard_payload(self, txn, msg)
-    end
+    local n, shrunk = nil, 0
     if self.rw_new then
-        local n = rewrite_payload(self, msg)
-        -- Spliced: nothing more to do on this body, unless its end is
-        -- watched.
-        if not self.rw_new and not self.watch_end then
-            filter.unregister_data_filter(self, msg.channel)
-        end
-        return n
+        local grow = #self.rw_new - self.rw_len
+        n = rewrite_payload(self, txn, msg)
+        if not self.rw_new then shrunk = -grow end
+    else
+        n = msg:input()
     end
-    return msg:input()
+    if self.g then guard_payload(self, txn, msg, n, shrunk) end
+    -- Nothing more to do on this body once spliced, unless it is scanned
+    -- or its end is watched.
+    if not self.rw_new and not self.g and not self.watch_end then
+        filter.unregister_data_filter(self, msg.channel)
+    end
+    return n
 end
 
 -- Called for data filters only: the tap's response, or a watched request.
@@ -877,28 +904,29 @@ end
 function Realms:end_analyze(txn, chn)
     local resp = chn:is_resp()
     if self.with_tap then tap_end_analyze(self, txn, resp) end
-    if self.with_outcome then outcome_end_analyze(self, txn, resp) end
+    if self.with_outcome then outcome_end_analyze(self, resp) end
     return filter.CONTINUE
 end
 
--- The filters HAProxy knows, and the parts each runs: one per proxy as
--- shipped, then each part alone under the name it had when every part was
--- a filter of its own. A name, not arguments of the filter line: a
--- misspelled name fails "haproxy -c" (realmsctl apply runs it before a
--- reload), while arguments reach Lua only once the threads start. The
--- guard and the rewrite never share a filter: both choose how many
--- request bytes leave (the rewrite holds some back, the guard reads each
--- byte once), and each would see what the other did not release.
-local FILTERS = {
-    ["realms-guard-tap"] = { "guard", "tap" },              -- fe_realms
-    ["realms-rewrite-outcome"] = { "rewrite", "outcome" },  -- up_<channel>
-    ["realms-guard"] = { "guard" },
-    ["realms-tap"] = { "tap" },
-    ["realms-rewrite"] = { "rewrite" },
-    ["realms-outcome"] = { "outcome" },
-}
+-- The filters HAProxy knows: "realms-" and the names of the parts each
+-- runs, joined by "-" in this order, for every set of parts. As shipped:
+-- realms-guard-tap-rewrite-outcome (fe_realms), realms-rewrite-outcome
+-- (fe_relay); the others are the names of configurations written before
+-- (realms-guard-tap, realms-rewrite-outcome on up_<channel>, each part
+-- alone) and of the benchmarks' variants. A name, not arguments of the
+-- filter line: a misspelled name fails "haproxy -c" (realmsctl apply runs
+-- it before a reload), while arguments reach Lua only once the threads
+-- start.
+local PARTS = { "guard", "tap", "rewrite", "outcome" }
 
-for name, parts in pairs(FILTERS) do
+for set = 1, (1 << #PARTS) - 1 do
+    local name, parts = "realms", {}
+    for i, part in ipairs(PARTS) do
+        if set & (1 << (i - 1)) ~= 0 then
+            name = name .. "-" .. part
+            parts[#parts + 1] = part
+        end
+    end
     -- c: HAProxy's copy of the class for one filter line, what
     -- Realms:new() gets as self. Without the mirror the tap and the
     -- outcome have nothing to do.

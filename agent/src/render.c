@@ -59,11 +59,6 @@ static void render_upstream(FILE *f, const struct realms_config *c, const struct
 {
 	fprintf(f, "backend up_%s\n", ch->name);
 	fprintf(f, "    # channel %s: %s\n", ch->name, ch->base_url);
-	fprintf(f, "    # lua-shim/realms.lua, one filter for two parts: the rewrite\n"
-	           "    # splices the body's model name as it streams through (its new\n"
-	           "    # length is announced below); the outcome sends each attempt's\n"
-	           "    # result to the agent's breakers.\n"
-	           "    filter lua.realms-rewrite-outcome\n");
 	fprintf(f, "    http-request set-header host %s\n", ch->authority);
 	if (ch->path_prefix[0]) {
 		/* The provider lives under a path: /v1/messages becomes
@@ -97,6 +92,17 @@ static void render_upstream(FILE *f, const struct realms_config *c, const struct
 		fprintf(f, "    http-request set-header %s \"%%[var(txn.realms.h%zu)]\"\n"
 		           "    http-request unset-var(txn.realms.h%zu)\n",
 		        ch->headers[i].name, i, i);
+	fprintf(f, "    # The body's model name is spliced as it streams through by the\n"
+	           "    # Lua filter of the frontend it came through (haproxy/realms.cfg:\n"
+	           "    # fe_realms, fe_relay). One without that filter (a realms.cfg\n"
+	           "    # older than this file) would send the body unchanged under the\n"
+	           "    # new length: refused instead.\n"
+	           "    http-request return status 500 content-type application/json "
+	           "string '{\"type\":\"error\",\"error\":{\"type\":\"api_error\","
+	           "\"message\":\"gateway configuration: the frontend has no Realms "
+	           "rewrite filter (update haproxy/realms.cfg)\"}}' "
+	           "if { var(txn.realms.model_new) -m found } "
+	           "!{ var(txn.realms_rewriter) -m found }\n");
 	fprintf(f, "    # The rewritten body's length, announced before the headers leave\n"
 	           "    # (a chunked body has none to fix).\n"
 	           "    http-request set-header content-length \"%%[var(txn.realms.clen)]\" "

@@ -89,6 +89,33 @@ if [ -n "$p" ]; then
 	assert_eq "$(hdrs "$p" x-org-tag)" "org-secret-4f1e" "probe: the channel's headers"
 fi
 
+# --- a realms.cfg older than the rendered channels ---------------------------------
+# Its fe_realms filter has no rewrite part (up_<channel> no longer has a
+# filter): a body to be rewritten is refused, never sent under a
+# Content-Length it does not have; one whose model keeps its name passes.
+sed -e 's/^\(    filter lua\.realms-guard-tap\)-rewrite-outcome$/\1/' \
+	-e '/set-var(txn\.realms_rewriter)/d' "$REALMS_SRC/haproxy/realms.cfg" >"$T_DIR/old-realms.cfg"
+assert_eq "$(diff "$REALMS_SRC/haproxy/realms.cfg" "$T_DIR/old-realms.cfg" | grep -c '^<')" 3 \
+	"the older realms.cfg: its filter line and the two rewriter marks"
+sed -e "s|$T_DIR/mirror.sock|$T_DIR/mirror2.sock|" -e "s|\"$ADMIN\"|\"$(free_port)\"|" \
+	-e "s|$T_DIR/spool|$T_DIR/spool2|" "$T_DIR/realms.json" >"$T_DIR/realms2.json"
+if GW_ID=2 GW_MIRROR="$T_DIR/mirror2.sock" GW_REALMS_CFG="$T_DIR/old-realms.cfg" \
+	start_gateway "$T_DIR/realms2.json"; then
+	BASE="http://127.0.0.1:$GW_PORT"
+	URL="$BASE/v1/messages"
+	posts() { grep -l '^POST' "$T_DIR"/rec-deep/*.req | wc -l; }
+	n0=$(posts)
+	post m-deep
+	assert_eq "$CODE" 500 "older realms.cfg: a body to be rewritten is refused"
+	assert_match "$(cat "$T_DIR/out")" '"type":"api_error".*no Realms rewrite filter \(update haproxy/realms.cfg\)' \
+		"and the operator is told why"
+	assert_eq "$(posts)" "$n0" "nothing reached the provider"
+	post m-bear
+	assert_eq "$CODE" 200 "older realms.cfg: a model that keeps its name is served"
+else
+	fail "a gateway with the older realms.cfg"
+fi
+
 grep -rq -e 'org-secret' -e 'sk-up-' "$T_DIR"/*.log && fail "a secret in a log" ||
 	ok "no key and no header value in any log"
 finish
