@@ -148,6 +148,26 @@ assert_match "$OUT" '"by_channel": \{[^}]*"up": \{"requests": 3' "usage by chann
 assert_eq "$(rcli XLEN realms:usage:events)" 3 "one event per request"
 [ -s "$T_DIR/spool/usage.spool" ] && fail "records went to the spool" || ok "no record spooled"
 
+# An agent rule written before +hmget was added: the script reads a hash's
+# counters with HGETALL instead, and records the same.
+rcli ACL SETUSER realms-agent -hmget >/dev/null
+assert_match "$(as realms-agent "$T_DIR/agent.pw" HMGET "realms:usage:token:alice:$DAY" requests)" \
+	NOPERM "the older rule: no HMGET"
+for i in 1 2; do
+	assert_eq "$(ask "$BOB")" 200 "request $i with bob's token, under the older rule"
+done
+assert_eq "$(ask "$TOK")" 200 "and alice's fourth"
+for _ in $(seq 100); do
+	[ "$(rcli HGET "realms:usage:token:alice:$DAY" requests)" = 4 ] &&
+		[ "$(rcli HGET "realms:usage:token:bob:$DAY" requests)" = 2 ] && break
+	sleep 0.1
+done
+ctl usage --json
+assert_match "$OUT" '"total": \{"requests": 6, "errors": 0, "partial": 0, "input": 66, "output": 132,' \
+	"the older rule: every request recorded, added to what was there"
+[ -s "$T_DIR/spool/usage.spool" ] && fail "records went to the spool" || ok "no record spooled"
+rcli ACL SETUSER realms-agent +hmget >/dev/null
+
 ctl token list --json
 assert_match "$OUT" '"name": "alice", "group": "default", "status": "active"' "realmsctl token list"
 ctl token revoke alice
