@@ -92,17 +92,17 @@ static void render_upstream(FILE *f, const struct realms_config *c, const struct
 		fprintf(f, "    http-request set-header %s \"%%[var(txn.realms.h%zu)]\"\n"
 		           "    http-request unset-var(txn.realms.h%zu)\n",
 		        ch->headers[i].name, i, i);
-	fprintf(f, "    # The body's model name is spliced as it streams through by the\n"
-	           "    # Lua filter of the frontend it came through (haproxy/realms.cfg:\n"
-	           "    # fe_realms, fe_relay). One without that filter (a realms.cfg\n"
-	           "    # older than this file) would send the body unchanged under the\n"
-	           "    # new length: refused instead.\n"
+	fprintf(f, "    # The Lua filter of the frontend the request came through\n"
+	           "    # (haproxy/realms.cfg: fe_realms, fe_relay) splices the body's\n"
+	           "    # model name as it streams and reports the attempt's result to\n"
+	           "    # the breakers. A frontend without it (a realms.cfg older than\n"
+	           "    # this file) would send a rewritten body's old bytes under the\n"
+	           "    # new length and leave the breakers blind: refused instead.\n"
 	           "    http-request return status 500 content-type application/json "
 	           "string '{\"type\":\"error\",\"error\":{\"type\":\"api_error\","
 	           "\"message\":\"gateway configuration: the frontend has no Realms "
-	           "rewrite filter (update haproxy/realms.cfg)\"}}' "
-	           "if { var(txn.realms.model_new) -m found } "
-	           "!{ var(txn.realms_rewriter) -m found }\n");
+	           "attempt filter (update haproxy/realms.cfg)\"}}' "
+	           "unless { var(txn.realms_attempt_filter) -m found }\n");
 	fprintf(f, "    # The rewritten body's length, announced before the headers leave\n"
 	           "    # (a chunked body has none to fix).\n"
 	           "    http-request set-header content-length \"%%[var(txn.realms.clen)]\" "

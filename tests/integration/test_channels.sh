@@ -90,13 +90,14 @@ if [ -n "$p" ]; then
 fi
 
 # --- a realms.cfg older than the rendered channels ---------------------------------
-# Its fe_realms filter has no rewrite part (up_<channel> no longer has a
-# filter): a body to be rewritten is refused, never sent under a
-# Content-Length it does not have; one whose model keeps its name passes.
+# Its fe_realms filter has no rewrite and no outcome part (up_<channel> no
+# longer has a filter): every request to a channel is refused, a body to be
+# rewritten never sent under a Content-Length it does not have, no attempt
+# left unreported to the breakers.
 sed -e 's/^\(    filter lua\.realms-guard-tap\)-rewrite-outcome$/\1/' \
-	-e '/set-var(txn\.realms_rewriter)/d' "$REALMS_SRC/haproxy/realms.cfg" >"$T_DIR/old-realms.cfg"
+	-e '/set-var(txn\.realms_attempt_filter)/d' "$REALMS_SRC/haproxy/realms.cfg" >"$T_DIR/old-realms.cfg"
 assert_eq "$(diff "$REALMS_SRC/haproxy/realms.cfg" "$T_DIR/old-realms.cfg" | grep -c '^<')" 3 \
-	"the older realms.cfg: its filter line and the two rewriter marks"
+	"the older realms.cfg: its filter line and the two marks"
 sed -e "s|$T_DIR/mirror.sock|$T_DIR/mirror2.sock|" -e "s|\"$ADMIN\"|\"$(free_port)\"|" \
 	-e "s|$T_DIR/spool|$T_DIR/spool2|" "$T_DIR/realms.json" >"$T_DIR/realms2.json"
 if GW_ID=2 GW_MIRROR="$T_DIR/mirror2.sock" GW_REALMS_CFG="$T_DIR/old-realms.cfg" \
@@ -107,11 +108,11 @@ if GW_ID=2 GW_MIRROR="$T_DIR/mirror2.sock" GW_REALMS_CFG="$T_DIR/old-realms.cfg"
 	n0=$(posts)
 	post m-deep
 	assert_eq "$CODE" 500 "older realms.cfg: a body to be rewritten is refused"
-	assert_match "$(cat "$T_DIR/out")" '"type":"api_error".*no Realms rewrite filter \(update haproxy/realms.cfg\)' \
+	assert_match "$(cat "$T_DIR/out")" '"type":"api_error".*no Realms attempt filter \(update haproxy/realms.cfg\)' \
 		"and the operator is told why"
 	assert_eq "$(posts)" "$n0" "nothing reached the provider"
 	post m-bear
-	assert_eq "$CODE" 200 "older realms.cfg: a model that keeps its name is served"
+	assert_eq "$CODE" 500 "older realms.cfg: a model that keeps its name is refused too"
 else
 	fail "a gateway with the older realms.cfg"
 fi
