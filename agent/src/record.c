@@ -223,7 +223,10 @@ static const char script[] =
 	"  if not vals then return redis.error_reply(err) end\n"
 	"  for i = 1, #fl do\n"
 	"    local v = vals[i]\n"
-	"    if v and not (#v <= " LIMIT_STR(SCRIPT_COUNTER_DIGITS) " and string.match(v, '^%-?%d+$')) then\n"
+	/* as Redis itself reads an integer: no leading zero, no "-0" (HSET
+	 * would take one, INCRBY would refuse it after the first write) */
+	"    if v and not (#v <= " LIMIT_STR(SCRIPT_COUNTER_DIGITS) " and (v == '0' or\n"
+	"        string.match(v, '^%-?[1-9]%d*$'))) then\n"
 	"      return redis.error_reply('realms usage: ' .. k .. (fl[i] == '' and '' or ' ' .. fl[i]) ..\n"
 	"        ' does not hold an integer the gateway can add to')\n"
 	"    end\n"

@@ -473,6 +473,22 @@ assert_eq "$?" 1 "a counter that is not an integer: exit 1"
 assert_match "$(cat "$T_DIR/err")" "model:claude-haiku-4-5:20240310 output does not hold an integer" \
 	"the key and field are named"
 assert_eq "$(rcli DBSIZE)" 1 "nothing written for either record, not even their seen marks"
+# an integer Redis itself would not add to (a leading zero, "-0"), in a
+# hash or in a string counter: refused before any write too
+for v in 007 -0; do
+	rcli FLUSHALL >/dev/null
+	rcli HSET realms:usage:model:claude-haiku-4-5:20240310 output "$v" >/dev/null
+	cat "$T_DIR/b4" "$T_DIR/b3" | "$PUSH" -A -b 2 >"$T_DIR/out" 2>"$T_DIR/err"
+	assert_eq "$?/$(rcli DBSIZE)" 1/1 "a hash counter holding $v: refused, nothing written"
+	rcli FLUSHALL >/dev/null
+	rcli SET "realms:spend:t:frank:$(date -u +d%Y%m%d)" "$v" >/dev/null
+	rec it-s1 "$(( $(date +%s) * 1000 ))" frank ffffffffffff default claude-haiku-4-5 \
+		claude-haiku-4-5 anthropic anthropic--k1 200 0 '' 1 1 0 0 0 0 '' 0 5 1 1 |
+		"$PUSH" -s | "$PUSH" >"$T_DIR/out" 2>"$T_DIR/err"
+	assert_eq "$?/$(rcli DBSIZE)" 1/1 "a spend counter holding $v: refused, nothing written"
+	assert_match "$(cat "$T_DIR/err")" "realms:spend:t:frank:d[0-9]{8} does not hold an integer" \
+		"the spend counter is named"
+done
 # sixteen of the longest records do not fit one call: record_push splits them
 rcli FLUSHALL >/dev/null
 # (names at their longest, every byte percent-encoded in the keys)
