@@ -90,9 +90,10 @@ filter.register_data_filter = function(f) f._data = true end
 filter.unregister_data_filter = function(f) f._data = false end
 
 -- Sends body through the filters fs (in the stream's order) in chunks
--- whose sizes come from sizes(): each filter's http_payload releases a
--- prefix of what the one before released, as flt_http_payload does.
--- Returns what left, or nil and the error.
+-- whose sizes come from sizes(): every data filter sees the input not yet
+-- forwarded, and what leaves is the least any of them releases (what is
+-- held comes back in the next call). Returns what left, or nil and the
+-- error.
 local function run(fs, txn, body, sizes)
     local msg = new_msg(false)
     msg.eom_flag = false
@@ -159,6 +160,9 @@ for _, new in ipairs({ '"claude-sonnet-4-5-20250929"', '"m"', '"claude-y"' }) do
             local out, err = run({ f }, txn, body, splitter(kind))
             check(out == want, ("guard+rewrite %s, chunks %d: the body leaves spliced (%s)")
                 :format(new, kind, tostring(err)))
+            -- each byte scanned once as it left, counted in the client's bytes
+            check(f.g and f.g.seen == #body, ("chunks %d: the guard counted %s bytes of %d")
+                :format(kind, tostring(f.g and f.g.seen), #body))
             check(txn.vars["txn.realms.model_new"] == nil, "the instruction is taken")
         end
     end
@@ -218,11 +222,13 @@ do
         "fe_realms's filter and an older up_<channel> filter splice once (" ..
         tostring(err) .. ")")
     check(fe.oc_srv == "a--k1" and be.oc_srv == nil, "the first filter takes the attempt")
+    check(not be._data and be.rw_new == nil, "the second filter has nothing to splice")
     local before = #X.tap.outcomes
     local res = new_msg(true)
     res.get_headers = function() return { ["retry-after"] = { [0] = "7" } } end
     res.get_stline = function() return { code = "429" } end
     fe:http_headers(txn, res)
+    check(fe.hd == nil, "no response headers kept past their callback")
     be:http_headers(txn, res)
     fe:end_analyze(txn, res.channel)
     be:end_analyze(txn, res.channel)
@@ -253,7 +259,9 @@ for _, whole in ipairs({ true, false }) do
     end
 end
 
--- the pool's path: fe_realms's filter has no attempt to rewrite or report
+-- given the pool's verdict (the agent names realms_pool and no attempt:
+-- no backend, no model_new), fe_realms's filter rewrites and reports
+-- nothing
 do
     local f = instance("realms-guard-tap-rewrite-outcome")
     local txn = new_txn({ ["txn.realms.verdict"] = "allow", ["txn.realms.whole"] = 1,
@@ -262,7 +270,7 @@ do
     msg.eom_flag = true
     f:http_headers(txn, msg)
     check(not f._data and f.oc_srv == nil and f.rw_new == nil,
-        "the pool's path: no data filter, no attempt in fe_realms")
+        "the pool's verdict: no data filter, no attempt in fe_realms")
 end
 
 H.finish("test_filter")
