@@ -29,14 +29,14 @@
  * that names them. Numbers come as strings and are summed in Lua's doubles
  * only while a sum stays at most RECORD_COUNT_MAX (2^53 - 1), where a
  * double is exact; past that the sum so far is written and a new one
- * starts. "%.0f" prints such
- * a double exactly (tostring would round it to 14 digits). Needs Redis
- * >= 5 (streams, and scripts replicated by their effects, which makes TIME
- * and XADD * safe).
+ * starts. "%.0f" prints such a double exactly (tostring would round it to
+ * 14 digits). Needs Redis >= 5 (streams, and scripts replicated by their
+ * effects, which makes TIME and XADD * safe).
  *
  * The records of a batch share keys (the token's day hash, the day's
- * sets, the spend counters): each distinct key's type is checked once,
- * and its increments are summed and written once, which is what makes a
+ * sets, the spend counters): each distinct key's type is checked once (a
+ * counter's by the read that checks its value), and its increments are
+ * summed and written once, which is what makes a
  * batch cheaper than its records one by one.
  *
  * KEYS  RECORD_NKEYS per record, record r's from (r - 1) * RECORD_NKEYS + 1:

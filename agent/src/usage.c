@@ -15,7 +15,6 @@
  * Keys are compared after unescaping, as the client's JSON parser would,
  * and the last occurrence of a key wins.
  */
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -663,7 +662,7 @@ static int content_fast(const char *p, size_t n, uint64_t *text)
 	static const char mid[] = ",\"delta\":{\"type\":\"";
 	static const char lower[] = "abcdefghijklmnopqrstuvwxyz_";
 	const char *k, *v;
-	size_t i, d, kl, vl;
+	size_t i, d, kl, vl, len;
 	unsigned int fl;
 
 	if (n < sizeof(head) - 1 || memcmp(p, head, sizeof(head) - 1) != 0)
@@ -685,36 +684,25 @@ static int content_fast(const char *p, size_t n, uint64_t *text)
 	if (kl == 0 || n - i - kl < 3 || memcmp(k + kl, "\":\"", 3) != 0)
 		return 0;
 	i += kl + 3;
-	/* the value: to its closing quote, as the scanner would accept it */
+	/* the value: to its closing quote (an escaped byte skipped), no raw
+	 * control byte; its escapes are json_unescape()'s to judge */
 	v = p + i;
 	for (vl = 0; i + vl < n && v[vl] != '"'; vl++) {
-		unsigned char c = (unsigned char)v[vl];
-
-		if (c < 0x20)
+		if ((unsigned char)v[vl] < 0x20)
 			return 0;
-		if (c == '\\') {
-			if (i + vl + 1 >= n)
-				return 0;
-			c = (unsigned char)v[++vl];
-			if (c == 'u') {
-				if (i + vl + 4 >= n || !isxdigit((unsigned char)v[vl + 1]) ||
-				    !isxdigit((unsigned char)v[vl + 2]) ||
-				    !isxdigit((unsigned char)v[vl + 3]) ||
-				    !isxdigit((unsigned char)v[vl + 4]))
-					return 0;
-				vl += 4;
-			} else if (!c || !strchr("\"\\/bfnrt", c)) {
-				return 0;
-			}
-		}
+		if (v[vl] == '\\' && ++vl >= n - i)
+			return 0;
 	}
 	if (n - i - vl != 3 || memcmp(v + vl, "\"}}", 3) != 0)
+		return 0;
+	len = json_unescape(v, vl, NULL, 0, &fl);
+	if (fl & JSON_UNESC_BAD)
 		return 0;
 	*text = 0;
 	if ((kl == 4 && memcmp(k, "text", 4) == 0) ||
 	    (kl == 8 && memcmp(k, "thinking", 8) == 0) ||
 	    (kl == 12 && memcmp(k, "partial_json", 12) == 0))
-		*text = json_unescape(v, vl, NULL, 0, &fl);
+		*text = len;
 	return 1;
 }
 
