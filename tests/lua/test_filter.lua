@@ -75,6 +75,7 @@ local function new_msg(resp)
     function m:input() return #self.input_buf end
     function m:body(off, len)
         if #self.input_buf == 0 then return nil end
+        off, len = off or 0, len or #self.input_buf
         return self.input_buf:sub(off + 1, off + len)
     end
     function m:set(s, off, len)
@@ -84,6 +85,14 @@ local function new_msg(resp)
     end
     function m:eom() return self.eom_flag end
     return m
+end
+
+-- A callback as HAProxy (2.6, 3.0) makes it: looked up on the instance,
+-- and skipped unless it is a function there. Returns whether it ran.
+local function cb(f, name, txn, arg)
+    if type(f[name]) ~= "function" then return false end
+    f[name](f, txn, arg)
+    return true
 end
 
 filter.register_data_filter = function(f) f._data = true end
@@ -230,8 +239,8 @@ do
     fe:http_headers(txn, res)
     check(fe.hd == nil, "no response headers kept past their callback")
     be:http_headers(txn, res)
-    fe:end_analyze(txn, res.channel)
-    be:end_analyze(txn, res.channel)
+    cb(fe, "end_analyze", txn, res.channel)
+    cb(be, "end_analyze", txn, res.channel)
     check(#X.tap.outcomes == before + 1, "one outcome for the attempt, not two")
     local o = X.tap.outcomes[#X.tap.outcomes] or ""
     check(o:find("^O a%-%-k1 ") and o:find("status=429\n", 1, true) and
@@ -248,8 +257,9 @@ for _, whole in ipairs({ true, false }) do
     msg.eom_flag = true
     f:http_headers(txn, msg)
     local before = #X.tap.outcomes
-    f:end_analyze(txn, { is_resp = function() return false end })
-    f:end_analyze(txn, { is_resp = function() return true end })
+    check(cb(f, "end_analyze", txn, { is_resp = function() return false end }) and
+        cb(f, "end_analyze", txn, { is_resp = function() return true end }),
+        "no answer: the ends are still called")
     local o = X.tap.outcomes[#X.tap.outcomes]
     if whole then
         check(#X.tap.outcomes == before + 1 and o:find("status=0\n", 1, true),
@@ -271,6 +281,126 @@ do
     f:http_headers(txn, msg)
     check(not f._data and f.oc_srv == nil and f.rw_new == nil,
         "the pool's verdict: no data filter, no attempt in fe_realms")
+end
+
+-- ---- an answer's end: once, and the callbacks after it turned off -----------
+-- The bytes held for a request, frames and runs, as the task would send them.
+local function held_text(rid)
+    local r = X.tap.by_rid[rid]
+    if not r then return "" end
+    local out = {}
+    for _, f in ipairs(r.frames) do
+        if type(f) == "string" then out[#out + 1] = f
+        else for i = 2, #f do out[#out + 1] = f[i] end end
+    end
+    return table.concat(out)
+end
+
+local REQ, RES = { is_resp = function() return false end }, { is_resp = function() return true end }
+
+-- A billable answer through fe_realms's filter: its headers, then its body
+-- in the given pieces; eom_at: the piece that carries the end of the
+-- message (nil: none does). Returns the filter, txn and response message.
+local answers = 0
+local function answer(pieces, eom_at, extra)
+    answers = answers + 1
+    local rid = "req_end_" .. answers
+    local v = { ["txn.realms_bill"] = 1, ["txn.realms_rid"] = rid, ["txn.realms.token"] = "t",
+        ["txn.realms.backend"] = "up_a", ["txn.realms.server"] = "a--k1",
+        ["txn.realms.whole"] = 1 }
+    for k, x in pairs(extra or {}) do v[k] = x end
+    local txn = new_txn(v)
+    local f = instance("realms-guard-tap-rewrite-outcome")
+    local req = new_msg(false)
+    req.eom_flag = true
+    cb(f, "http_headers", txn, req)
+    local res = new_msg(true)
+    res.get_headers = function() return { ["content-type"] = { [0] = "text/event-stream" } } end
+    res.get_stline = function() return { code = "200" } end
+    cb(f, "http_headers", txn, res)
+    for i, p in ipairs(pieces) do
+        res.input_buf = p
+        res.eom_flag = (i == eom_at)
+        if f._data then
+            local n = f:http_payload(txn, res)
+            check(n == #p, "the tap forwards every byte of a piece")
+        end
+    end
+    return f, txn, res, rid
+end
+
+local function count(s, pat)
+    local n = 0
+    for _ in s:gmatch(pat) do n = n + 1 end
+    return n
+end
+
+-- the end of the message with the last bytes
+do
+    local f, txn, res, rid = answer({ "event: a\n\n", "event: b\n\n" }, 2)
+    local t = held_text(rid)
+    check(count(t, "\nreason=complete\n") == 1 and count(t, "\nE ") + count(t, "^E ") == 1,
+        "the last bytes' end of message ends the record, complete: " .. t:gsub("\n", "|"))
+    check(t:find("event: a\n\nevent: b\n\n", 1, true) ~= nil, "with both pieces")
+    check(not cb(f, "http_end", txn, res) and not cb(f, "end_analyze", txn, REQ) and
+        not cb(f, "end_analyze", txn, RES), "http_end and both end_analyze are turned off")
+    res.input_buf = "late"
+    f:http_payload(txn, res)
+    check(held_text(rid) == t, "bytes after the end are not added to the record")
+end
+
+-- the end of the message alone, in http_end
+do
+    local f, txn, res, rid = answer({ "event: a\n\n" }, nil)
+    check(not held_text(rid):find("reason=", 1, true), "no end while the message goes on")
+    check(type(f.end_analyze) == "function", "end_analyze still on while the answer streams")
+    res.input_buf = ""
+    check(cb(f, "http_end", txn, res), "http_end is called")
+    local t = held_text(rid)
+    check(count(t, "reason=complete\n") == 1, "the end in http_end: complete")
+    check(not cb(f, "end_analyze", txn, RES), "and end_analyze is turned off then")
+end
+
+-- an answer cut short: end_analyze says so
+do
+    local f, txn, _, rid = answer({ "event: a\n\n" }, nil)
+    check(cb(f, "end_analyze", txn, REQ) and cb(f, "end_analyze", txn, RES),
+        "a cut answer: both end_analyze called")
+    local t = held_text(rid)
+    check(count(t, "reason=aborted\n") == 1 and not t:find("reason=complete", 1, true),
+        "a cut answer ends aborted, once: " .. t:gsub("\n", "|"))
+end
+
+-- an answer not billed, of a request admitted under limits: its release
+-- still goes from end_analyze
+do
+    local before = #X.tap.outcomes
+    local f, txn = answer({ "x" }, 1, { ["txn.realms_bill"] = false, ["txn.realms.held"] = 1 })
+    check(f.r == nil and type(f.end_analyze) == "function",
+        "an answer not billed keeps end_analyze")
+    cb(f, "end_analyze", txn, RES)
+    local o = X.tap.outcomes[#X.tap.outcomes] or ""
+    check(#X.tap.outcomes == before + 2 and o:find("^X req_end_") ~= nil,
+        "its outcome and its release are sent: " .. o:gsub("\n", "|"))
+end
+
+-- the relay's filter: once the attempt is reported, its ends are off; with
+-- no answer they stay, and report status 0
+do
+    local txn = new_txn({ ["txn.realms.backend"] = "up_a", ["txn.realms.server"] = "a--k1",
+        ["txn.realms.whole"] = 1, ["txn.realms_rid"] = "req_relay" })
+    local f = instance("realms-rewrite-outcome")
+    local req = new_msg(false)
+    req.eom_flag = true
+    cb(f, "http_headers", txn, req)
+    check(type(f.end_analyze) == "function", "the relay: ends on until the answer")
+    local res = new_msg(true)
+    res.get_headers = function() return {} end
+    res.get_stline = function() return { code = "529" } end
+    local before = #X.tap.outcomes
+    cb(f, "http_headers", txn, res)
+    check(#X.tap.outcomes == before + 1 and not cb(f, "end_analyze", txn, RES) and
+        not cb(f, "http_end", txn, req), "the relay: reported once, then its ends are off")
 end
 
 H.finish("test_filter")
