@@ -144,12 +144,16 @@ struct rec_worker {
 	struct rdb *rdb;
 	char sha[41];            /* "" until SCRIPT LOAD answered */
 	ev_timer replay;
-	/* Records wait here while a batch is in flight: one call at a time,
-	 * so that under load they reach Redis many per script run (and alone
-	 * when it is idle, with no wait). */
+	/* Records wait here while a batch is in flight (one call at a time),
+	 * and for at most agent.record_wait_ms after the last call left, so
+	 * that under load they reach Redis many per script run, and alone,
+	 * with no wait, when it is idle. */
 	struct commit *head, *tail;
+	int queued;              /* records from head to tail */
 	int busy;                /* a batch is in flight */
 	int closing;
+	ev_tstamp sent_at;       /* when the last live batch left */
+	ev_timer wait;           /* sends the queue when its wait is over */
 	struct record_batch *batch;
 };
 
@@ -318,9 +322,47 @@ static int send_call(struct call *k)
 	return rdb_command_argv(rw->rdb, on_call_reply, k, one.argc, one.argv, one.argvlen);
 }
 
+/* The queue, every record of it, to the spool, in order. */
+static void spool_queued(struct rec_worker *rw)
+{
+	struct commit *c;
+
+	while ((c = rw->head)) {
+		rw->head = c->next;
+		commit_spool(c);
+	}
+	rw->tail = NULL;
+	rw->queued = 0;
+}
+
+/* Whether the queue waits for more records to share its call: until the
+ * last call left agent.record_wait_ms ago, unless it fills a batch. The
+ * timer then sends it. */
+static int queue_waits(struct rec_worker *rw)
+{
+	struct realms_config *cfg;
+	struct ev_loop *loop = worker_loop(rw->w);
+	ev_tstamp left;
+	int wait_ms;
+
+	if (rw->queued >= RECORD_BATCH_MAX)
+		return 0;
+	cfg = state_config();
+	wait_ms = cfg ? cfg->agent.record_wait_ms : 0;
+	config_unref(cfg);
+	left = rw->sent_at + wait_ms / 1000.0 - ev_now(loop);
+	if (left <= 0)
+		return 0;
+	if (!ev_is_active(&rw->wait)) {
+		ev_timer_set(&rw->wait, left, 0.);
+		ev_timer_start(loop, &rw->wait);
+	}
+	return 1;
+}
+
 /* Sends the queued records, as many as one batch takes, unless a batch is
- * in flight. With Redis gone, or older records waiting in the spool, they
- * go to the spool instead, in order. */
+ * in flight or the queue waits for more. With Redis gone, or older records
+ * waiting in the spool, they go to the spool instead, in order. */
 static void send_queued(struct rec_worker *rw)
 {
 	struct call *k;
@@ -328,12 +370,14 @@ static void send_queued(struct rec_worker *rw)
 	int tz_min, r;
 
 	while (!rw->busy && !rw->closing && rw->head) {
-		if (spool_pending() || !rdb_up(rw->rdb) || !(k = calloc(1, sizeof(*k)))) {
-			while ((c = rw->head)) {
-				rw->head = c->next;
-				commit_spool(c);
-			}
-			rw->tail = NULL;
+		if (spool_pending() || !rdb_up(rw->rdb)) {
+			spool_queued(rw);
+			return;
+		}
+		if (queue_waits(rw))
+			return;
+		if (!(k = calloc(1, sizeof(*k)))) {
+			spool_queued(rw);
 			return;
 		}
 		k->rw = rw;
@@ -345,6 +389,7 @@ static void send_queued(struct rec_worker *rw)
 				break;
 			rw->head = c->next;
 			c->next = NULL;
+			rw->queued--;
 			if (r < 0)
 				commit_spool(c);   /* validated when queued: cannot happen */
 			else
@@ -354,6 +399,9 @@ static void send_queued(struct rec_worker *rw)
 			rw->tail = NULL;
 		if (k->n > 0 && send_call(k) == 0) {
 			rw->busy = 1;
+			rw->sent_at = ev_now(worker_loop(rw->w));
+			if (ev_is_active(&rw->wait))
+				ev_timer_stop(worker_loop(rw->w), &rw->wait);
 			return;
 		}
 		for (int i = 0; i < k->n; i++)
@@ -439,6 +487,11 @@ static void replay_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	replay_next(t->data);
 }
 
+static void wait_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	send_queued(t->data);
+}
+
 static void *rec_worker_init(struct worker *w, struct ev_loop *loop)
 {
 	struct rec_worker *rw = calloc(1, sizeof(*rw));
@@ -452,6 +505,8 @@ static void *rec_worker_init(struct worker *w, struct ev_loop *loop)
 	rw->w = w;
 	rw->rdb = rdb_new(loop, state_redis(cfg), "records", on_commit_connect, rw);
 	config_unref(cfg);
+	ev_timer_init(&rw->wait, wait_cb, 0., 0.);
+	rw->wait.data = rw;
 	if (worker_id(w) == 0) {
 		ev_timer_init(&rw->replay, replay_cb, SPOOL_REPLAY_EVERY_S, SPOOL_REPLAY_EVERY_S);
 		rw->replay.data = rw;
@@ -463,20 +518,18 @@ static void *rec_worker_init(struct worker *w, struct ev_loop *loop)
 static void rec_worker_fini(struct worker *w, void *ctx)
 {
 	struct rec_worker *rw = ctx;
-	struct commit *c;
 
 	if (!rw)
 		return;
 	if (ev_is_active(&rw->replay))
 		ev_timer_stop(worker_loop(w), &rw->replay);
+	if (ev_is_active(&rw->wait))
+		ev_timer_stop(worker_loop(w), &rw->wait);
 	/* Commits in flight are answered NULL: they go to the spool, and so
 	 * do the ones queued behind them. */
 	rw->closing = 1;
 	rdb_free(rw->rdb);
-	while ((c = rw->head)) {
-		rw->head = c->next;
-		commit_spool(c);
-	}
+	spool_queued(rw);
 	free(rw->batch);
 	free(rw);
 }
@@ -583,6 +636,7 @@ void commit_record(struct worker *w, const struct usage_record *rec,
 	else
 		rw->head = c;
 	rw->tail = c;
+	rw->queued++;
 	send_queued(rw);
 }
 

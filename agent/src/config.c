@@ -1343,16 +1343,17 @@ static void parse_agent(struct pctx *p, int tok)
 	static const char *const keys[] = {
 		"listen", "mirror", "check", "admin", "threads", "body_prefix",
 		"allow_unknown_models", "spool", "allow_tcp", "peers", "max_body",
-		"metrics_tokens", "admin_token", NULL
+		"metrics_tokens", "admin_token", "record_wait_ms", NULL
 	};
 	struct cfg_agent *ag = &p->c->agent;
-	int v[14];
+	int v[15];
 	size_t old = path_str(p, "agent"), o2;
 	long long x;
 
 	ag->threads = CFG_THREADS_DEFAULT;
 	ag->body_prefix = CFG_BODY_PREFIX_DEFAULT;
 	ag->max_body = CFG_MAX_BODY_DEFAULT;
+	ag->record_wait_ms = CFG_RECORD_WAIT_MS_DEFAULT;
 	if (tok < 0 || !want(p, tok, JSMN_OBJECT, "an object"))
 		goto out;
 	obj_fields(p, tok, keys, v);
@@ -1435,6 +1436,12 @@ static void parse_agent(struct pctx *p, int tok)
 			ag->admin_token = NULL;
 			ag->admin_token_len = 0;
 		}
+		path_pop(p, o2);
+	}
+	if (v[13] >= 0) {
+		o2 = path_str(p, "record_wait_ms");
+		if (get_int(p, v[13], 0, CFG_RECORD_WAIT_MS_MAX, &x) == 0)
+			ag->record_wait_ms = (int)x;
 		path_pop(p, o2);
 	}
 	if (ag->max_body < ag->body_prefix)

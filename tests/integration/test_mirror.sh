@@ -11,7 +11,8 @@
 # - the admin listener keeps at most ADMIN_CONNS_MAX idle peers;
 # - MIRROR_OPEN_MAX requests may be open on one connection (a B sent again
 #   and an E do not miscount them); one more closes it, logged once;
-# - the mirror's listener opens beside the most SPOP listeners (8).
+# - the mirror's listener opens beside the most SPOP listeners (8);
+# - agent.record_wait_ms: records that come close share a script call.
 . "$(dirname "$0")/lib.sh"
 
 export LC_ALL=C   # ${#s} counts bytes
@@ -220,5 +221,58 @@ mclose
 wait "$IDLE"
 for _ in $(seq 50); do [ -n "$(metric realms_mirror_acked_total)" ] && break; sleep 0.1; done
 assert_eq "$(( $(metric realms_mirror_acked_total) - acked0 ))" 6 "/metrics answers again once they are gone"
+
+# --- agent.record_wait_ms: records that come close share a script call ------
+# A first request, alone on an idle agent, goes at once. Nine more, 30 ms
+# apart, each whole in its own write: with a wait of 1000 ms they wait
+# for one call together; with no wait each goes alone.
+script_calls() {
+	rcli INFO commandstats | tr -d '\r' |
+		awk -F'[:=,]' '$1 == "cmdstat_evalsha" || $1 == "cmdstat_eval" { n += $3 } END { print n + 0 }'
+}
+for wait in 1000 0; do
+	port=$(free_port)
+	cat >"$T_DIR/wait$wait.json" <<JSON
+{ "redis": "127.0.0.1:$REDIS_PORT",
+  "agent": { "threads": 1, "mirror": "127.0.0.1:$port", "allow_tcp": true,
+             "record_wait_ms": $wait, "spool": "$T_DIR/spool-wait$wait" } }
+JSON
+	spawn "agent-wait$wait" "$REALMS_AGENT" -f -c "$T_DIR/wait$wait.json" -l "unix:$T_DIR/wait$wait.sock"
+	wpid=$SPAWNED
+	if ! wait_tcp "$port" 10; then
+		fail "record_wait_ms $wait: mirror listener"
+		stop_pid "$wpid"
+		continue
+	fi
+	calls0=$(script_calls)
+	exec 3<>"/dev/tcp/127.0.0.1/$port"
+	{ request "req_w${wait}_0"; printf 'S 1\n'; } >&3
+	assert_eq "$(collect 1 1)" "req_w${wait}_0" "record_wait_ms $wait: a record alone is acknowledged"
+	want=()
+	for i in 1 2 3 4 5 6 7 8 9; do
+		request "req_w${wait}_$i" >&3
+		want+=("req_w${wait}_$i")
+		sleep 0.03
+	done
+	printf 'S 2\n' >&3
+	got=$(collect 2 9)
+	mclose
+	assert_eq "$got" "$(printf '%s\n' "${want[@]}" | sort | paste -sd';')" \
+		"record_wait_ms $wait: nine more acknowledged"
+	seen=0
+	for r in "req_w${wait}_0" "${want[@]}"; do
+		seen=$((seen + $(rcli EXISTS "realms:usage:seen:$r")))
+	done
+	assert_eq "$seen" 10 "record_wait_ms $wait: every record counted in Redis"
+	calls=$(( $(script_calls) - calls0 ))
+	if [ "$wait" -gt 0 ]; then
+		assert_eq "$calls" 2 "record_wait_ms $wait: 10 records in 2 script calls"
+	else
+		[ "$calls" -ge 6 ] &&
+			ok "record_wait_ms 0: 10 records in $calls script calls" ||
+			fail "record_wait_ms 0: 10 records in $calls script calls (want 6 or more)"
+	fi
+	stop_pid "$wpid"
+done
 
 finish

@@ -288,6 +288,7 @@ static void test_minimal_defaults(void **state)
 	assert_null(c->agent.admin);
 	assert_int_equal(c->agent.threads, 2);
 	assert_int_equal(c->agent.body_prefix, CFG_BODY_PREFIX_DEFAULT);
+	assert_int_equal(c->agent.record_wait_ms, CFG_RECORD_WAIT_MS_DEFAULT);
 	assert_int_equal(c->failover.attempts, CFG_ATTEMPTS_DEFAULT);
 	assert_int_equal(c->failover.failures, CFG_FAILURES_DEFAULT);
 	assert_int_equal(c->failover.cooldown_s, CFG_COOLDOWN_DEFAULT_S);
@@ -788,6 +789,18 @@ static void test_numbers(void **state)
 	config_unref(c);
 	assert_null(parse("{\"agent\": {\"body_prefix\": 100}}"));
 	expect_error("agent.body_prefix", 1, "must be an integer from 1024 to");
+	c = parse("{\"agent\": {\"record_wait_ms\": 0}}");
+	assert_non_null(c);
+	assert_int_equal(c->agent.record_wait_ms, 0);
+	config_unref(c);
+	c = parse("{\"agent\": {\"record_wait_ms\": 1000}}");
+	assert_non_null(c);
+	assert_int_equal(c->agent.record_wait_ms, 1000);
+	config_unref(c);
+	assert_null(parse("{\"agent\": {\"record_wait_ms\": 1001}}"));
+	expect_error("agent.record_wait_ms", 1, "must be an integer from 0 to 1000");
+	assert_null(parse("{\"agent\": {\"record_wait_ms\": 2.5}}"));
+	expect_error("agent.record_wait_ms", 1, "must be an integer, not a fraction");
 }
 
 static void test_addresses(void **state)

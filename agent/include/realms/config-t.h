@@ -177,6 +177,8 @@ struct cfg_agent {
 	int threads;
 	size_t body_prefix;         /* bytes of body HAProxy sends */
 	uint64_t max_body;          /* largest request body accepted (bytes) */
+	int record_wait_ms;         /* longest a usage record waits to share
+	                               its Redis call (commit.c) */
 	bool allow_unknown_models;
 	bool allow_tcp;             /* TCP listeners (loopback only) permitted */
 	bool metrics_tokens;        /* per-token series on /metrics (umetrics.h) */
