@@ -288,7 +288,7 @@ static void test_minimal_defaults(void **state)
 	assert_null(c->agent.admin);
 	assert_int_equal(c->agent.threads, 2);
 	assert_int_equal(c->agent.body_prefix, CFG_BODY_PREFIX_DEFAULT);
-	assert_int_equal(c->agent.record_wait_ms, CFG_RECORD_WAIT_MS_DEFAULT);
+	assert_int_equal(c->agent.record_wait_ms, 0);   /* as documented */
 	assert_int_equal(c->failover.attempts, CFG_ATTEMPTS_DEFAULT);
 	assert_int_equal(c->failover.failures, CFG_FAILURES_DEFAULT);
 	assert_int_equal(c->failover.cooldown_s, CFG_COOLDOWN_DEFAULT_S);

@@ -292,11 +292,14 @@
 /* Configuration: agent.record_wait_ms, the longest a usage record waits
  * for others to share its Redis script call (commit.c), and its bounds.
  * Records go at once when the previous call left this long ago or more
- * (an idle agent sends each alone), or when they fill a batch. Under load
- * a call then takes about 9 records rather than 3 to 4, which costs Redis
- * about a quarter less CPU per record (docs/benchmarks.md); a request's
- * usage shows in Redis up to this much later. 0: no wait. */
-#define CFG_RECORD_WAIT_MS_DEFAULT 5
+ * (an idle agent sends each alone), or when they fill a batch. At 5 ms,
+ * under load, a call takes about 9 records rather than 3 to 4, which
+ * costs Redis about a quarter less CPU per record; but Redis then works
+ * in longer bursts, which on a small host shows in the time to first
+ * byte at p99 (docs/benchmarks.md, "Usage records: waiting to share a
+ * call"), so the default is no wait. A request's usage shows in Redis up
+ * to this much later. */
+#define CFG_RECORD_WAIT_MS_DEFAULT 0
 #define CFG_RECORD_WAIT_MS_MAX     1000
 /* Configuration: the longest path prefix of a base_url (bytes). */
 #define CFG_PATH_PREFIX_MAX        256
