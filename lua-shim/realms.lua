@@ -896,6 +896,9 @@ function Realms:http_payload(txn, msg)
         local n = tap_payload(r, msg)
         -- The answer's last bytes: its record ends here, not in the
         -- callbacks after it, which then have nothing left to do.
+        -- (eom() is the message's: a data filter declared before this one
+        -- that held bytes back would end the record early; realms.cfg
+        -- says to keep this filter first.)
         if msg:eom() then
             tap_finish(self)
             ends_off(self)

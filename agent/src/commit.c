@@ -152,7 +152,7 @@ struct rec_worker {
 	int queued;              /* records from head to tail */
 	int busy;                /* a batch is in flight */
 	int closing;
-	ev_tstamp sent_at;       /* when the last live batch left */
+	uint64_t sent_ms;        /* when the last live batch left (clock_mono_ms) */
 	ev_timer wait;           /* sends the queue when its wait is over */
 	struct record_batch *batch;
 };
@@ -336,13 +336,17 @@ static void spool_queued(struct rec_worker *rw)
 }
 
 /* Whether the queue waits for more records to share its call: until the
- * last call left agent.record_wait_ms ago, unless it fills a batch. The
- * timer then sends it. */
+ * last call left agent.record_wait_ms ago, unless it holds a batch's
+ * RECORD_BATCH_MAX records (records large enough to fill a batch's buffer
+ * first wait like the others, no longer than the wait). The timer then
+ * sends it; one already running keeps its deadline across a reload. Timed
+ * on the monotonic clock: a step of the wall clock must not hold records
+ * (libev's ev_now() follows it). */
 static int queue_waits(struct rec_worker *rw)
 {
 	struct realms_config *cfg;
 	struct ev_loop *loop = worker_loop(rw->w);
-	ev_tstamp left;
+	uint64_t now, until;
 	int wait_ms;
 
 	if (rw->queued >= RECORD_BATCH_MAX)
@@ -350,11 +354,14 @@ static int queue_waits(struct rec_worker *rw)
 	cfg = state_config();
 	wait_ms = cfg ? cfg->agent.record_wait_ms : 0;
 	config_unref(cfg);
-	left = rw->sent_at + wait_ms / 1000.0 - ev_now(loop);
-	if (left <= 0)
+	if (wait_ms <= 0)
+		return 0;
+	now = clock_mono_ms();
+	until = rw->sent_ms + (uint64_t)wait_ms;
+	if (now >= until)
 		return 0;
 	if (!ev_is_active(&rw->wait)) {
-		ev_timer_set(&rw->wait, left, 0.);
+		ev_timer_set(&rw->wait, (until - now) / 1000.0, 0.);
 		ev_timer_start(loop, &rw->wait);
 	}
 	return 1;
@@ -399,7 +406,7 @@ static void send_queued(struct rec_worker *rw)
 			rw->tail = NULL;
 		if (k->n > 0 && send_call(k) == 0) {
 			rw->busy = 1;
-			rw->sent_at = ev_now(worker_loop(rw->w));
+			rw->sent_ms = clock_mono_ms();
 			if (ev_is_active(&rw->wait))
 				ev_timer_stop(worker_loop(rw->w), &rw->wait);
 			return;
