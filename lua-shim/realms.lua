@@ -42,9 +42,10 @@
 -- instruction is taken: no later filter of the stream splices it again.
 local function rewrite_headers(f, txn)
     local new = txn:get_var("txn.realms.model_new")
+    if not new then return false end
     local off = tonumber(txn:get_var("txn.realms.model_off"))
     local len = tonumber(txn:get_var("txn.realms.model_len"))
-    if new and off and len then
+    if off and len then
         txn:unset_var("txn.realms.model_new")
         f.rw_new, f.rw_off, f.rw_len, f.rw_pos = new, off, len, 0
         return true
@@ -678,7 +679,7 @@ if TAP_HOST then core.register_task(function()
 end) end
 
 -- The response's headers and status, read once per callback for the tap
--- and the outcome (f.hd and f.st until the callback ends). An upstream
+-- and the outcome (kept in f.hd and f.st; http_headers clears f.hd). An upstream
 -- 429/529 travels as 425 between the relay and fe_realms (so that HAProxy
 -- retries it), the real status alongside: the real one is kept.
 local function resp_head(f, msg)
@@ -755,13 +756,30 @@ local function tap_end_analyze(f, txn, resp)
     end
 end
 
--- The answer passed whole: the end of its message went through the
--- filter (in the last http_payload, or in http_end when it came alone).
-local function tap_finish(f)
-    tap_end(f.r, "complete", { duration_ms = math.max(0, now_ms() - f.t0) })
+-- Once the answer's headers passed (the outcome is reported then), the
+-- stream's last callbacks (http_end, end_analyze) have work left only for
+-- the tap: an answer still passing through it, or none (the release of a
+-- request whose answer is not billed). Otherwise the instance turns them
+-- off: HAProxy (2.6 as 3.0) looks a callback up on the instance and skips
+-- one that is not a function before it builds the callback's txn object
+-- (a dozen tables), so an answer costs three Lua calls fewer on fe_realms
+-- and two on fe_relay (docs/benchmarks.md, "Lua filters").
+local function ends_off(f)
+    if not (f.with_tap and not (f.r and f.r.ended)) then
+        f.http_end, f.end_analyze = false, false
+    end
 end
 
--- outcome: on every up_<channel> backend, reports the result of each
+-- The answer passed whole: the end of its message went through the
+-- filter (in the last http_payload, or in http_end when it came alone).
+-- The callbacks after it have nothing left to do.
+local function tap_finish(f)
+    tap_end(f.r, "complete", { duration_ms = math.max(0, now_ms() - f.t0) })
+    ends_off(f)
+end
+
+-- outcome: on fe_realms for the requests sent straight to their channel,
+-- on fe_relay for the relay's attempts, reports the result of each
 -- attempt (the upstream's status and retry-after, or no response at all)
 -- to the agent, which feeds the credential's breaker. Sent over the tap's
 -- connection as
@@ -830,20 +848,6 @@ local function outcome_end_analyze(f, resp)
     end
 end
 
--- Once the answer's headers passed (the outcome is reported then), the
--- stream's last callbacks (http_end, end_analyze) have work left only for
--- the tap: an answer still passing through it, or none (the release of a
--- request whose answer is not billed). Otherwise the instance turns them
--- off: HAProxy (2.6 as 3.0) looks a callback up on the instance and skips
--- one that is not a function before it builds the callback's txn object
--- (a dozen tables), so an answer costs three Lua calls fewer on fe_realms
--- and two on fe_relay (docs/benchmarks.md, "Lua filters").
-local function ends_off(f)
-    if not (f.with_tap and not (f.r and f.r.ended)) then
-        f.http_end, f.end_analyze = false, false
-    end
-end
-
 -- The filter: each callback runs the parts its filter's name stands for,
 -- fields of self's metatable (the registration below): with_guard,
 -- with_tap, with_rewrite, with_outcome. The parts' state shares the
@@ -894,15 +898,11 @@ function Realms:http_payload(txn, msg)
         local r = self.r
         if not r or r.ended then return msg:input() end
         local n = tap_payload(r, msg)
-        -- The answer's last bytes: its record ends here, not in the
-        -- callbacks after it, which then have nothing left to do.
-        -- (eom() is the message's: a data filter declared before this one
-        -- that held bytes back would end the record early; realms.cfg
-        -- says to keep this filter first.)
-        if msg:eom() then
-            tap_finish(self)
-            ends_off(self)
-        end
+        -- The answer's last bytes: its record ends here. (eom() is the
+        -- message's: a data filter declared before this one that held
+        -- bytes back would end the record early; realms.cfg says to keep
+        -- this filter first.)
+        if msg:eom() then tap_finish(self) end
         return n
     end
     local n, shrunk = nil, 0
@@ -926,10 +926,7 @@ end
 -- after its last bytes), or a watched request.
 function Realms:http_end(txn, msg)
     if msg.channel:is_resp() then
-        if self.r and not self.r.ended then
-            tap_finish(self)
-            ends_off(self)
-        end
+        if self.r and not self.r.ended then tap_finish(self) end
     else
         self.req_done = true
     end

@@ -335,26 +335,19 @@ static void spool_queued(struct rec_worker *rw)
 	rw->queued = 0;
 }
 
-/* Whether the queue waits for more records to share its call: until the
- * last call left agent.record_wait_ms ago, unless it holds a batch's
- * RECORD_BATCH_MAX records (records large enough to fill a batch's buffer
- * first wait like the others, no longer than the wait). The timer then
- * sends it; one already running keeps its deadline across a reload. Timed
- * on the monotonic clock: a step of the wall clock must not hold records
- * (libev's ev_now() follows it). */
-static int queue_waits(struct rec_worker *rw)
+/* Whether the queue waits wait_ms (agent.record_wait_ms) for more records
+ * to share its call: until the last call left that long ago, unless it
+ * holds a batch's RECORD_BATCH_MAX records (records large enough to fill a
+ * batch's buffer first wait like the others, no longer than the wait). The
+ * timer then sends it; one already running keeps its deadline across a
+ * reload. Timed on the monotonic clock: a step of the wall clock must not
+ * hold records (libev's ev_now() follows it). */
+static int queue_waits(struct rec_worker *rw, int wait_ms)
 {
-	struct realms_config *cfg;
 	struct ev_loop *loop = worker_loop(rw->w);
 	uint64_t now, until;
-	int wait_ms;
 
-	if (rw->queued >= RECORD_BATCH_MAX)
-		return 0;
-	cfg = state_config();
-	wait_ms = cfg ? cfg->agent.record_wait_ms : 0;
-	config_unref(cfg);
-	if (wait_ms <= 0)
+	if (wait_ms <= 0 || rw->queued >= RECORD_BATCH_MAX)
 		return 0;
 	now = clock_mono_ms();
 	until = rw->sent_ms + (uint64_t)wait_ms;
@@ -372,23 +365,28 @@ static int queue_waits(struct rec_worker *rw)
  * waiting in the spool, they go to the spool instead, in order. */
 static void send_queued(struct rec_worker *rw)
 {
+	struct realms_config *cfg;
 	struct call *k;
 	struct commit *c;
-	int tz_min, r;
+	int tz_min, wait_ms, r;
 
 	while (!rw->busy && !rw->closing && rw->head) {
 		if (spool_pending() || !rdb_up(rw->rdb)) {
 			spool_queued(rw);
 			return;
 		}
-		if (queue_waits(rw))
+		/* the configuration in force: the batch's windows, the wait */
+		cfg = state_config();
+		tz_min = cfg ? cfg->tz_min : 0;
+		wait_ms = cfg ? cfg->agent.record_wait_ms : 0;
+		config_unref(cfg);
+		if (queue_waits(rw, wait_ms))
 			return;
 		if (!(k = calloc(1, sizeof(*k)))) {
 			spool_queued(rw);
 			return;
 		}
 		k->rw = rw;
-		tz_min = config_tz_min();
 		record_batch_init(rw->batch);
 		while ((c = rw->head) && k->n < RECORD_BATCH_MAX) {
 			r = record_batch_add(rw->batch, &c->rec, RECORD_MAX_AGE_MS, tz_min);
