@@ -52,7 +52,7 @@ mkdir -p "$DIR/spool"
 cat >"$DIR/realms.json" <<JSON
 {
   "redis": "127.0.0.1:$REDIS_PORT",
-  "agent": { "threads": 2, "mirror": "$MIRROR_ADDR", "spool": "$DIR/spool" },
+  "agent": { "threads": 1, "mirror": "$MIRROR_ADDR", "spool": "$DIR/spool" },
   "failover": { "avoid": $AVOID },
   "models": [ {"name": "$MODEL", "enabled": true} ],
   "channels": [

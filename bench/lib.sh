@@ -153,7 +153,7 @@ start_agent() {
 	cat >"$DIR/realms.json" <<JSON
 {
   "redis": "127.0.0.1:$REDIS_PORT",
-  "agent": { "threads": 2, "mirror": "$MIRROR_ADDR", "spool": "$DIR/spool" },
+  "agent": { "threads": 1, "mirror": "$MIRROR_ADDR", "spool": "$DIR/spool" },
   "groups": ["default", "single"],
   "models": [ {"name": "$MODEL", "enabled": true} ],
   "channels": [

@@ -66,7 +66,7 @@ static struct {
 };
 
 /* The help text states the default thread count in words. */
-_Static_assert(CFG_THREADS_DEFAULT == 2, "--threads says \"else 2\"");
+_Static_assert(CFG_THREADS_DEFAULT == 1, "--threads says \"else 1\"");
 
 static void usage(FILE *f)
 {
@@ -98,7 +98,7 @@ static void usage(FILE *f)
 "                        /PATH; repeatable (at most %d); replaces the\n"
 "                        configuration's agent.listen\n"
 "    -t, --threads N     worker threads, 1 to %d (default: agent.threads,\n"
-"                        else 2)\n"
+"                        else 1)\n"
 "    -m, --max-frame N   largest SPOP frame accepted, %u to %u bytes\n"
 "                        (default %u); the AGENT-HELLO announces\n"
 "                        min(this, HAProxy's)\n"

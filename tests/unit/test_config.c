@@ -286,7 +286,7 @@ static void test_minimal_defaults(void **state)
 	assert_int_equal(c->agent.n_listen, 0);
 	assert_null(c->agent.mirror);
 	assert_null(c->agent.admin);
-	assert_int_equal(c->agent.threads, 2);
+	assert_int_equal(c->agent.threads, 1);
 	assert_int_equal(c->agent.body_prefix, CFG_BODY_PREFIX_DEFAULT);
 	assert_int_equal(c->agent.record_wait_ms, 0);   /* as documented */
 	assert_int_equal(c->failover.attempts, CFG_ATTEMPTS_DEFAULT);

@@ -218,7 +218,11 @@
 /* Configuration: what an absent setting means: redis (the address),
  * agent.threads, and the group of a token or channel that names none. */
 #define CFG_REDIS_DEFAULT          "127.0.0.1:6379"
-#define CFG_THREADS_DEFAULT        2
+/* One worker: the agent spends about 0.1 ms of CPU per request, so one
+ * thread serves thousands of requests a second, and on a host where
+ * HAProxy runs a thread per core a second worker costs more in wakeups
+ * than it brings (docs/benchmarks.md, "One agent thread"). */
+#define CFG_THREADS_DEFAULT        1
 #define CFG_GROUP_DEFAULT          "default"
 /* Configuration: longest address string (listeners, mirror, admin,
  * redis): "is longer than 200 bytes". */
