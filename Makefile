@@ -6,7 +6,7 @@ JOBS   ?= 2
 PREFIX ?= /usr/local
 FUZZ_SECONDS ?= 300
 
-.PHONY: all deps build install test fuzz bench bench-datapath bench-tap bench-admission bench-failover bench-streams run clean
+.PHONY: all deps build install test fuzz bench bench-datapath bench-tap bench-admission bench-failover bench-streams bench-threads run clean
 
 all: build
 
@@ -53,6 +53,10 @@ bench-admission: build
 
 bench-failover: build
 	bash bench/failover.sh
+
+# One agent worker thread against two, side by side (bench/README.md).
+bench-threads: build
+	bash bench/threads.sh
 
 # Memory per concurrent stream: STREAMS_N streams held open (bench/README.md).
 bench-streams: build
