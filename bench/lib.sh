@@ -173,15 +173,24 @@ JSON
 		{ cat "$DIR/token.err" >&2; die "realmsctl token add --group single"; }
 }
 
+# spawn_agent LABEL CONFIG SOCK MIRROR: realms-agent with CONFIG (checked
+# first; its output in DIR/LABEL-check.out), its SPOP socket SOCK, its log
+# DIR/LABEL.log; returns once SOCK and its mirror MIRROR exist. Sets
+# SPAWNED.
+spawn_agent() {
+	local label=$1 cfg=$2 sock=$3 mirror=$4
+	"$BUILD/realms-agent" -c "$cfg" --check >"$DIR/$label-check.out" 2>&1 ||
+		{ cat "$DIR/$label-check.out" >&2; die "the agent ($label) refused its configuration"; }
+	spawn "$label" "$BUILD/realms-agent" -f -c "$cfg" -l "unix:$sock"
+	wait_file "$sock" && wait_file "$mirror" || die "the agent ($label) did not start"
+}
+
 # launch_agent: realms-agent with DIR/realms.json (its mirror MIRROR_ADDR,
 # its SPOP socket AGENT_SOCK), the channel part rendered into DIR/hp, and a
 # client token of the default group. Sets AGENT_PID and TOKEN.
 launch_agent() {
-	"$BUILD/realms-agent" -c "$DIR/realms.json" --check >"$DIR/agent-check.out" 2>&1 ||
-		{ cat "$DIR/agent-check.out" >&2; die "the agent refused its configuration"; }
-	spawn agent "$BUILD/realms-agent" -f -c "$DIR/realms.json" -l "unix:$AGENT_SOCK"
+	spawn_agent agent "$DIR/realms.json" "$AGENT_SOCK" "$MIRROR_ADDR"
 	AGENT_PID=$SPAWNED
-	wait_file "$AGENT_SOCK" && wait_file "$MIRROR_ADDR" || die "the agent did not start"
 	mkdir -p "$DIR/hp"
 	cp "$SRC/haproxy/realms.spoe" "$DIR/hp/"
 	"$BUILD/realmsctl" -c "$DIR/realms.json" render-haproxy -o "$DIR/hp/channels.cfg" \
@@ -201,8 +210,10 @@ check_agent() {
 # start_realms LABEL CFG MIRROR [CHANNELS]: HAProxy with CFG
 # (haproxy/realms.cfg or a copy) and the rendered channels (DIR/hp/channels.cfg
 # or the copy CHANNELS), as an operator runs it; MIRROR is the value of
-# REALMS_MIRROR ("" leaves it unset). Its stderr (the request log) is
-# appended to DIR/haproxy-LABEL.log. Sets HP_PID[LABEL], HP_PORT[LABEL].
+# REALMS_MIRROR ("" leaves it unset). The agent it asks is AGENT_SOCK's
+# (another for one call: AGENT_SOCK=PATH start_realms ...). Its stderr (the
+# request log) is appended to DIR/haproxy-LABEL.log. Sets HP_PID[LABEL],
+# HP_PORT[LABEL].
 declare -A HP_PID HP_PORT
 start_realms() {
 	local label=$1 cfg=$2 mirror=$3 channels=${4:-$DIR/hp/channels.cfg} port

@@ -47,8 +47,7 @@ start_spoa_agent() {
 }
 
 # The agent must be alive and must not have logged an error. Warnings are
-# shown in the summary: HAProxy closing an idle SPOE connection ("timeout
-# idle" of the .spoe file) is one, and is not a failure.
+# shown in the summary, and are not failures.
 check_spoa_agent() {
 	kill -0 "$AGENT_PID" 2>/dev/null || die "agent (-t $AGENT_THREADS) died: $1"
 	if grep -qE '\] error: ' "$AGENT_LOG"; then

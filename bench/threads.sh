@@ -34,15 +34,9 @@ declare -A AGENT=([one]=$AGENT_PID)
 sed -e 's/"threads": 1,/"threads": 2,/' -e "s|$MIRROR_ADDR|$DIR/mirror2.sock|" \
 	-e "s|\"$DIR/spool\"|\"$DIR/spool2\"|" "$DIR/realms.json" >"$DIR/realms2.json"
 mkdir -p "$DIR/spool2"
-"$BUILD/realms-agent" -c "$DIR/realms2.json" --check >"$DIR/agent2-check.out" 2>&1 ||
-	{ cat "$DIR/agent2-check.out" >&2; die "the second agent refused its configuration"; }
-spawn agent2 "$BUILD/realms-agent" -f -c "$DIR/realms2.json" -l "unix:$DIR/agent2.sock"
+spawn_agent agent2 "$DIR/realms2.json" "$DIR/agent2.sock" "$DIR/mirror2.sock"
 AGENT[two]=$SPAWNED
-wait_file "$DIR/agent2.sock" && wait_file "$DIR/mirror2.sock" || die "the second agent did not start"
-SOCK1=$AGENT_SOCK
-AGENT_SOCK=$DIR/agent2.sock
-start_realms two "$SRC/haproxy/realms.cfg" "$DIR/mirror2.sock"
-AGENT_SOCK=$SOCK1
+AGENT_SOCK=$DIR/agent2.sock start_realms two "$SRC/haproxy/realms.cfg" "$DIR/mirror2.sock"
 
 TOKEN=$TOKEN_SINGLE
 request_headers "x-mock-deltas: 48" "x-mock-delta-bytes: 24"
